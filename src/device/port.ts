@@ -1,0 +1,38 @@
+// The Zymkey port: everything zkluks asks of the module. Backends: zymbit (the real module through
+// Zymbit's tools) and sim (the software Zymkey). Failures throw ZymkeyUnavailableError with a reason.
+
+export type Backend = 'zymbit' | 'sim';
+
+export interface ZymkeyInfo {
+  /** e.g. "ZYMKEY4i", "HSM6"; "unknown" when it cannot be read. */
+  model: string;
+  serial: string;
+  firmware: string;
+}
+
+export type BindingMode = 'developer' | 'production' | 'unknown';
+
+export interface BindingInfo {
+  mode: BindingMode;
+  /** Bound to a host at all; null when unknown. */
+  bound: boolean | null;
+}
+
+export type PerimeterAction = 'none' | 'notify' | 'self-destruct';
+
+export interface PerimeterChannel {
+  channel: 0 | 1;
+  action: PerimeterAction | 'unknown';
+  /** ISO 8601 time of the first (latched) breach, null when none is latched. */
+  firstBreach: string | null;
+}
+
+export interface ZymkeyPort {
+  readonly backend: Backend;
+  randomBytes(n: number): Promise<Buffer>;
+  seal(plain: Buffer): Promise<Buffer>;
+  unseal(sealed: Buffer): Promise<Buffer>;
+  info(): Promise<ZymkeyInfo>;
+  binding(): Promise<BindingInfo>;
+  perimeter(): Promise<PerimeterChannel[]>;
+}

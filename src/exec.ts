@@ -1,0 +1,144 @@
+// The one process runner. Every external program zkluks starts goes through a Runner, so tests
+// can record, script or fault-inject every call, and so secrets have exactly one way in: stdin.
+import { execa } from 'execa';
+import { CommandFailedError } from './errors.ts';
+
+export interface RunOptions {
+  /** Data written to the program's stdin. */
+  input?: string | Buffer;
+  /** True when `input` is secret: it is never recorded and never appears in errors. */
+  secretInput?: boolean;
+  /** Further secret values (e.g. a key the program prints) to redact from records and errors. */
+  secrets?: ReadonlyArray<string | Buffer>;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  timeoutMs?: number;
+  /** Throw CommandFailedError on a non-zero exit (default true). */
+  reject?: boolean;
+}
+
+export interface RunResult {
+  /** `file args…` as a person would type it, with secrets redacted. */
+  command: string;
+  exitCode: number;
+  stdout: string;
+  stdoutBytes: Buffer;
+  stderr: string;
+  timedOut: boolean;
+}
+
+export type Runner = (file: string, args: readonly string[], options?: RunOptions) => Promise<RunResult>;
+
+/** What a recording runner keeps of each call. */
+export interface RunRecord {
+  file: string;
+  args: string[];
+  input: string | undefined;
+  exitCode: number;
+}
+
+export const REDACTED = '<redacted>';
+
+function secretStrings(options: RunOptions): string[] {
+  const values: string[] = [];
+  const add = (value: string | Buffer) => {
+    const text = Buffer.isBuffer(value) ? value.toString('utf8') : value;
+    // Very short values would redact ordinary words; secrets are keys and passphrases.
+    if (text.length >= 4) values.push(text);
+    if (Buffer.isBuffer(value) && value.length >= 4) {
+      values.push(value.toString('hex'), value.toString('base64'));
+    }
+  };
+  if (options.secretInput && options.input !== undefined) add(options.input);
+  for (const s of options.secrets ?? []) add(s);
+  return values;
+}
+
+/** Replace every secret value in `text` with <redacted>. */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join(REDACTED);
+  return out;
+}
+
+function quote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Refuse a call that would put a secret on argv, where every user of `ps` can read it. */
+function assertNoSecretOnArgv(file: string, args: readonly string[], secrets: readonly string[]): void {
+  for (const arg of [file, ...args]) {
+    if (secrets.some((s) => arg.includes(s))) {
+      throw new Error(`refusing to run '${file}': a secret value would appear on its command line`);
+    }
+  }
+}
+
+export interface RunnerOptions {
+  /** Append a record of every call here (tests). */
+  records?: RunRecord[];
+  /** Environment added to every call (e.g. PATH with the simulator's tools first). */
+  env?: Record<string, string | undefined>;
+}
+
+export function createRunner(runnerOptions: RunnerOptions = {}): Runner {
+  return async (file, args, options = {}) => {
+    const secrets = secretStrings(options);
+    assertNoSecretOnArgv(file, args, secrets);
+    const command = redact([file, ...args].map(quote).join(' '), secrets);
+    const result = await execa(file, [...args], {
+      input: options.input,
+      env: { ...runnerOptions.env, ...options.env },
+      cwd: options.cwd,
+      timeout: options.timeoutMs,
+      reject: false,
+      encoding: 'buffer',
+      stripFinalNewline: false,
+    });
+    const stdoutBytes = Buffer.from(result.stdout ?? new Uint8Array());
+    const stderr = redact(Buffer.from(result.stderr ?? new Uint8Array()).toString('utf8'), secrets);
+    const notFound = (result as { code?: string }).code === 'ENOENT';
+    const exitCode = result.exitCode ?? (notFound ? 127 : 1);
+    runnerOptions.records?.push({
+      file,
+      args: [...args],
+      input:
+        options.input === undefined
+          ? undefined
+          : options.secretInput
+            ? REDACTED
+            : redact(options.input.toString(), secrets),
+      exitCode,
+    });
+    const out: RunResult = {
+      command,
+      exitCode,
+      stdout: stdoutBytes.toString('utf8'),
+      stdoutBytes,
+      stderr: notFound ? `${file}: command not found` : stderr,
+      timedOut: result.timedOut === true,
+    };
+    if ((options.reject ?? true) && (exitCode !== 0 || out.timedOut)) {
+      throw new CommandFailedError(
+        command,
+        exitCode,
+        out.timedOut ? `timed out after ${options.timeoutMs} ms` : out.stderr,
+      );
+    }
+    return out;
+  };
+}
+
+/** Wrap a runner so that a chosen call fails, as if the program had failed (fault-injection tests). */
+export function failingRunner(
+  inner: Runner,
+  shouldFail: (file: string, args: readonly string[]) => boolean,
+  stderr = 'injected failure',
+): Runner {
+  return async (file, args, options = {}) => {
+    if (!shouldFail(file, args)) return inner(file, args, options);
+    const command = [file, ...args].map(quote).join(' ');
+    if (options.reject ?? true) throw new CommandFailedError(command, 1, stderr);
+    return { command, exitCode: 1, stdout: '', stdoutBytes: Buffer.alloc(0), stderr, timedOut: false };
+  };
+}

@@ -1,7 +1,7 @@
 // Builds dist/zkluks.mjs: one file an admin copies to a Pi and runs with plain `node`.
 // i2c-bus stays external: it is a native addon, loaded lazily and optional.
 import { build } from 'esbuild';
-import { chmodSync } from 'node:fs';
+import { chmodSync, renameSync } from 'node:fs';
 
 const outfile = new URL('../dist/zkluks.mjs', import.meta.url).pathname;
 await build({
@@ -10,7 +10,7 @@ await build({
   platform: 'node',
   target: 'node20',
   format: 'esm',
-  outfile,
+  outfile: `${outfile}.${process.pid}.tmp`,
   external: ['i2c-bus'],
   logLevel: 'warning',
   banner: {
@@ -21,4 +21,6 @@ await build({
     ].join('\n'),
   },
 });
-chmodSync(outfile, 0o755);
+// Written aside and renamed, so a test running the previous bundle never sees a half-written file.
+chmodSync(`${outfile}.${process.pid}.tmp`, 0o755);
+renameSync(`${outfile}.${process.pid}.tmp`, outfile);

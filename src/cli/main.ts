@@ -1,13 +1,12 @@
 // argv -> yargs -> one command handler. Handlers throw; this is the one place that maps errors to
 // exit codes.
 import yargs from 'yargs';
-import { ExitCode } from '../errors.ts';
+import { ExitCode, UsageError } from '../errors.ts';
 import { commands } from './commands.ts';
 import { withGlobalOptions } from './global-options.ts';
 import { reportError } from './output.ts';
 
 export async function main(args: string[]): Promise<number> {
-  let usageError: string | undefined;
   const parser = withGlobalOptions(yargs(args))
     .scriptName('zkluks')
     .usage('$0 <command>\n\nUnlock a LUKS2 root filesystem at boot with a Zymbit Zymkey.')
@@ -21,17 +20,13 @@ export async function main(args: string[]): Promise<number> {
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .exitProcess(false)
     .fail((message, error) => {
-      if (error) throw error;
-      usageError = message;
+      // Throwing here stops yargs before any handler runs.
+      throw error ?? new UsageError(message, { hint: 'zkluks --help' });
     });
   try {
     await parser.parseAsync();
   } catch (error) {
     return reportError(error, args.includes('--json'));
-  }
-  if (usageError !== undefined) {
-    process.stderr.write(`zkluks: ${usageError}\nhint: zkluks --help\n`);
-    return ExitCode.usage;
   }
   return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
 }

@@ -1,0 +1,210 @@
+// The initramfs image the firmware will load: built for the right kernel, holding what the unlock
+// needs, in step with /var/lib/zymbit, and free of plaintext keys.
+import { valueOf, type Facts } from '../facts.ts';
+import type { Finding } from '../finding.ts';
+import { compareKernelVersions } from '../kernel-version.ts';
+import { waysIn } from '../ways-in.ts';
+
+const area = 'initramfs' as const;
+const REBUILD = 'update-initramfs -u -k all, then zkluks initramfs check';
+
+function has(files: readonly string[], path: string): boolean {
+  const p = path.replace(/^\/+/, '');
+  const alt = p.startsWith('usr/') ? p.slice(4) : `usr/${p}`;
+  return files.includes(p) || files.includes(alt);
+}
+
+function contents(facts: Facts): Finding[] {
+  const image = valueOf(facts.initramfs);
+  if (!image) return [];
+  const findings: Finding[] = [];
+  const entry = valueOf(facts.crypttab)?.entries.find((e) => e.name === valueOf(facts.volume)?.crypttabName);
+  const keyscript = entry?.options.find((o) => o.startsWith('keyscript='))?.slice('keyscript='.length);
+  const wanted: string[] = [];
+  if (keyscript) wanted.push(keyscript.startsWith('/') ? keyscript : `/lib/cryptsetup/scripts/${keyscript}`);
+  wanted.push('cryptroot/crypttab');
+  const missingFiles = wanted.filter((p) => !has(image.files, p));
+  const zkunlockifs = image.files.find((f) => f.endsWith('/zkunlockifs'));
+  if (!zkunlockifs) missingFiles.push('zkunlockifs');
+  const rootState = valueOf(facts.zymbitState);
+  const needed = (rootState?.files ?? []).filter((f) => /salt|^zkenv\.conf$|^key\.bin\.lock$/.test(f.path));
+  const inImage = new Map(image.zymbitState.map((f) => [f.path, f.sha256]));
+  for (const f of needed) if (!inImage.has(f.path)) missingFiles.push(`var/lib/zymbit/${f.path}`);
+  if (missingFiles.length > 0) {
+    findings.push({
+      id: 'initramfs.missing-files',
+      area,
+      severity: 'error',
+      summary: `The image lacks what the Zymkey unlock needs: ${missingFiles.join(', ')}.`,
+      evidence: [`image: ${image.image}`],
+      hint: `zkluks initramfs install --root ${facts.root}`,
+    });
+  }
+  const drift = (rootState?.files ?? []).filter(
+    (f) => inImage.has(f.path) && inImage.get(f.path) !== f.sha256,
+  );
+  if (drift.length > 0) {
+    const production = valueOf(valueOf(facts.zymkey)?.binding)?.mode === 'production';
+    findings.push({
+      id: 'initramfs.zymbit-state-drift',
+      area,
+      severity: 'error',
+      summary: `/var/lib/zymbit changed after the image was built (salt drift): the copy inside the initramfs is stale${production ? ', and in production mode the module rejects it at the next boot' : ', which a production-mode module rejects at boot'}.`,
+      evidence: drift.map(
+        (f) =>
+          `var/lib/zymbit/${f.path}: root filesystem sha256 ${f.sha256.slice(0, 12)}…, image ${inImage.get(f.path)?.slice(0, 12)}…`,
+      ),
+      hint: waysIn(facts).zymbitLayout
+        ? 'update_encr_initrd (or update-initramfs -u -k all and copy the image to the boot partition)'
+        : REBUILD,
+    });
+  }
+  const i2cDev = image.files.some((f) => /\/i2c-dev\.ko/.test(f));
+  const busDriver = image.files.some((f) =>
+    /\/i2c-(bcm2835|bcm2708|designware-platform|designware-core)\.ko/.test(f),
+  );
+  if (!i2cDev || !busDriver) {
+    findings.push({
+      id: 'initramfs.i2c-modules',
+      area,
+      severity: 'warning',
+      summary: `The image has no ${[!i2cDev && 'i2c-dev', !busDriver && 'I2C bus driver (i2c-bcm2835)'].filter(Boolean).join(' and no ')} module: unless built into the kernel, the keyscript cannot reach the Zymkey.`,
+      evidence: [`image: ${image.image}`],
+      hint: `add i2c-dev and i2c-bcm2835 to /etc/initramfs-tools/modules, then ${REBUILD}`,
+    });
+  }
+  if (findings.length === 0) {
+    findings.push({
+      id: 'initramfs.contents',
+      area,
+      severity: 'ok',
+      summary:
+        'The image holds the keyscript, zkunlockifs, the Zymbit state (matching the root filesystem) and the I2C modules.',
+      evidence: [`image: ${image.image}`],
+      hint: '',
+    });
+  }
+  return findings;
+}
+
+function kernel(facts: Facts): Finding[] {
+  const image = valueOf(facts.initramfs);
+  if (!image) return [];
+  const installed = [...facts.kernel.installed].sort(compareKernelVersions);
+  const newest = installed[installed.length - 1];
+  const built = image.kernelVersions;
+  if (built.length === 0) {
+    return [
+      {
+        id: 'initramfs.kernel-unknown',
+        area,
+        severity: 'warning',
+        summary: 'The image holds no kernel modules, so the kernel it was built for is unknown.',
+        evidence: [`image: ${image.image}`],
+        hint: REBUILD,
+      },
+    ];
+  }
+  const target = newest ?? facts.kernel.running;
+  if (target && !built.includes(target)) {
+    return [
+      {
+        id: 'initramfs.kernel-mismatch',
+        area,
+        severity: 'error',
+        summary: `The image the firmware loads was built for kernel ${built.join(', ')}, but the newest installed kernel is ${target}: its modules (dm-crypt, I2C) are missing at the next boot.`,
+        evidence: [
+          `image: ${image.image} (${image.chosenBecause})`,
+          `installed kernels: ${installed.join(', ') || 'none'}`,
+          ...(facts.kernel.running ? [`running kernel: ${facts.kernel.running}`] : []),
+        ],
+        hint: `update-initramfs -u -k ${target}, make sure the result reaches the boot partition, then zkluks initramfs check`,
+      },
+    ];
+  }
+  return [
+    {
+      id: 'initramfs.kernel',
+      area,
+      severity: 'ok',
+      summary: `The image was built for kernel ${built.join(', ')}, the newest installed.`,
+      evidence: [`image: ${image.image} (${image.chosenBecause})`],
+      hint: '',
+    },
+  ];
+}
+
+function environment(facts: Facts): Finding[] {
+  const findings: Finding[] = [];
+  if (facts.initramfsModules.ok && facts.initramfsModules.value === 'dep') {
+    findings.push({
+      id: 'initramfs.modules-dep',
+      area,
+      severity: 'warning',
+      summary:
+        'initramfs.conf says MODULES=dep: the image holds only the modules the build host was using, which has left out the I2C modules the unlock needs.',
+      evidence: ['/etc/initramfs-tools/initramfs.conf: MODULES=dep'],
+      hint: `set MODULES=most in /etc/initramfs-tools/initramfs.conf, then ${REBUILD}`,
+    });
+  }
+  if (facts.kernelPostinstHook.ok && /update_encr_initrd/.test(facts.kernelPostinstHook.value)) {
+    findings.push({
+      id: 'initramfs.postinst-overwritten',
+      area,
+      severity: 'warning',
+      summary:
+        "Zymbit's script replaced the distro's /etc/kernel/postinst.d/initramfs-tools with a call to update_encr_initrd: kernel upgrades write a single initrd.img for the last kernel built, and an initramfs-tools upgrade can put the original back.",
+      evidence: ['/etc/kernel/postinst.d/initramfs-tools calls update_encr_initrd'],
+      hint: 'restore the distro file (apt-get install --reinstall -o Dpkg::Options::=--force-confask initramfs-tools) and let zkluks initramfs install add its own postinst.d hook',
+    });
+  }
+  if (facts.unattendedUpgrades.ok && facts.unattendedUpgrades.value) {
+    findings.push({
+      id: 'initramfs.unattended-upgrades',
+      area,
+      severity: 'warning',
+      summary:
+        'unattended-upgrades is installed: Zymbit warns that an unattended update-initramfs can fail and leave the Pi unable to boot.',
+      evidence: ['package unattended-upgrades is installed'],
+      hint: 'apt-get remove unattended-upgrades (or exclude kernel and initramfs packages), and run zkluks initramfs check after each upgrade',
+    });
+  }
+  for (const k of facts.keyMaterial.filter((m) => m.where !== 'crypttab')) {
+    findings.push({
+      id: 'initramfs.plaintext-key',
+      area,
+      severity: 'error',
+      summary:
+        k.opensSlot !== null
+          ? `'${k.path}' in the ${k.where} opens keyslot ${k.opensSlot}: the LUKS key lies there in plaintext, and anyone with the SD card can read it.`
+          : `'${k.path}' in the ${k.where} looks like a plaintext key file.`,
+      evidence: [
+        k.tried
+          ? `cryptsetup --test-passphrase with it: ${k.opensSlot !== null ? `opens slot ${k.opensSlot}` : 'opens no slot'}`
+          : 'not tried against the header',
+      ],
+      hint: `remove it (and the hook or KEYFILE_PATTERN that copies it), ${k.opensSlot !== null ? `replace slot ${k.opensSlot} with 'zkluks rotate', ` : ''}then ${REBUILD}`,
+    });
+  }
+  return findings;
+}
+
+export function checkInitramfs(facts: Facts): Finding[] {
+  if (!facts.initramfs.ok) {
+    return [
+      {
+        id: 'initramfs.image-unreadable',
+        area,
+        severity: facts.initramfs.status === 'unavailable' ? 'warning' : 'error',
+        summary:
+          facts.initramfs.status === 'missing'
+            ? 'The initramfs image the firmware will load does not exist: the root cannot be unlocked at boot.'
+            : 'The initramfs image was not examined.',
+        evidence: [facts.initramfs.reason],
+        hint: REBUILD,
+      },
+      ...environment(facts),
+    ];
+  }
+  return [...kernel(facts), ...contents(facts), ...environment(facts)];
+}

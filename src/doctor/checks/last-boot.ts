@@ -1,0 +1,70 @@
+// The boot record the keyscript left in /run/zkluks: how the root was unlocked this boot.
+import { valueOf, type Facts } from '../facts.ts';
+import type { Finding } from '../finding.ts';
+import { waysIn } from '../ways-in.ts';
+
+const area = 'last boot' as const;
+
+const REASONS: Record<string, string> = {
+  'self-destructed': 'the Zymkey had destroyed its keys',
+  unreachable: 'the Zymkey did not answer on I2C',
+  'no-bus': 'no I2C bus appeared in time',
+  'no-token': 'the header has no zkluks-zymkey token',
+  'corrupt-token': 'the zkluks-zymkey token is corrupt',
+  timeout: 'zkunlockifs did not answer in time',
+  'key-rejected': 'the unsealed key did not open the slot',
+  'tool-missing': 'zkunlockifs is missing from the initramfs',
+  'unseal-failed': 'the Zymkey refused to unseal the key',
+};
+
+export function checkLastBoot(facts: Facts): Finding[] {
+  const ways = waysIn(facts);
+  if (!facts.bootRecord.ok) {
+    const entry = valueOf(facts.crypttab)?.entries.find((e) => e.name === ways.mapping);
+    const ours = entry?.options.some((o) => /^keyscript=.*\/zkluks$/.test(o)) ?? false;
+    return [
+      {
+        id: 'last-boot.no-record',
+        area,
+        severity: ours && facts.live ? 'warning' : 'info',
+        summary:
+          ours && facts.live
+            ? 'No boot record: the zkluks keyscript did not run this boot, so the root was unlocked some other way.'
+            : 'No boot record from the zkluks keyscript.',
+        evidence: [facts.bootRecord.reason],
+        hint: ours && facts.live ? 'zkluks initramfs check' : '',
+      },
+    ];
+  }
+  const { path, fields } = facts.bootRecord.value;
+  const evidence = [
+    `${path}: ${['method', 'reason', 'tried', 'elapsed_ms', 'uptime']
+      .filter((k) => fields[k] !== undefined)
+      .map((k) => `${k}=${fields[k]}`)
+      .join(' ')}`,
+    ...(fields.detail ? [`detail: ${fields.detail}`] : []),
+  ];
+  if (fields.method === 'zymkey' && (fields.reason ?? 'ok') === 'ok') {
+    return [
+      {
+        id: 'last-boot.zymkey',
+        area,
+        severity: 'ok',
+        summary: `This boot the root was unlocked through the Zymkey${fields.elapsed_ms ? ` in ${fields.elapsed_ms} ms` : ''}.`,
+        evidence,
+        hint: '',
+      },
+    ];
+  }
+  const reason = fields.reason ?? 'unknown';
+  return [
+    {
+      id: 'last-boot.fallback',
+      area,
+      severity: 'warning',
+      summary: `This boot the Zymkey path failed (${REASONS[reason] ?? reason}) and the root was unlocked with a typed passphrase or recovery key.`,
+      evidence,
+      hint: reason === 'self-destructed' ? '' : `zkluks verify '${ways.volume}'`,
+    },
+  ];
+}

@@ -1,0 +1,136 @@
+// The LUKS2 header: is there a way in without the Zymkey, and do our tokens match the keyslots.
+import type { Facts } from '../facts.ts';
+import type { Finding } from '../finding.ts';
+import { plural } from '../unlock-path.ts';
+import { waysIn } from '../ways-in.ts';
+
+const area = 'LUKS header' as const;
+
+export function checkLuksHeader(facts: Facts): Finding[] {
+  const ways = waysIn(facts);
+  const v = ways.volume;
+  if (!facts.volume.ok) {
+    return [
+      {
+        id: 'luks.no-volume',
+        area,
+        severity: 'warning',
+        summary: 'No volume to examine.',
+        evidence: [facts.volume.reason],
+        hint: "name it: 'zkluks doctor /dev/mmcblk0p2'",
+      },
+    ];
+  }
+  if (!facts.header.ok) {
+    return [
+      {
+        id: 'luks.header-unreadable',
+        area,
+        severity: 'error',
+        summary: `The LUKS2 header of '${v}' cannot be read.`,
+        evidence: [facts.header.reason],
+        hint: `cryptsetup luksDump '${facts.volume.value.path}'; a LUKS1 volume needs 'cryptsetup convert --type luks2' after 'cryptsetup luksHeaderBackup'`,
+      },
+    ];
+  }
+  const header = facts.header.value;
+  const slots = header.keyslots.map((k) => k.id);
+  const findings: Finding[] = [];
+
+  if (ways.zymkeySlots.length > 0 && ways.otherSlots.length === 0) {
+    findings.push({
+      id: 'luks.no-recovery-path',
+      area,
+      severity: 'error',
+      summary:
+        'No recovery path: every keyslot needs the Zymkey, so a self-destruct, a dead Pi or a production-binding mismatch loses the data for good.',
+      evidence: [
+        `keyslots: ${slots.join(', ')}`,
+        ways.zymbitLayout && header.tokens.length === 0
+          ? "Zymbit's layout: the single slot opens only with the key sealed in /var/lib/zymbit/key.bin.lock"
+          : `${plural(ways.zymkeySlots, 'slot')} belong${ways.zymkeySlots.length === 1 ? 's' : ''} to the Zymkey token`,
+      ],
+      hint: `zkluks recovery add '${v}' (optionally --escrow age1…), then cryptsetup luksHeaderBackup '${v}' --header-backup-file /root/header.img`,
+    });
+  } else if (ways.otherSlots.length > 0) {
+    const recovery = header.tokens.filter((t) => t.type === 'zkluks-recovery');
+    findings.push({
+      id: 'luks.recovery-path',
+      area,
+      severity: 'ok',
+      summary: `${plural(ways.otherSlots, 'Slot')} open${ways.otherSlots.length === 1 ? 's' : ''} without the Zymkey${ways.recoverySlots.length > 0 ? ` (recovery key in slot ${ways.recoverySlots.join(', ')})` : ''}.`,
+      evidence: recovery.map(
+        (t) =>
+          `token ${t.id}: recovery key for slot ${t.keyslots.join(',')}${t.escrowRecipient ? `, escrowed to ${t.escrowRecipient}` : ''}`,
+      ),
+      hint: '',
+    });
+  } else if (slots.length === 0) {
+    findings.push({
+      id: 'luks.no-keyslots',
+      area,
+      severity: 'error',
+      summary: 'The header has no keyslots: nothing can open this volume.',
+      evidence: [],
+      hint: `restore a header backup: cryptsetup luksHeaderRestore '${v}' --header-backup-file FILE`,
+    });
+  }
+
+  for (const t of header.tokens) {
+    if (!t.type.startsWith('zkluks-')) continue;
+    if (!t.valid) {
+      findings.push({
+        id: 'luks.token-corrupt',
+        area,
+        severity: 'error',
+        summary: `Token ${t.id} (${t.type}) is corrupt: the boot cannot use it.`,
+        evidence: [t.problem ?? 'does not match the token schema'],
+        hint: `cryptsetup token remove --token-id ${t.id} '${v}', then 'zkluks rotate ${v}'`,
+      });
+    }
+    const dangling =
+      t.keyslots.length === 0 ? ['none'] : t.keyslots.filter((s) => !slots.includes(s)).map(String);
+    if (dangling.length > 0) {
+      findings.push({
+        id: 'luks.token-dangling',
+        area,
+        severity: 'error',
+        summary: `Token ${t.id} (${t.type}) points at a keyslot that does not exist: ${t.type === 'zkluks-zymkey' ? 'the Zymkey path cannot unlock this volume' : 'the recovery key it describes is gone'}.`,
+        evidence: [
+          `token ${t.id} keyslots: ${dangling.join(', ')}; existing keyslots: ${slots.join(', ') || 'none'}`,
+        ],
+        hint: `cryptsetup token remove --token-id ${t.id} '${v}', then ${t.type === 'zkluks-zymkey' ? `'zkluks enroll ${v}'` : `'zkluks recovery add ${v}'`}`,
+      });
+    }
+  }
+
+  const tokenSlots = new Set(header.tokens.flatMap((t) => t.keyslots));
+  for (const k of header.keyslots) {
+    if (k.priority === 'prefer' && !tokenSlots.has(k.id)) {
+      findings.push({
+        id: 'luks.slot-without-token',
+        area,
+        severity: 'warning',
+        summary: `Keyslot ${k.id} is marked 'prefer' like a Zymkey slot, but no token names it: its sealed key is lost, so the slot is dead weight.`,
+        evidence: [
+          `keyslot ${k.id}: ${k.kdf}, priority prefer; tokens name slots ${[...tokenSlots].join(', ') || 'none'}`,
+        ],
+        hint: `'zkluks rotate ${v}' (new Zymkey slot), then cryptsetup luksKillSlot '${v}' ${k.id}`,
+      });
+    }
+  }
+  if (
+    header.tokens.some((t) => t.type === 'zkluks-zymkey' && t.valid) &&
+    !findings.some((f) => f.severity !== 'ok')
+  ) {
+    findings.push({
+      id: 'luks.tokens',
+      area,
+      severity: 'ok',
+      summary: 'Tokens and keyslots match.',
+      evidence: header.tokens.map((t) => `token ${t.id}: ${t.type} -> slot ${t.keyslots.join(',')}`),
+      hint: '',
+    });
+  }
+  return findings;
+}

@@ -1,0 +1,356 @@
+// The module itself: can it still unseal our key, is it bound where it should be, and is it safe to
+// bind it for production.
+import { valueOf, type Facts, type Fact } from '../facts.ts';
+import type { Finding } from '../finding.ts';
+import { decodeLed } from '../led.ts';
+import { rescueNow } from '../rescue.ts';
+import { plural, unlockPath } from '../unlock-path.ts';
+import { waysIn, type WaysIn } from '../ways-in.ts';
+
+const area = 'Zymkey' as const;
+
+function failure(facts: Facts): { code: string; reason: string } | null {
+  const z = valueOf(facts.zymkey);
+  if (!z) return null;
+  const sources: Fact<unknown>[] = [z.unseal, z.rng, z.info, z.binding, z.perimeter];
+  for (const s of sources) {
+    if (!s.ok && s.code && s.code !== 'unknown') return { code: s.code, reason: s.reason };
+  }
+  for (const s of sources)
+    if (!s.ok && s.status === 'unreadable') return { code: s.code ?? 'unknown', reason: s.reason };
+  return null;
+}
+
+function ledSays(facts: Facts, name: string): boolean {
+  return facts.led !== null && decodeLed(facts.led).name === name;
+}
+
+const SAFE_ORDER =
+  "the safe order: 1) clear events (python3 -c 'import zymkey; zymkey.client.clear_perimeter_detect_info()'); " +
+  '2) verify the circuit: close the enclosure and clear until get_perimeter_detect_info() reads all zeros; ' +
+  "3) add recovery: 'zkluks recovery add VOLUME'; 4) then bind (cut the tab on a ZYMKEY4, lock_binding() on HSM/ZYMKEY5) and reboot; " +
+  '5) then arm self-destruct';
+
+function tokenEvidence(facts: Facts): string[] {
+  const header = valueOf(facts.header);
+  return (header?.tokens ?? [])
+    .filter((t) => t.type === 'zkluks-zymkey')
+    .map(
+      (t) =>
+        `token ${t.id} (slot ${t.keyslots.join(',') || 'none'}) was sealed by ${t.zymkey?.model ?? '?'} serial ${t.zymkey?.serial ?? '?'} in ${t.zymkey?.binding ?? '?'} mode`,
+    );
+}
+
+function broken(facts: Facts, ways: WaysIn, code: string, reason: string): Finding {
+  const z = valueOf(facts.zymkey);
+  const binding = valueOf(z?.binding);
+  const evidence = [
+    `Zymkey: ${reason}`,
+    ...(binding ? [`binding: ${binding.mode}`] : []),
+    ...(valueOf(z?.perimeter) ?? [])
+      .filter((c) => c.firstBreach)
+      .map((c) => `perimeter channel ${c.channel}: action ${c.action}, first breach ${c.firstBreach}`),
+    ...tokenEvidence(facts),
+    unlockPath(facts, ways),
+  ];
+  const v = ways.volume;
+  switch (code) {
+    case 'self-destructed':
+      return {
+        id: 'zymkey.self-destructed',
+        area,
+        severity: 'error',
+        summary:
+          'The Zymkey destroyed its key material (self-destruct after a perimeter breach): it will never unseal again, so the next boot will NOT unlock through the Zymkey.',
+        evidence,
+        hint: rescueNow(ways),
+      };
+    case 'host-mismatch':
+      return {
+        id: 'zymkey.host-mismatch',
+        area,
+        severity: 'error',
+        summary:
+          'The Zymkey is bound in production mode to another host (a replacement Pi or a cloned SD card): it refuses to unseal here, at every boot, and production binding cannot be undone.',
+        evidence,
+        hint:
+          ways.otherSlots.length > 0
+            ? `put the module back on its original Pi with its original SD card; to keep this Pi, unlock with the recovery key ('zkluks recovery unlock ${v} --identity FILE', or type it at the prompt), then 'zkluks rotate ${v}' with a module bound here`
+            : 'put the module back on its original Pi with its original SD card: this volume has no slot that opens without that exact module, Pi and card',
+      };
+    case 'wrong-module':
+      return {
+        id: 'zymkey.wrong-module',
+        area,
+        severity: 'error',
+        summary: 'The sealed key was made by a different Zymkey: this module cannot unseal it.',
+        evidence,
+        hint: `fit the module that sealed it, or unlock with the recovery key and run 'zkluks rotate ${v}'`,
+      };
+    case 'unreachable':
+      return {
+        id: 'zymkey.unreachable',
+        area,
+        severity: 'error',
+        summary:
+          'The Zymkey does not answer: the boot cannot unseal the key and will fall back to the prompt.',
+        evidence,
+        hint: "run 'zkluks device probe'; check dtparam=i2c_arm=on in config.txt and ZK_GPIO_WAKE_PIN in /var/lib/zymbit/zkenv.conf",
+      };
+    case 'not-bound':
+      return {
+        id: 'zymkey.not-bound',
+        area,
+        severity: 'error',
+        summary: 'The Zymkey has not bound to this host, so it refuses every crypto call.',
+        evidence,
+        hint: "check the wake pin and I2C, then 'systemctl restart zkifc' and wait for one blink every 3 s",
+      };
+    case 'state-missing':
+    case 'state-corrupt':
+      return {
+        id: `zymkey.${code}`,
+        area,
+        severity: 'error',
+        summary: `Zymbit's state directory is ${code === 'state-missing' ? 'missing' : 'corrupt'}: the module cannot work, and in production mode it never will again.`,
+        evidence,
+        hint: `restore /var/lib/zymbit from a backup of this exact host; otherwise unlock with the recovery key and run 'zkluks rotate ${v}'`,
+      };
+    case 'tool-missing':
+      return {
+        id: 'zymkey.tool-missing',
+        area,
+        severity: 'error',
+        summary: "Zymbit's standalone tools (zkgrifs, zklockifs, zkunlockifs) are not installed.",
+        evidence,
+        hint: 'apt-get install zksaapps',
+      };
+    case 'corrupt-blob':
+      return {
+        id: 'zymkey.corrupt-blob',
+        area,
+        severity: 'error',
+        summary: 'The sealed key in the header fails authentication: it was changed or damaged.',
+        evidence,
+        hint: `unlock with the recovery key, then 'zkluks rotate ${v}'`,
+      };
+    default:
+      return {
+        id: 'zymkey.failed',
+        area,
+        severity: 'error',
+        summary: `The Zymkey fails (${code}): the boot cannot unseal the key through it.`,
+        evidence,
+        hint: "run 'zkluks device info' and 'systemctl status zkifc'",
+      };
+  }
+}
+
+function productionReadiness(facts: Facts, ways: WaysIn): Finding[] {
+  const z = valueOf(facts.zymkey);
+  const binding = valueOf(z?.binding);
+  if (!binding) return [];
+  if (binding.mode === 'production') {
+    return [
+      {
+        id: 'zymkey.binding',
+        area,
+        severity: 'ok',
+        summary: 'Bound in production mode (permanent).',
+        evidence: [`binding: production, bound: ${binding.bound ?? 'unknown'}`],
+        hint: '',
+      },
+    ];
+  }
+  if (binding.mode !== 'developer') return [];
+  const perimeter = valueOf(z?.perimeter) ?? [];
+  const problems: string[] = [];
+  for (const c of perimeter) {
+    if (c.action === 'self-destruct' && c.firstBreach) {
+      problems.push(
+        `channel ${c.channel} is armed to self-destruct and its breach is already latched (first breach ${c.firstBreach}): the circuit is open or faulty, and once bound the module destroys its keys`,
+      );
+    }
+  }
+  if (ways.known && ways.zymkeySlots.length > 0 && ways.otherSlots.length === 0) {
+    problems.push(
+      `no recovery path: ${plural(ways.zymkeySlots, 'slot')} need${ways.zymkeySlots.length === 1 ? 's' : ''} the Zymkey and no other slot opens the volume, so once bound any Pi, card or module failure leaves the disk unrecoverable`,
+    );
+  }
+  if (problems.length === 0) {
+    return [
+      {
+        id: 'zymkey.binding',
+        area,
+        severity: 'ok',
+        summary: 'Bound in developer mode; nothing stops a later production binding.',
+        evidence: [
+          `binding: developer, bound: ${binding.bound ?? 'unknown'}`,
+          ...perimeter.map(
+            (c) =>
+              `channel ${c.channel}: action ${c.action}, ${c.firstBreach ? `breach latched ${c.firstBreach}` : 'no breach'}`,
+          ),
+        ],
+        hint: '',
+      },
+    ];
+  }
+  return [
+    {
+      id: 'zymkey.not-ready-for-production',
+      area,
+      severity: 'error',
+      summary:
+        'Still in developer mode, and binding for production now (cutting the tab, lock_binding) would destroy the keys or leave the disk unrecoverable.',
+      evidence: [`binding: developer`, ...problems],
+      hint: SAFE_ORDER.replace('VOLUME', ways.volume),
+    },
+  ];
+}
+
+function perimeter(facts: Facts): Finding[] {
+  const z = valueOf(facts.zymkey);
+  const binding = valueOf(z?.binding);
+  return (valueOf(z?.perimeter) ?? [])
+    .filter((c) => c.firstBreach && !(c.action === 'self-destruct' && binding?.mode === 'developer'))
+    .map((c) => ({
+      id: 'zymkey.breach-latched',
+      area,
+      severity: 'warning' as const,
+      summary: `Perimeter channel ${c.channel} has a latched breach (action ${c.action}).`,
+      evidence: [`channel ${c.channel}: first breach ${c.firstBreach}`],
+      hint: "verify the circuit, then clear it: python3 -c 'import zymkey; zymkey.client.clear_perimeter_detect_info()'",
+    }));
+}
+
+function zkifc(facts: Facts): Finding[] {
+  const z = valueOf(facts.zymkey);
+  if (z?.backend !== 'zymbit') return [];
+  if (!facts.zkifc.ok) {
+    return [
+      {
+        id: 'zymkey.zkifc-unknown',
+        area,
+        severity: 'info',
+        summary: 'zkifc state not read.',
+        evidence: [facts.zkifc.reason],
+        hint: '',
+      },
+    ];
+  }
+  const u = facts.zkifc.value;
+  if (u.activeState === 'active') {
+    return [
+      { id: 'zymkey.zkifc', area, severity: 'ok', summary: 'zkifc is running.', evidence: [], hint: '' },
+    ];
+  }
+  return [
+    {
+      id: 'zymkey.zkifc-inactive',
+      area,
+      severity: 'warning',
+      summary: `zkifc is ${u.activeState}: the Zymkey API fails on this running system (the boot path does not need it).`,
+      evidence: u.journal.slice(-8).map((l) => `journal: ${l}`),
+      hint: "systemctl restart zkifc; then 'journalctl -u zkifc -n 50'",
+    },
+  ];
+}
+
+function led(facts: Facts): Finding[] {
+  if (facts.led === null) return [];
+  const p = decodeLed(facts.led);
+  return [
+    {
+      id: `zymkey.led.${p.name}`,
+      area,
+      severity: p.severity,
+      summary: `The LED shows ${p.looks}: ${p.means}.`,
+      evidence: [`--led '${facts.led}' decoded as '${p.name}'`],
+      hint: p.hint,
+    },
+  ];
+}
+
+export function checkZymkey(facts: Facts): Finding[] {
+  const ways = waysIn(facts);
+  const findings: Finding[] = [];
+  if (!facts.zymkey.ok) {
+    findings.push({
+      id: 'zymkey.not-asked',
+      area,
+      severity: 'warning',
+      summary: 'The Zymkey was not asked.',
+      evidence: [facts.zymkey.reason],
+      hint: "run on the Pi itself, or with '--backend sim --sim-state DIR'",
+    });
+    return [...findings, ...led(facts)];
+  }
+  const z = facts.zymkey.value;
+  let fail = failure(facts);
+  if (!fail && ledSays(facts, 'atecc-unreachable') && z.binding.ok && z.binding.value.mode === 'production') {
+    fail = {
+      code: 'self-destructed',
+      reason: 'the LED shows 5 slow blinks after a rapid flash (secure element gone)',
+    };
+  }
+  if (fail) {
+    findings.push(broken(facts, ways, fail.code, fail.reason));
+  } else if (z.unseal.ok) {
+    const { tokenId, opensSlot, source } = z.unseal.value;
+    const token = valueOf(facts.header)?.tokens.find((t) => t.id === tokenId);
+    const slot = token?.keyslots.join(',') ?? (ways.zymkeySlots.join(',') || '?');
+    findings.push(
+      opensSlot === false
+        ? {
+            id: 'zymkey.key-rejected',
+            area,
+            severity: 'error',
+            summary: `The Zymkey unseals the key in ${source}, but slot ${slot} rejects it: the boot will fall back to the prompt.`,
+            evidence: tokenEvidence(facts),
+            hint: `unlock with the recovery key or passphrase, then 'zkluks rotate ${ways.volume}'`,
+          }
+        : {
+            id: 'zymkey.unseal',
+            area,
+            severity: 'ok',
+            summary: `The Zymkey unseals the key in ${source}${opensSlot ? ` and it opens slot ${slot}` : ''}.`,
+            evidence: z.info.ok
+              ? [`${z.info.value.model} serial ${z.info.value.serial}, firmware ${z.info.value.firmware}`]
+              : [],
+            hint: '',
+          },
+    );
+  } else if (z.info.ok) {
+    findings.push({
+      id: 'zymkey.info',
+      area,
+      severity: 'ok',
+      summary: `The Zymkey answers: ${z.info.value.model} serial ${z.info.value.serial}.`,
+      evidence: [`unseal not tried: ${z.unseal.reason}`],
+      hint: '',
+    });
+  }
+  const info = valueOf(z.info);
+  for (const t of valueOf(facts.header)?.tokens ?? []) {
+    if (
+      t.type === 'zkluks-zymkey' &&
+      info &&
+      t.zymkey?.serial &&
+      info.serial !== 'unknown' &&
+      t.zymkey.serial !== info.serial &&
+      fail?.code !== 'wrong-module'
+    ) {
+      findings.push({
+        id: 'zymkey.other-module',
+        area,
+        severity: 'warning',
+        summary: `Token ${t.id} was sealed by module serial ${t.zymkey.serial}, but the module fitted is serial ${info.serial}.`,
+        evidence: tokenEvidence(facts),
+        hint: `'zkluks rotate ${ways.volume}' seals a new key with the fitted module`,
+      });
+    }
+  }
+  if (!fail || fail.code !== 'self-destructed') findings.push(...productionReadiness(facts, ways));
+  findings.push(...perimeter(facts), ...zkifc(facts), ...led(facts));
+  return findings;
+}

@@ -1,0 +1,16 @@
+// The rescue to do while the volume is still open, when the Zymkey will not unlock it again.
+import type { WaysIn } from './ways-in.ts';
+
+export function rescueNow(ways: WaysIn): string {
+  const v = ways.volume;
+  const backup = `cryptsetup luksHeaderBackup '${v}' --header-backup-file /root/${ways.mapping ?? 'volume'}-header.img`;
+  if (ways.otherSlots.length > 0) {
+    return `now, while the volume is open: 'zkluks recovery add ${v}' (authorize with the passphrase that opens slot ${ways.otherSlots.join('/')}), then '${backup}', and keep both off this Pi`;
+  }
+  const name = ways.mapping ?? 'NAME';
+  return (
+    `now, before any reboot: the volume key is only in memory. Run 'dmsetup table --showkeys ${name} | awk '{print $5}' | xxd -r -p > /run/vk.bin' ` +
+    `and 'cryptsetup luksAddKey --volume-key-file /run/vk.bin ${v}' (type a new passphrase), 'shred -u /run/vk.bin', ` +
+    `then 'zkluks recovery add ${v}' and '${backup}'`
+  );
+}

@@ -1,0 +1,31 @@
+// Which path unlocked the root this boot, from the boot record when there is one, else from what the
+// header allows. Said in one sentence, because a user in trouble needs it first.
+import { valueOf, type Facts } from './facts.ts';
+import type { WaysIn } from './ways-in.ts';
+
+export function unlockPath(facts: Facts, ways: WaysIn): string {
+  const record = valueOf(facts.bootRecord);
+  if (record) {
+    const f = record.fields;
+    const when = f.uptime ? ` (${f.uptime} s after power-on)` : '';
+    if (f.method === 'zymkey')
+      return `this boot the root was unlocked through the Zymkey${when}, per ${record.path}`;
+    if (f.method === 'passphrase') {
+      const why =
+        f.reason && f.reason !== 'ok'
+          ? ` after the Zymkey path failed (${f.reason}${f.detail ? `: ${f.detail}` : ''})`
+          : '';
+      return `this boot the root was unlocked with a typed passphrase or recovery key${why}, per ${record.path}`;
+    }
+  }
+  if (!ways.known)
+    return 'which path unlocked the root this boot is unknown: no boot record and no readable header';
+  if (ways.otherSlots.length > 0) {
+    return `no boot record; the header has ${plural(ways.otherSlots, 'slot')} that open without the Zymkey, so a passphrase or recovery key may have unlocked it`;
+  }
+  return `no boot record; the header's only ${plural(ways.zymkeySlots, 'slot')} need${ways.zymkeySlots.length === 1 ? 's' : ''} the Zymkey, so the root was unlocked through the Zymkey before it failed`;
+}
+
+export function plural(slots: readonly number[], word: string): string {
+  return `${word}${slots.length === 1 ? '' : 's'} ${slots.join(', ')}`;
+}

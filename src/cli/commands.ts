@@ -1,4 +1,6 @@
 // Every zkluks command. Each module under ./commands/ exports one yargs CommandModule.
 import type { CommandModule } from 'yargs';
+import { deviceCommand } from './commands/device.ts';
+import { simCommand } from './commands/sim.ts';
 
-export const commands: CommandModule[] = [];
+export const commands: CommandModule[] = [deviceCommand, simCommand];

@@ -84,3 +84,13 @@ export function zymkeyFailure(
     hint: hint ?? e.hint,
   });
 }
+
+/**
+ * The part of a failure message after `Failed to <action>: <reason>: `, i.e. cause and meaning; the
+ * whole message when it has no such prefix.
+ */
+export function failureExplanation(error: ZymkeyUnavailableError): string {
+  const marker = `: ${error.reason}: `;
+  const at = error.message.indexOf(marker);
+  return at === -1 ? error.message : error.message.slice(at + marker.length);
+}

@@ -1,0 +1,186 @@
+// Facts about a LUKS2 header, read through `cryptsetup luksDump --dump-json-metadata` (never the
+// text dump). Plain data: planners, `list`, the doctor and the boot installer all read these.
+import { stat } from 'node:fs/promises';
+import { CommandFailedError, ZkluksError } from '../errors.ts';
+import type { Runner } from '../exec.ts';
+
+/** LUKS2 allows 32 keyslots and 32 tokens (ids "0"…"31"). */
+export const LUKS2_KEYSLOTS_MAX = 32;
+export const LUKS2_TOKENS_MAX = 32;
+
+/** `cryptsetup config --priority`: stored as 0 (ignore), absent/1 (normal), 2 (prefer). */
+export type KeyslotPriority = 'ignore' | 'normal' | 'prefer';
+
+export interface KeyslotFacts {
+  id: number;
+  /** Keyslot type, "luks2" for every ordinary slot. */
+  type: string;
+  /** KDF type: "pbkdf2", "argon2id" or "argon2i". */
+  kdf: string;
+  /** pbkdf2 iterations or argon2 time cost; null when the header has none. */
+  iterations: number | null;
+  /** argon2 memory cost in KiB; null for pbkdf2. */
+  memoryKiB: number | null;
+  priority: KeyslotPriority;
+  /** Size of the volume key this slot holds, in bytes. */
+  keySize: number;
+}
+
+export interface TokenFacts {
+  id: number;
+  type: string;
+  /** Keyslot ids the token is assigned to (empty when its slot was killed: a dangling token). */
+  keyslots: number[];
+  /** The token exactly as stored. */
+  json: Record<string, unknown>;
+}
+
+export interface HeaderFacts {
+  volume: string;
+  version: 2;
+  uuid: string;
+  keyslots: KeyslotFacts[];
+  tokens: TokenFacts[];
+  /** Keyslots still free (of LUKS2_KEYSLOTS_MAX). */
+  freeKeyslots: number;
+  /** Size of the JSON metadata area in bytes (config.json_size). */
+  jsonSize: number;
+  /** Bytes the metadata takes when stored (compact JSON, as cryptsetup writes it). */
+  jsonUsed: number;
+}
+
+export type LuksKind = 'luks2' | 'luks1' | 'not-luks' | 'missing';
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function badHeader(volume: string, cause: string): ZkluksError {
+  return new ZkluksError(`Failed to read LUKS header of '${volume}': ${cause}`, {
+    hint: `cryptsetup luksDump '${volume}'`,
+  });
+}
+
+function toInt(value: unknown): number | null {
+  if (typeof value === 'number' && Number.isInteger(value)) return value;
+  if (typeof value === 'string' && /^\d+$/.test(value)) return Number(value);
+  return null;
+}
+
+function priorityOf(value: unknown): KeyslotPriority {
+  if (value === 0) return 'ignore';
+  if (value === 2) return 'prefer';
+  return 'normal';
+}
+
+function ids(object: unknown, what: string, volume: string): Array<[number, Json]> {
+  if (object === undefined) return [];
+  if (!isObject(object)) throw badHeader(volume, `'${what}' is not an object`);
+  return Object.entries(object)
+    .map(([key, value]): [number, Json] => {
+      const id = toInt(key);
+      if (id === null || !isObject(value)) throw badHeader(volume, `${what} entry '${key}' is malformed`);
+      return [id, value];
+    })
+    .sort((a, b) => a[0] - b[0]);
+}
+
+/**
+ * Header facts from the text of `luksDump --dump-json-metadata` (pure; throws on JSON that is not a
+ * LUKS2 metadata object). `uuid` comes from `cryptsetup luksUUID`: the JSON area does not hold it.
+ */
+export function parseHeader(json: string, context: { volume: string; uuid: string }): HeaderFacts {
+  const { volume } = context;
+  let data: unknown;
+  try {
+    data = JSON.parse(json);
+  } catch (error) {
+    throw badHeader(volume, `metadata is not JSON (${(error as Error).message})`);
+  }
+  if (!isObject(data) || !isObject(data.keyslots) || !isObject(data.config)) {
+    throw badHeader(volume, 'metadata has no keyslots or config object');
+  }
+  const keyslots = ids(data.keyslots, 'keyslots', volume).map(([id, slot]): KeyslotFacts => {
+    const kdf = isObject(slot.kdf) ? slot.kdf : {};
+    return {
+      id,
+      type: typeof slot.type === 'string' ? slot.type : 'unknown',
+      kdf: typeof kdf.type === 'string' ? kdf.type : 'unknown',
+      iterations: toInt(kdf.iterations) ?? toInt(kdf.time),
+      memoryKiB: toInt(kdf.memory),
+      priority: priorityOf(slot.priority),
+      keySize: toInt(slot.key_size) ?? 0,
+    };
+  });
+  const tokens = ids(data.tokens, 'tokens', volume).map(([id, token]): TokenFacts => {
+    const slots = Array.isArray(token.keyslots) ? token.keyslots : [];
+    return {
+      id,
+      type: typeof token.type === 'string' ? token.type : '',
+      keyslots: slots.map(toInt).filter((n): n is number => n !== null),
+      json: token,
+    };
+  });
+  return {
+    volume,
+    version: 2,
+    uuid: context.uuid,
+    keyslots,
+    tokens,
+    freeKeyslots: LUKS2_KEYSLOTS_MAX - keyslots.length,
+    jsonSize: toInt(data.config.json_size) ?? 0,
+    jsonUsed: Buffer.byteLength(JSON.stringify(data)),
+  };
+}
+
+/** What sits at `volume`: a LUKS2 or LUKS1 header, something else, or nothing. */
+export async function isLuks(runner: Runner, volume: string): Promise<LuksKind> {
+  try {
+    await stat(volume);
+  } catch {
+    return 'missing';
+  }
+  const any = await runner('cryptsetup', ['isLuks', volume], { reject: false });
+  if (any.exitCode !== 0) return 'not-luks';
+  const v2 = await runner('cryptsetup', ['isLuks', '--type', 'luks2', volume], { reject: false });
+  return v2.exitCode === 0 ? 'luks2' : 'luks1';
+}
+
+/** Throw the error that explains why `volume` cannot be used, for a kind other than luks2. */
+export function notLuks2Error(volume: string, kind: Exclude<LuksKind, 'luks2'>): ZkluksError {
+  switch (kind) {
+    case 'missing':
+      return new ZkluksError(`Failed to read LUKS header of '${volume}': no such file or device`, {
+        hint: 'lsblk -f (name the LUKS partition, e.g. /dev/mmcblk0p2)',
+      });
+    case 'not-luks':
+      return new ZkluksError(`Failed to read LUKS header of '${volume}': not a LUKS volume`, {
+        hint: `blkid '${volume}' (zkluks works on an existing LUKS2 volume; create one with cryptsetup luksFormat --type luks2)`,
+      });
+    case 'luks1':
+      return new ZkluksError(
+        `Failed to read LUKS header of '${volume}': it is LUKS1; zkluks needs LUKS2 (tokens and keyslot priorities)`,
+        {
+          hint: `cryptsetup luksHeaderBackup '${volume}' --header-backup-file /root/luks1-header.img && cryptsetup convert --type luks2 '${volume}'`,
+        },
+      );
+  }
+}
+
+/** Read the header facts of a LUKS2 volume; a clear error for a missing path, non-LUKS or LUKS1. */
+export async function readHeader(runner: Runner, volume: string): Promise<HeaderFacts> {
+  const kind = await isLuks(runner, volume);
+  if (kind !== 'luks2') throw notLuks2Error(volume, kind);
+  try {
+    const dump = await runner('cryptsetup', ['luksDump', '--dump-json-metadata', volume]);
+    const uuid = await runner('cryptsetup', ['luksUUID', volume]);
+    return parseHeader(dump.stdout, { volume, uuid: uuid.stdout.trim() });
+  } catch (error) {
+    if (error instanceof CommandFailedError) {
+      throw badHeader(volume, error.stderr.trim() || `cryptsetup exited ${error.commandExitCode}`);
+    }
+    throw error;
+  }
+}

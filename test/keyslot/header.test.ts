@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { createRunner } from '../../src/exec.ts';
+import { isLuks, parseHeader, readHeader } from '../../src/keyslot/header.ts';
+import { addKey, luksImage } from '../helpers/luks.ts';
+
+const runner = createRunner();
+
+const dump = (extra: { keyslots?: object; tokens?: object } = {}) =>
+  JSON.stringify({
+    keyslots: {
+      '0': { type: 'luks2', key_size: 64, kdf: { type: 'argon2id', time: 4, memory: 1048576, cpus: 4 } },
+      '3': {
+        type: 'luks2',
+        key_size: 64,
+        kdf: { type: 'pbkdf2', hash: 'sha256', iterations: 1000 },
+        priority: 2,
+      },
+      ...extra.keyslots,
+    },
+    tokens: { '1': { type: 'zkluks-zymkey', keyslots: ['3'], version: 1 }, ...extra.tokens },
+    segments: {},
+    digests: {},
+    config: { json_size: '12288', keyslots_size: '16744448' },
+  });
+
+describe('parseHeader', () => {
+  it('reads keyslots with KDF, cost and priority, tokens with their keyslots, and the free slot count', () => {
+    const h = parseHeader(dump(), { volume: 'v.img', uuid: 'u-1' });
+    expect(h.uuid).toBe('u-1');
+    expect(h.keyslots).toEqual([
+      {
+        id: 0,
+        type: 'luks2',
+        kdf: 'argon2id',
+        iterations: 4,
+        memoryKiB: 1048576,
+        priority: 'normal',
+        keySize: 64,
+      },
+      {
+        id: 3,
+        type: 'luks2',
+        kdf: 'pbkdf2',
+        iterations: 1000,
+        memoryKiB: null,
+        priority: 'prefer',
+        keySize: 64,
+      },
+    ]);
+    expect(h.tokens).toEqual([
+      {
+        id: 1,
+        type: 'zkluks-zymkey',
+        keyslots: [3],
+        json: { type: 'zkluks-zymkey', keyslots: ['3'], version: 1 },
+      },
+    ]);
+    expect(h.freeKeyslots).toBe(30);
+    expect(h.jsonSize).toBe(12288);
+    expect(h.jsonUsed).toBeGreaterThan(100);
+  });
+
+  it('reads priority ignore and sorts ids numerically', () => {
+    const h = parseHeader(
+      dump({
+        keyslots: {
+          '10': { type: 'luks2', key_size: 64, kdf: { type: 'pbkdf2', iterations: 5 }, priority: 0 },
+        },
+      }),
+      { volume: 'v', uuid: 'u' },
+    );
+    expect(h.keyslots.map((k) => [k.id, k.priority])).toEqual([
+      [0, 'normal'],
+      [3, 'prefer'],
+      [10, 'ignore'],
+    ]);
+  });
+
+  it('rejects text that is not LUKS2 metadata with the volume named', () => {
+    expect(() => parseHeader('not json', { volume: 'v.img', uuid: '' })).toThrow(
+      /LUKS header of 'v.img'.*not JSON/,
+    );
+    expect(() => parseHeader('{"x":1}', { volume: 'v.img', uuid: '' })).toThrow(/no keyslots/);
+  });
+});
+
+describe('readHeader on real images', () => {
+  it('reads a fresh LUKS2 image: version 2, uuid, one pbkdf2 slot, no tokens, 31 free', async () => {
+    const img = await luksImage();
+    const h = await readHeader(runner, img.path);
+    expect(h.version).toBe(2);
+    expect(h.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(h.keyslots).toMatchObject([{ id: 0, kdf: 'pbkdf2', iterations: 1000, priority: 'normal' }]);
+    expect(h.tokens).toEqual([]);
+    expect(h.freeKeyslots).toBe(31);
+  });
+
+  it('sees a killed slot leave its token dangling (empty keyslots)', async () => {
+    const img = await luksImage();
+    await addKey(img.path, img.passphrase, 'second key', 4);
+    await runner('cryptsetup', ['token', 'import', '--token-id', '2', img.path], {
+      input: JSON.stringify({ type: 'other', keyslots: ['4'] }),
+    });
+    expect((await readHeader(runner, img.path)).tokens).toMatchObject([
+      { id: 2, type: 'other', keyslots: [4] },
+    ]);
+    await runner('cryptsetup', ['luksKillSlot', '--batch-mode', img.path, '4'], { input: '' });
+    expect((await readHeader(runner, img.path)).tokens).toMatchObject([{ id: 2, keyslots: [] }]);
+  });
+
+  it('tells a missing path, a non-LUKS file and a LUKS1 volume apart', async () => {
+    const none = await luksImage({ type: 'none' });
+    const v1 = await luksImage({ type: 'luks1' });
+    expect(await isLuks(runner, `${none.dir}/absent.img`)).toBe('missing');
+    expect(await isLuks(runner, none.path)).toBe('not-luks');
+    expect(await isLuks(runner, v1.path)).toBe('luks1');
+    await expect(readHeader(runner, `${none.dir}/absent.img`)).rejects.toThrow(/no such file or device/);
+    await expect(readHeader(runner, none.path)).rejects.toThrow(/not a LUKS volume/);
+    await expect(readHeader(runner, v1.path)).rejects.toMatchObject({
+      message: expect.stringMatching(/it is LUKS1/),
+      hint: expect.stringMatching(/luksHeaderBackup.*cryptsetup convert --type luks2/),
+    });
+  });
+});

@@ -1,0 +1,285 @@
+// Shell tier: the rendered keyscript, run by busybox sh (with busybox's applets first on PATH, as in
+// the initramfs) and by dash, against real LUKS2 image files carrying a zkluks-zymkey token and the
+// simulator's zkunlockifs. A stub askpass records the prompt it was given.
+import { execa } from 'execa';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { simArm, simBindLock, simBreach, simInit, simSetReachable } from '../../src/device/sim-control.ts';
+import { keyscriptVars } from '../../src/initramfs/boot-files.ts';
+import { render } from '../../src/initramfs/render.ts';
+import { readTemplate } from '../../src/initramfs/templates.ts';
+import { serializeToken, zymkeyToken } from '../../src/keyslot/token.ts';
+import { zkluks } from '../helpers/cli.ts';
+import { addKey, makeLuksImage, type TestImage } from '../helpers/luks.ts';
+
+const ASKPASS_OUTPUT = 'typed passphrase';
+const W = mkdtempSync(join(tmpdir(), 'zkluks-keyscript-'));
+const bin = join(W, 'bin');
+const bb = join(W, 'busybox');
+const keyscript = join(W, 'zkluks');
+const simState = join(W, 'sim');
+const destroyedState = join(W, 'sim-destroyed');
+const unpluggedState = join(W, 'sim-unplugged');
+const busPresent = join(W, 'sys-present');
+const busMissing = join(W, 'sys-missing');
+// Ends in a newline and holds a NUL: a shell variable would mangle both.
+const key = Buffer.concat([randomBytes(31), Buffer.from([0]), randomBytes(31), Buffer.from('\n')]);
+let image: TestImage;
+let noToken: string;
+let corruptToken: string;
+
+function writeScript(path: string, body: string): string {
+  writeFileSync(path, `#!/bin/sh\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+async function importToken(volume: string, json: string, id: number): Promise<void> {
+  await execa('cryptsetup', ['token', 'import', '--token-id', String(id), volume], { input: json });
+}
+
+beforeAll(async () => {
+  const tools = await zkluks(['sim', 'install-tools', bin]);
+  expect(tools.exitCode, tools.stderr).toBe(0);
+  mkdirSync(bb);
+  await execa('busybox', ['--install', '-s', bb]);
+  mkdirSync(join(busPresent, 'i2c-1'), { recursive: true });
+  mkdirSync(busMissing);
+  writeFileSync(
+    keyscript,
+    render(readTemplate('keyscript'), keyscriptVars({ zkunlockifs: '/sbin/zkunlockifs' })),
+  );
+  chmodSync(keyscript, 0o755);
+  writeScript(
+    join(W, 'askpass'),
+    `printf '%s' "$1" > "$ZKLUKS_TEST_PROMPT"\nprintf '%s' '${ASKPASS_OUTPUT}'`,
+  );
+  // A zkunlockifs that never answers and ignores SIGTERM (ignored signals survive exec).
+  writeScript(join(W, 'hang'), "trap '' TERM\nexec sleep 60");
+  writeFileSync(join(W, 'zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
+
+  simInit(simState);
+  const keyFile = join(W, 'plain.key');
+  writeFileSync(keyFile, key, { mode: 0o600 });
+  const sealed = await execa(join(bin, 'zklockifs'), [keyFile], {
+    env: { ZKLUKS_SIM_STATE: simState },
+    encoding: 'buffer',
+    stripFinalNewline: false,
+  });
+  rmSync(keyFile);
+  cpSync(simState, destroyedState, { recursive: true });
+  simArm(destroyedState, 0, 'self-destruct');
+  simBindLock(destroyedState);
+  simBreach(destroyedState, 0);
+  cpSync(simState, unpluggedState, { recursive: true });
+  simSetReachable(unpluggedState, false);
+
+  image = await makeLuksImage();
+  await addKey(image.path, image.passphrase, key, 1);
+  noToken = join(image.dir, 'no-token.img');
+  corruptToken = join(image.dir, 'corrupt-token.img');
+  cpSync(image.path, noToken);
+  cpSync(image.path, corruptToken);
+  // Another program's token first, so the keyscript has to look for ours.
+  const other = JSON.stringify({ type: 'systemd-recovery', keyslots: ['0'] });
+  for (const volume of [image.path, noToken, corruptToken]) await importToken(volume, other, 0);
+  const token = zymkeyToken({
+    keyslot: 1,
+    sealed: Buffer.from(sealed.stdout),
+    backend: 'sim',
+    zymkey: { model: 'ZYMKEY4i', serial: 'SIM-TEST', binding: 'developer' },
+    created: new Date(),
+  });
+  await importToken(image.path, serializeToken(token), 3);
+  await importToken(corruptToken, serializeToken({ ...token, sealed: 'not%base64!' }), 3);
+}, 120_000);
+
+afterAll(async () => {
+  rmSync(W, { recursive: true, force: true });
+  await image?.cleanup();
+});
+
+interface Run {
+  stdout: Buffer;
+  stderr: string;
+  prompt: string | null;
+  record: Record<string, string>;
+  /** Files left in the run directory. */
+  runFiles: string[];
+  kmsg: string;
+  elapsedMs: number;
+}
+
+interface RunOptions {
+  source?: string;
+  state?: string;
+  tried?: number;
+  unlock?: string;
+  sysfs?: string;
+  conf?: string;
+  /** A record left by an earlier try in the same boot. */
+  previous?: string;
+}
+
+let caseNo = 0;
+async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> {
+  const dir = join(W, `case-${++caseNo}`);
+  const runDir = join(dir, 'run');
+  mkdirSync(runDir, { recursive: true });
+  if (opts.previous !== undefined) writeFileSync(join(runDir, 'cryptroot.record'), opts.previous);
+  writeFileSync(join(dir, 'kmsg'), '');
+  writeFileSync(join(dir, 'boot.conf'), opts.conf ?? '');
+  const path = [shell === 'busybox' ? bb : null, bin, '/usr/sbin', '/usr/bin', '/sbin', '/bin']
+    .filter((p) => p !== null)
+    .join(':');
+  const argv = shell === 'busybox' ? ['busybox', ['sh', keyscript, 'none']] : ['dash', [keyscript, 'none']];
+  const started = performance.now();
+  const r = await execa(argv[0] as string, argv[1] as string[], {
+    env: {
+      PATH: path,
+      CRYPTTAB_NAME: 'cryptroot',
+      CRYPTTAB_SOURCE: opts.source ?? image.path,
+      CRYPTTAB_TRIED: String(opts.tried ?? 0),
+      CRYPTTAB_KEY: 'none',
+      ZKLUKS_SIM_STATE: opts.state ?? simState,
+      ZKLUKS_ASKPASS: join(W, 'askpass'),
+      ZKLUKS_UNLOCK: opts.unlock ?? 'zkunlockifs',
+      ZKLUKS_MODPROBE: 'true',
+      ZKLUKS_RUN_DIR: runDir,
+      ZKLUKS_CONF: join(dir, 'boot.conf'),
+      ZKLUKS_ZKENV: join(W, 'zkenv.conf'),
+      ZKLUKS_I2C_SYSFS: opts.sysfs ?? busPresent,
+      ZKLUKS_KMSG: join(dir, 'kmsg'),
+      ZKLUKS_TEST_PROMPT: join(dir, 'prompt'),
+    },
+    extendEnv: false,
+    encoding: 'buffer',
+    stripFinalNewline: false,
+    timeout: 30_000,
+  });
+  const elapsedMs = performance.now() - started;
+  const read = (p: string) => {
+    try {
+      return readFileSync(p, 'utf8');
+    } catch {
+      return null;
+    }
+  };
+  const record = Object.fromEntries(
+    (read(join(runDir, 'cryptroot.record')) ?? '')
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  return {
+    stdout: Buffer.from(r.stdout),
+    stderr: Buffer.from(r.stderr).toString('utf8'),
+    prompt: read(join(dir, 'prompt')),
+    record,
+    runFiles: readdirSync(runDir).sort(),
+    kmsg: read(join(dir, 'kmsg')) ?? '',
+    elapsedMs,
+  };
+}
+
+function expectFallback(run: Run, reason: string, withinMs: number): void {
+  expect(run.stdout.toString()).toBe(ASKPASS_OUTPUT);
+  expect(run.prompt).toBe(`Please unlock disk cryptroot (Zymkey: ${reason}): `);
+  expect(run.record).toMatchObject({ name: 'cryptroot', method: 'passphrase', reason });
+  expect(run.record.detail).not.toBe('');
+  expect(Number(run.record.elapsed_ms)).toBeLessThan(withinMs);
+  expect(run.elapsedMs).toBeLessThan(withinMs + 2000);
+  expect(run.stderr).toContain(`zkluks: cryptroot: Zymkey unlock failed: ${reason}:`);
+  expect(run.kmsg).toContain(`Zymkey unlock failed: ${reason}:`);
+  expect(run.runFiles).toEqual(['cryptroot.record']);
+}
+
+describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
+  it('prints the unsealed key byte for byte and records method=zymkey', async () => {
+    const run = await runKeyscript(shell);
+    expect(run.stdout.equals(key), run.stderr).toBe(true);
+    expect(run.prompt).toBeNull();
+    expect(run.record).toMatchObject({
+      name: 'cryptroot',
+      source: image.path,
+      method: 'zymkey',
+      tried: '0',
+      reason: 'ok',
+    });
+    expect(Number(run.record.elapsed_ms)).toBeGreaterThanOrEqual(0);
+    expect(Number(run.record.uptime)).toBeGreaterThan(0);
+    expect(run.runFiles).toEqual(['cryptroot.record']);
+    expect(readFileSync(join(W, `case-${caseNo}`, 'run', 'cryptroot.record')).includes(key)).toBe(false);
+  });
+
+  it('falls back to askpass with the reason when the Zymkey self-destructed', async () => {
+    const run = await runKeyscript(shell, { state: destroyedState });
+    expectFallback(run, 'self-destructed', 10_000);
+    expect(run.record.detail).toMatch(/^zkunlockifs: self-destructed: /);
+  });
+
+  it('falls back to askpass when the Zymkey does not answer', async () => {
+    expectFallback(await runKeyscript(shell, { state: unpluggedState }), 'unreachable', 10_000);
+  });
+
+  it('falls back to askpass when the header has no zkluks-zymkey token', async () => {
+    const run = await runKeyscript(shell, { source: noToken });
+    expectFallback(run, 'no-token', 10_000);
+    expect(run.record.detail).toContain('no zkluks-zymkey token');
+  });
+
+  it('falls back to askpass when the token holds no valid sealed key', async () => {
+    expectFallback(await runKeyscript(shell, { source: corruptToken }), 'corrupt-token', 10_000);
+  });
+
+  it('falls back to askpass after the bus wait when no I2C bus appears', async () => {
+    const run = await runKeyscript(shell, {
+      sysfs: busMissing,
+      conf: 'ZKLUKS_TIMEOUT=3\nZKLUKS_BUS_WAIT=1\n',
+    });
+    expectFallback(run, 'no-bus', 3000);
+    expect(run.elapsedMs).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('gives up on a zkunlockifs that hangs once the time budget is spent', async () => {
+    const run = await runKeyscript(shell, { unlock: join(W, 'hang'), conf: 'ZKLUKS_TIMEOUT=2\n' });
+    // The budget, plus one second for the KILL that follows an ignored TERM.
+    expectFallback(run, 'timeout', 2000 + 1500);
+    expect(run.elapsedMs).toBeGreaterThanOrEqual(1500);
+  });
+
+  it('falls back to askpass when zkunlockifs is not installed', async () => {
+    expectFallback(
+      await runKeyscript(shell, { unlock: join(W, 'no-such-zkunlockifs') }),
+      'tool-missing',
+      10_000,
+    );
+  });
+
+  it('asks for the passphrase on a later try after cryptsetup rejected the unsealed key', async () => {
+    const run = await runKeyscript(shell, { tried: 1, previous: 'method=zymkey\nreason=ok\n' });
+    expectFallback(run, 'key-rejected', 10_000);
+    expect(run.record.tried).toBe('1');
+  });
+
+  it('keeps the first reason on a later try after a wrong passphrase', async () => {
+    const run = await runKeyscript(shell, {
+      tried: 2,
+      previous: 'method=passphrase\nreason=self-destructed\ndetail=zkunlockifs: self-destructed: gone\n',
+    });
+    expectFallback(run, 'self-destructed', 10_000);
+    expect(run.record).toMatchObject({ tried: '2', detail: 'zkunlockifs: self-destructed: gone' });
+  });
+});

@@ -147,3 +147,10 @@ describe('I2C probe', () => {
     expect(r.detail).toContain('--bus');
   });
 });
+
+describe('i2c-bus loading', () => {
+  it('loads the installed i2c-bus and returns an opener', async () => {
+    const { loadI2cBusOpener } = await import('../../src/device/i2c.ts');
+    expect(typeof (await loadI2cBusOpener())).toBe('function');
+  });
+});

@@ -1,5 +1,6 @@
 // The initramfs image the firmware will load: built for the right kernel, holding what the unlock
 // needs, in step with /var/lib/zymbit, and free of plaintext keys.
+import { hasFile } from '../../initramfs/inspect.ts';
 import { valueOf, type Facts } from '../facts.ts';
 import type { Finding } from '../finding.ts';
 import { compareKernelVersions } from '../kernel-version.ts';
@@ -7,12 +8,6 @@ import { waysIn } from '../ways-in.ts';
 
 const area = 'initramfs' as const;
 const REBUILD = 'update-initramfs -u -k all, then zkluks initramfs check';
-
-function has(files: readonly string[], path: string): boolean {
-  const p = path.replace(/^\/+/, '');
-  const alt = p.startsWith('usr/') ? p.slice(4) : `usr/${p}`;
-  return files.includes(p) || files.includes(alt);
-}
 
 function contents(facts: Facts): Finding[] {
   const image = valueOf(facts.initramfs);
@@ -23,7 +18,7 @@ function contents(facts: Facts): Finding[] {
   const wanted: string[] = [];
   if (keyscript) wanted.push(keyscript.startsWith('/') ? keyscript : `/lib/cryptsetup/scripts/${keyscript}`);
   wanted.push('cryptroot/crypttab');
-  const missingFiles = wanted.filter((p) => !has(image.files, p));
+  const missingFiles = wanted.filter((p) => !hasFile(image.files, p));
   const zkunlockifs = image.files.find((f) => f.endsWith('/zkunlockifs'));
   if (!zkunlockifs) missingFiles.push('zkunlockifs');
   const rootState = valueOf(facts.zymbitState);

@@ -1,0 +1,34 @@
+// The boot record the keyscript writes to /run/zkluks/<name>.record (key=value lines).
+import { readdirSync, statSync } from 'node:fs';
+import { BOOT_PATHS } from '../initramfs/boot-files.ts';
+import { known, missing, type BootRecordFacts, type Fact } from './facts.ts';
+import { readUnder, under } from './gather-system.ts';
+
+export const BOOT_RECORD_DIR = BOOT_PATHS.runDir;
+
+export function parseBootRecord(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) fields[line.slice(0, eq).trim()] = line.slice(eq + 1).trim();
+  }
+  return fields;
+}
+
+export function gatherBootRecord(root: string, name: string | null): Fact<BootRecordFacts> {
+  let file: string | undefined;
+  if (name) file = `${BOOT_RECORD_DIR}/${name}.record`;
+  else {
+    try {
+      const found = readdirSync(under(root, BOOT_RECORD_DIR)).filter((f) => f.endsWith('.record'));
+      file = found[0] && `${BOOT_RECORD_DIR}/${found[0]}`;
+    } catch {
+      file = undefined;
+    }
+  }
+  if (!file) return missing(`no boot record in '${BOOT_RECORD_DIR}'`);
+  const text = readUnder(root, file);
+  if (!text.ok) return text;
+  const writtenAt = statSync(under(root, file)).mtime.toISOString();
+  return known({ path: file, fields: parseBootRecord(text.value), writtenAt });
+}

@@ -1,0 +1,81 @@
+// The module through the Zymkey port: info, binding, perimeter, a keyless crypto call, and an
+// unseal of the sealed key tested against its keyslot. The unsealed key never leaves this function.
+import { readFileSync } from 'node:fs';
+import { ZymkeyUnavailableError } from '../errors.ts';
+import type { Runner } from '../exec.ts';
+import type { ZymkeyPort } from '../device/port.ts';
+import { known, unavailable, unreadable, type Fact, type HeaderFacts, type ZymkeyFacts } from './facts.ts';
+import { under } from './gather-system.ts';
+import { keyOpens } from './key-test.ts';
+
+async function ask<T>(call: () => Promise<T>): Promise<Fact<T>> {
+  try {
+    return known(await call());
+  } catch (error) {
+    if (error instanceof ZymkeyUnavailableError) return unreadable(error.message, error.reason);
+    return unreadable(error instanceof Error ? error.message : String(error));
+  }
+}
+
+interface SealedKey {
+  source: string;
+  tokenId: number | null;
+  slot: number | null;
+  sealed: Buffer;
+}
+
+function sealedKey(root: string, header: HeaderFacts | undefined): SealedKey | null {
+  const token = header?.tokens.find((t) => t.type === 'zkluks-zymkey' && t.valid && t.sealed);
+  if (token?.sealed) {
+    return {
+      source: `token ${token.id}`,
+      tokenId: token.id,
+      slot: token.keyslots[0] ?? null,
+      sealed: Buffer.from(token.sealed, 'base64'),
+    };
+  }
+  const lock = '/var/lib/zymbit/key.bin.lock';
+  try {
+    const sealed = readFileSync(under(root, lock));
+    const only = header?.keyslots.length === 1 ? (header.keyslots[0]?.id ?? null) : null;
+    return { source: lock, tokenId: null, slot: only, sealed };
+  } catch {
+    return null;
+  }
+}
+
+export async function gatherZymkey(opts: {
+  port: ZymkeyPort;
+  runner: Runner;
+  root: string;
+  volumePath: string | null;
+  header: HeaderFacts | undefined;
+}): Promise<ZymkeyFacts> {
+  const { port } = opts;
+  const info = await ask(() => port.info());
+  const binding = await ask(() => port.binding());
+  const perimeter = await ask(() => port.perimeter());
+  const rng = await ask(async () => {
+    await port.randomBytes(16);
+    return true as const;
+  });
+  const key = sealedKey(opts.root, opts.header);
+  let unseal: ZymkeyFacts['unseal'];
+  if (!key) unseal = unavailable('no sealed key: no zkluks-zymkey token and no /var/lib/zymbit/key.bin.lock');
+  else {
+    const plain = await ask(() => port.unseal(key.sealed));
+    if (!plain.ok) unseal = plain;
+    else {
+      const opened = opts.volumePath
+        ? await keyOpens(opts.runner, opts.volumePath, plain.value, key.slot)
+        : null;
+      plain.value.fill(0);
+      unseal = known({
+        source: key.source,
+        tokenId: key.tokenId,
+        opensSlot: opts.volumePath && opts.header ? opened !== null : null,
+      });
+    }
+  }
+  return { backend: port.backend, info, binding, perimeter, rng, unseal };
+}

@@ -1,0 +1,331 @@
+// The ten situations zkluks doctor must get right, each built for real under a temp --root: a real
+// LUKS2 image, a real initramfs image, the simulator's state.
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { zkluks } from '../helpers/cli.ts';
+import { createRunner } from '../../src/exec.ts';
+import { diagnose, type Diagnosis } from '../../src/doctor/diagnose.ts';
+import { gatherFacts } from '../../src/doctor/gather.ts';
+import type { Finding } from '../../src/doctor/finding.ts';
+import { buildTree, KERNEL, type Tree } from './system-tree.ts';
+
+let tree: Tree | undefined;
+afterEach(() => {
+  tree?.cleanup();
+  tree = undefined;
+});
+
+async function doctor(t: Tree, args: string[] = [], volume: string[] = [t.volume]) {
+  const base = [
+    'doctor',
+    ...volume,
+    '--root',
+    t.root,
+    '--backend',
+    'sim',
+    '--sim-state',
+    t.simState,
+    ...args,
+  ];
+  const json = await zkluks([...base, '--json'], { env: t.env });
+  const human = await zkluks(base, { env: t.env });
+  const diagnosis = JSON.parse(json.stdout) as Diagnosis;
+  expect(human.exitCode).toBe(json.exitCode);
+  return { exitCode: json.exitCode, diagnosis, human: human.stdout, stderr: human.stderr };
+}
+
+function finding(d: Diagnosis, id: string): Finding {
+  const f = d.findings.find((x) => x.id === id);
+  if (!f)
+    throw new Error(`no finding '${id}' in: ${d.findings.map((x) => `${x.id}(${x.severity})`).join(', ')}`);
+  return f;
+}
+
+const ids = (d: Diagnosis, severity: Finding['severity']) =>
+  d.findings.filter((f) => f.severity === severity).map((f) => f.id);
+
+describe('zkluks doctor scenarios', () => {
+  it('1: a self-destructed module while LUKS still boots: says the keys are gone, how the root was unlocked, that the next boot will not use the Zymkey, and the rescue to do now', async () => {
+    tree = await buildTree();
+    await tree.sim('bind-lock');
+    await tree.sim('arm', '--channel', '0', '--action', 'self-destruct');
+    await tree.sim('breach', '--channel', '0');
+    const { exitCode, diagnosis, human } = await doctor(tree);
+    expect(exitCode).toBe(1);
+    expect(diagnosis.verdict.status).toBe('error');
+    expect(diagnosis.verdict.summary).toMatch(/destroyed its key material/);
+    const f = finding(diagnosis, 'zymkey.self-destructed');
+    expect(f.summary).toMatch(/next boot will NOT unlock through the Zymkey/);
+    expect(f.evidence.join('\n')).toMatch(
+      /this boot the root was unlocked through the Zymkey .*cryptroot\.record/,
+    );
+    expect(f.evidence.join('\n')).toMatch(/perimeter channel 0: action self-destruct, first breach/);
+    expect(f.hint).toMatch(/while the volume is open: 'zkluks recovery add /);
+    expect(f.hint).toMatch(/cryptsetup luksHeaderBackup/);
+    expect(human.split('\n')[0]).toMatch(/^verdict: ERROR The Zymkey destroyed its key material/);
+  });
+
+  it('1: with the boot record of a fallback boot, says the passphrase unlocked the root this time', async () => {
+    tree = await buildTree();
+    await tree.sim('bind-lock');
+    await tree.sim('arm', '--channel', '1', '--action', 'self-destruct');
+    await tree.sim('breach', '--channel', '1');
+    tree.file(
+      '/run/zkluks/cryptroot.record',
+      'name=cryptroot\nmethod=passphrase\ntried=1\nreason=self-destructed\ndetail=zkunlockifs: self-destructed: key material destroyed\nelapsed_ms=230\nuptime=9.80\n',
+    );
+    const { diagnosis } = await doctor(tree);
+    const f = finding(diagnosis, 'zymkey.self-destructed');
+    expect(f.evidence.join('\n')).toMatch(
+      /unlocked with a typed passphrase or recovery key after the Zymkey path failed \(self-destructed/,
+    );
+    expect(finding(diagnosis, 'last-boot.fallback').summary).toMatch(/had destroyed its keys/);
+  });
+
+  it('2: a production-mode module on a replacement Pi reports the binding mismatch and the way back', async () => {
+    tree = await buildTree();
+    await tree.sim('bind-lock');
+    await tree.sim('swap-host');
+    const { exitCode, diagnosis } = await doctor(tree);
+    expect(exitCode).toBe(1);
+    const f = finding(diagnosis, 'zymkey.host-mismatch');
+    expect(f.severity).toBe('error');
+    expect(f.summary).toMatch(/bound in production mode to another host/);
+    expect(f.hint).toMatch(/original Pi/);
+    expect(f.hint).toMatch(/zkluks recovery unlock/);
+    expect(diagnosis.verdict.summary).toMatch(/another host/);
+  });
+
+  it("3: Zymbit's own layout is flagged as having no recovery path, naming zkluks recovery add", async () => {
+    tree = await buildTree({ zymkey: false, recovery: false });
+    // mk_encr_sd_rfs.sh: a 512-byte key from the module, sealed to key.bin.lock, the only keyslot.
+    const key = join(tree.dir, 'key.bin');
+    writeFileSync(key, await tree.simTool('zkgrifs', '512'), { mode: 0o600 });
+    const sealed = await tree.simTool('zklockifs', key);
+    tree.file('/var/lib/zymbit/key.bin.lock', sealed);
+    await tree.cryptsetup(
+      'luksFormat',
+      '--batch-mode',
+      '--type',
+      'luks2',
+      '--pbkdf',
+      'pbkdf2',
+      '--pbkdf-force-iterations',
+      '1000',
+      '--key-file',
+      key,
+      tree.volume,
+    );
+    const uuid = (await tree.cryptsetup('luksUUID', tree.volume)).trim();
+    tree.file(
+      '/etc/crypttab',
+      `cryptrfs /dev/mmcblk0p2 /etc/cryptroot/key.bin luks,keyscript=/lib/cryptsetup/scripts/zk_get_key,tries=100,timeout=30s\n`,
+    );
+    tree.file(
+      '/lib/cryptsetup/scripts/zk_get_key',
+      '#!/bin/sh\n/sbin/zkunlockifs /var/lib/zymbit/key.bin.lock\n',
+      0o755,
+    );
+    tree.file(
+      '/etc/kernel/postinst.d/initramfs-tools',
+      '#!/bin/sh -e\n/usr/sbin/update_encr_initrd "$1"\n',
+      0o755,
+    );
+    tree.file('/boot/firmware/config.txt', 'dtparam=i2c_arm=on\ninitramfs initrd.img followkernel\n');
+    tree.remove('/run/zkluks');
+    const image = tree.healthyImage();
+    delete image['lib/cryptsetup/scripts/zkluks'];
+    image['usr/lib/cryptsetup/scripts/zk_get_key'] = '#!/bin/sh\n';
+    image['cryptroot/crypttab'] =
+      `cryptrfs UUID=${uuid} /etc/cryptroot/key.bin luks,keyscript=/lib/cryptsetup/scripts/zk_get_key\n`;
+    image['var/lib/zymbit/key.bin.lock'] = sealed;
+    await tree.buildImage(image, '/boot/firmware/initrd.img');
+    // No VOLUME argument: the doctor finds the root through crypttab; the tree's /dev/mmcblk0p2 is the image.
+    mkdirSync(join(tree.root, 'dev'), { recursive: true });
+    symlinkSync(tree.volume, join(tree.root, 'dev/mmcblk0p2'));
+    const { exitCode, diagnosis } = await doctor(tree, [], []);
+    expect(exitCode).toBe(1);
+    const f = finding(diagnosis, 'luks.no-recovery-path');
+    expect(f.severity).toBe('error');
+    expect(f.hint).toMatch(/zkluks recovery add/);
+    expect(f.evidence.join('\n')).toMatch(/key\.bin\.lock/);
+    expect(finding(diagnosis, 'crypttab.zymbit-keyscript').severity).toBe('warning');
+    expect(finding(diagnosis, 'initramfs.postinst-overwritten').severity).toBe('warning');
+    // The module still unseals Zymbit's key.bin.lock and it opens the single slot.
+    expect(finding(diagnosis, 'zymkey.unseal').summary).toMatch(/key\.bin\.lock and it opens slot 0/);
+    expect(finding(diagnosis, 'zymkey.not-ready-for-production').evidence.join('\n')).toMatch(
+      /no recovery path/,
+    );
+  });
+
+  it('4: a kernel upgrade without a rebuilt initramfs is a version mismatch', async () => {
+    tree = await buildTree();
+    const newer = '6.6.62+rpt-rpi-v8';
+    tree.file(`/lib/modules/${newer}/modules.dep`, '');
+    const { exitCode, diagnosis } = await doctor(tree);
+    expect(exitCode).toBe(1);
+    const f = finding(diagnosis, 'initramfs.kernel-mismatch');
+    expect(f.summary).toContain(`built for kernel ${KERNEL}`);
+    expect(f.summary).toContain(`newest installed kernel is ${newer}`);
+    expect(f.hint).toContain(`update-initramfs -u -k ${newer}`);
+  });
+
+  it('5: /var/lib/zymbit changed after the initramfs was built is salt drift', async () => {
+    tree = await buildTree();
+    tree.file('/var/lib/zymbit/SIM-0001/s1_fp_salt.bin', Buffer.from('regenerated salt'));
+    const { exitCode, diagnosis } = await doctor(tree);
+    expect(exitCode).toBe(1);
+    const f = finding(diagnosis, 'initramfs.zymbit-state-drift');
+    expect(f.evidence.join('\n')).toMatch(/SIM-0001\/s1_fp_salt\.bin: root filesystem sha256/);
+  });
+
+  it('6: no wake pin on kernel 6.6, I2C off in config.txt, and another chip at 0x30 are each an error', async () => {
+    tree = await buildTree();
+    tree.file('/var/lib/zymbit/zkenv.conf', '# no wake pin\n');
+    tree.file('/boot/firmware/config.txt', 'dtparam=audio=on\n#dtparam=i2c_arm=on\nauto_initramfs=1\n');
+    await tree.buildImage(tree.healthyImage());
+    // The tree's /sys and /dev name bus 1 (bcm2835); the transfer is answered by a chip at 0x30.
+    tree.file('/sys/class/i2c-dev/i2c-1/name', 'bcm2835 (i2c@7e804000)\n');
+    tree.file('/dev/i2c-1', '');
+    const facts = await gatherFacts({
+      root: tree.root,
+      volume: tree.volume,
+      backend: 'sim',
+      simState: tree.simState,
+      led: null,
+      runner: createRunner(),
+      i2cOpener: async () => ({ receiveByte: async () => 0x5a, close: async () => undefined }),
+    });
+    const d = diagnose(facts);
+    expect(finding(d, 'i2c.wake-pin-unset').hint).toContain('ZK_GPIO_WAKE_PIN=516');
+    expect(finding(d, 'firmware.i2c-disabled').severity).toBe('error');
+    expect(finding(d, 'i2c.address-conflict').summary).toMatch(/Another chip answers at 0x30/);
+    expect(d.verdict.status).toBe('error');
+  });
+
+  it('7: a plaintext copy of the key inside the initramfs and in crypttab is found and proven to open a slot', async () => {
+    tree = await buildTree();
+    const image = tree.healthyImage();
+    image['etc/cryptroot/key.bin'] = tree.zymkeyKey;
+    await tree.buildImage(image);
+    tree.file('/etc/keys/root.key', tree.zymkeyKey, 0o600);
+    tree.file(
+      '/etc/crypttab',
+      `cryptroot UUID=${tree.uuid} /etc/keys/root.key luks,initramfs,keyscript=/lib/cryptsetup/scripts/zkluks\n`,
+    );
+    const { exitCode, diagnosis } = await doctor(tree);
+    expect(exitCode).toBe(1);
+    const inImage = finding(diagnosis, 'initramfs.plaintext-key');
+    expect(inImage.summary).toMatch(/'\/etc\/cryptroot\/key\.bin' in the initramfs opens keyslot 1/);
+    const inCrypttab = finding(diagnosis, 'crypttab.plaintext-key');
+    expect(inCrypttab.severity).toBe('error');
+    expect(inCrypttab.summary).toMatch(/'\/etc\/keys\/root\.key' named in crypttab opens keyslot 1/);
+  });
+
+  it('8: a token pointing at a missing slot, a Zymkey slot without token, and keyslot= in crypttab', async () => {
+    tree = await buildTree();
+    await tree.cryptsetup('luksKillSlot', '--batch-mode', tree.volume, String(tree.zymkeySlot));
+    // A second Zymkey-style slot whose token was lost.
+    const key = join(tree.dir, 'orphan.key');
+    writeFileSync(key, 'orphan-key-material-0123456789', { mode: 0o600 });
+    await tree.cryptsetup(
+      'luksAddKey',
+      '--batch-mode',
+      '--pbkdf',
+      'pbkdf2',
+      '--pbkdf-force-iterations',
+      '1000',
+      '--key-file',
+      tree.passphraseFile,
+      '--new-key-slot',
+      '5',
+      tree.volume,
+      key,
+    );
+    await tree.cryptsetup('config', '--priority', 'prefer', '--key-slot', '5', tree.volume);
+    tree.file(
+      '/etc/crypttab',
+      `cryptroot UUID=${tree.uuid} none luks,initramfs,keyslot=1,keyscript=/lib/cryptsetup/scripts/zkluks\n`,
+    );
+    const { exitCode, diagnosis } = await doctor(tree);
+    expect(exitCode).toBe(1);
+    expect(finding(diagnosis, 'luks.token-dangling').summary).toMatch(
+      /Token 0 \(zkluks-zymkey\) points at a keyslot that does not exist/,
+    );
+    expect(finding(diagnosis, 'luks.slot-without-token').summary).toMatch(/Keyslot 5/);
+    const pin = finding(diagnosis, 'crypttab.keyslot-option');
+    expect(pin.severity).toBe('error');
+    expect(pin.summary).toMatch(/'keyslot=1'/);
+  });
+
+  it('9: a healthy system is all ok, exits 0, and fits on one screen', async () => {
+    tree = await buildTree();
+    const { exitCode, diagnosis, human } = await doctor(tree);
+    expect(ids(diagnosis, 'error')).toEqual([]);
+    expect(ids(diagnosis, 'warning')).toEqual([]);
+    expect(exitCode).toBe(0);
+    expect(diagnosis.verdict).toEqual({
+      status: 'ok',
+      summary: 'Healthy: the next boot will unlock through the Zymkey, and a recovery path exists.',
+    });
+    for (const id of [
+      'zymkey.unseal',
+      'luks.recovery-path',
+      'crypttab.entry',
+      'initramfs.kernel',
+      'initramfs.contents',
+      'firmware.i2c',
+      'i2c.wake-pin',
+      'last-boot.zymkey',
+    ]) {
+      expect(finding(diagnosis, id).severity).toBe('ok');
+    }
+    const lines = human.trimEnd().split('\n');
+    expect(lines[0]).toBe(
+      'verdict: OK Healthy: the next boot will unlock through the Zymkey, and a recovery path exists.',
+    );
+    expect(lines.length).toBeLessThanOrEqual(30);
+  });
+
+  it('10: before production, a latched breach on an armed channel and no recovery path is an error now with the safe order', async () => {
+    tree = await buildTree({ recovery: false });
+    // Remove the passphrase slot too: only the Zymkey opens the volume.
+    await tree.cryptsetup('luksKillSlot', '--batch-mode', tree.volume, '0');
+    await tree.sim('arm', '--channel', '0', '--action', 'self-destruct');
+    await tree.sim('breach', '--channel', '0');
+    const { exitCode, diagnosis } = await doctor(tree);
+    expect(exitCode).toBe(1);
+    const f = finding(diagnosis, 'zymkey.not-ready-for-production');
+    expect(f.summary).toMatch(
+      /binding for production now \(cutting the tab, lock_binding\) would destroy the keys or leave the disk unrecoverable/,
+    );
+    const evidence = f.evidence.join('\n');
+    expect(evidence).toMatch(/channel 0 is armed to self-destruct and its breach is already latched/);
+    expect(evidence).toMatch(/no recovery path/);
+    expect(f.hint).toMatch(
+      /1\) clear events.*2\) verify the circuit.*3\) add recovery: 'zkluks recovery add .*4\) then bind.*5\) then arm/,
+    );
+    // Developer mode only reports the breach: the key still unseals today.
+    expect(finding(diagnosis, 'zymkey.unseal').severity).toBe('ok');
+    expect(diagnosis.verdict.summary).toMatch(/developer mode/);
+  });
+});
+
+describe('zkluks doctor --led', () => {
+  it('folds the reported LED pattern into the verdict', async () => {
+    tree = await buildTree();
+    const { diagnosis } = await doctor(tree, ['--led', '5 slow blinks']);
+    const f = finding(diagnosis, 'zymkey.led.atecc-unreachable');
+    expect(f.severity).toBe('error');
+    expect(diagnosis.verdict.status).toBe('error');
+  });
+
+  it('refuses a pattern it does not know, listing the documented ones', async () => {
+    mkdirSync('/tmp', { recursive: true });
+    const r = await zkluks(['doctor', '--led', 'purple', '--root', '/nonexistent', '--backend', 'sim']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/Failed to decode LED pattern 'purple'/);
+    expect(r.stderr).toMatch(/atecc-unreachable/);
+  });
+});

@@ -1,0 +1,276 @@
+// The executor: runs a plan against the volume. Keys are made first; then the header is backed up
+// (0600, in a private tmpfs directory), the steps run one by one, and the result is checked against
+// what the plan promised. Any failure — a cryptsetup error, a check that does not hold, Ctrl-C —
+// restores the backup and checks the header is exactly as before. The backup is deleted only once
+// the change is verified (or the restore is).
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ZymkeyPort } from '../device/port.ts';
+import { findTmpfs, TMPFS_CANDIDATES } from '../device/tmpfs-dir.ts';
+import { ZkluksError } from '../errors.ts';
+import type { Runner } from '../exec.ts';
+import {
+  addKey,
+  backupHeader,
+  importToken,
+  keyOpensSlot,
+  killSlot,
+  removeToken,
+  restoreHeader,
+  setPriority,
+} from './cryptsetup.ts';
+import { escrowToAge } from './escrow.ts';
+import { readHeader, type HeaderFacts } from './header.ts';
+import { keyName, VERBS, type KeyRef, type Plan, type Step } from './plan.ts';
+import { newRecoveryKey } from './recovery-key.ts';
+import { recoveryToken, serializeToken, zymkeyToken, type AgeEscrow, type ZymkeyToken } from './token.ts';
+import { newZymkeyKey } from './zymkey-key.ts';
+
+export interface ApplyDeps {
+  runner: Runner;
+  /** Opens the Zymkey; called only when the plan makes a Zymkey key. */
+  zymkey: () => ZymkeyPort;
+  now?: () => Date;
+  /** Aborted by Ctrl-C/SIGTERM: the executor stops between steps and rolls back. */
+  signal?: AbortSignal;
+  /** Where the private key and backup directory may live (tmpfs). */
+  tmpfs?: readonly string[];
+}
+
+/** Keys the caller already holds. */
+export interface GivenKeys {
+  unlock?: Buffer;
+  zymkeyOld?: Buffer;
+}
+
+export interface MadeKeys {
+  /** The new recovery key, to show once (null when the plan makes none). */
+  recoveryKey: string | null;
+}
+
+export interface ApplyResult extends MadeKeys {
+  header: HeaderFacts;
+  zymkeySlot: number | null;
+  recoverySlot: number | null;
+  escrowRecipient: string | null;
+}
+
+export interface ApplyHooks {
+  /** Runs after keys are made and before the header changes (e.g. write --recovery-key-file). */
+  beforeChange?: (keys: MadeKeys) => Promise<void>;
+}
+
+class Interrupted extends Error {}
+
+function checkSignal(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new Interrupted(`interrupted by ${String(signal.reason ?? 'a signal')}`);
+}
+
+/** Keyslots and tokens as comparable data. */
+function shape(h: HeaderFacts): string {
+  return JSON.stringify({
+    uuid: h.uuid,
+    keyslots: h.keyslots,
+    tokens: h.tokens.map((t) => ({ id: t.id, json: t.json })),
+  });
+}
+
+/** What the header must look like after the plan, or the first difference. */
+export function checkOutcome(before: HeaderFacts, after: HeaderFacts, plan: Plan): string | null {
+  const slots = new Set(before.keyslots.map((k) => k.id));
+  const tokens = new Map(before.tokens.map((t) => [t.id, `${t.type}:${t.keyslots.join(',')}`]));
+  const prefer = new Set<number>();
+  for (const s of plan.steps) {
+    if (s.op === 'add-key') slots.add(s.slot);
+    if (s.op === 'kill-slot') slots.delete(s.slot);
+    if (s.op === 'import-token') tokens.set(s.tokenId, `${s.type}:${s.slot}`);
+    if (s.op === 'remove-token') tokens.delete(s.tokenId);
+    if (s.op === 'set-priority') prefer.add(s.slot);
+  }
+  const haveSlots = after.keyslots.map((k) => k.id).sort((a, b) => a - b);
+  const wantSlots = [...slots].sort((a, b) => a - b);
+  if (haveSlots.join() !== wantSlots.join()) {
+    return `keyslots are [${haveSlots.join(', ')}], expected [${wantSlots.join(', ')}]`;
+  }
+  const have = after.tokens.map((t) => `${t.id}=${t.type}:${t.keyslots.join(',')}`).sort();
+  const want = [...tokens].map(([id, v]) => `${id}=${v}`).sort();
+  if (have.join() !== want.join()) return `tokens are [${have.join(' ')}], expected [${want.join(' ')}]`;
+  for (const slot of prefer) {
+    if (after.keyslots.find((k) => k.id === slot)?.priority !== 'prefer')
+      return `keyslot ${slot} is not priority prefer`;
+  }
+  return null;
+}
+
+export async function applyPlan(
+  plan: Plan,
+  before: HeaderFacts,
+  deps: ApplyDeps,
+  given: GivenKeys = {},
+  hooks: ApplyHooks = {},
+): Promise<ApplyResult> {
+  const { runner, signal } = deps;
+  const volume = plan.volume;
+  const verb = VERBS[plan.operation];
+  const now = deps.now ?? (() => new Date());
+  const keys = new Map<KeyRef, Buffer>();
+  if (given.unlock) keys.set('unlock', given.unlock);
+  if (given.zymkeyOld) keys.set('zymkey-old', given.zymkeyOld);
+  let recoveryKey: string | null = null;
+  let sealedToken: ZymkeyToken | null = null;
+  let escrow: AgeEscrow | undefined;
+
+  const dir = await mkdtemp(join(findTmpfs(deps.tmpfs ?? TMPFS_CANDIDATES), 'zkluks-'));
+  await chmod(dir, 0o700);
+  let keepDir = false;
+  try {
+    // 1. Keys: nothing on the volume changes yet.
+    if (plan.generates.includes('zymkey-new')) {
+      const port = deps.zymkey();
+      const key = await newZymkeyKey(port);
+      keys.set('zymkey-new', key);
+      const [sealed, info, binding] = [await port.seal(key), await port.info(), await port.binding()];
+      sealedToken = zymkeyToken({
+        keyslot: 0,
+        sealed,
+        backend: port.backend,
+        zymkey: { model: info.model, serial: info.serial, binding: binding.mode },
+        created: now(),
+      });
+    }
+    if (plan.generates.includes('recovery-new')) {
+      recoveryKey = newRecoveryKey();
+      keys.set('recovery-new', Buffer.from(recoveryKey));
+      if (plan.escrowRecipient) escrow = await escrowToAge(runner, plan.escrowRecipient, recoveryKey);
+    }
+    const keyFiles = new Map<KeyRef, string>();
+    for (const [ref, key] of keys) {
+      const file = join(dir, `${ref}.key`);
+      await writeFile(file, key, { mode: 0o600, flag: 'wx' });
+      keyFiles.set(ref, file);
+    }
+    const key = (ref: KeyRef): Buffer => {
+      const k = keys.get(ref);
+      if (!k) throw new ZkluksError(`Failed to ${verb} '${volume}': the ${keyName(ref)} is not available`);
+      return k;
+    };
+    checkSignal(signal);
+    await hooks.beforeChange?.({ recoveryKey });
+    checkSignal(signal);
+
+    // 2. Header backup, then the steps.
+    const backup = join(dir, 'header-backup.img');
+    await backupHeader(runner, volume, backup);
+    await chmod(backup, 0o600);
+    try {
+      for (const step of plan.steps) {
+        checkSignal(signal);
+        await runStep(step);
+      }
+      checkSignal(signal);
+      const after = await readHeader(runner, volume);
+      const difference = checkOutcome(before, after, plan);
+      if (difference) throw new Error(`the header is not as planned: ${difference}`);
+      for (const s of plan.steps) {
+        if (s.op === 'verify-key' && !(await keyOpensSlot(runner, volume, key(s.key), s.slot))) {
+          throw new Error(`the ${keyName(s.key)} no longer opens keyslot ${s.slot}`);
+        }
+      }
+      checkSignal(signal);
+      const zStep = plan.steps.find((s) => s.op === 'import-token' && s.type === 'zkluks-zymkey');
+      const rStep = plan.steps.find((s) => s.op === 'import-token' && s.type === 'zkluks-recovery');
+      return {
+        header: after,
+        recoveryKey,
+        zymkeySlot: zStep?.op === 'import-token' ? zStep.slot : null,
+        recoverySlot: rStep?.op === 'import-token' ? rStep.slot : null,
+        escrowRecipient: escrow ? escrow.recipient : null,
+      };
+    } catch (error) {
+      const cause = error instanceof ZkluksError || error instanceof Error ? error.message : String(error);
+      let restored: HeaderFacts;
+      try {
+        await restoreHeader(runner, volume, backup);
+        restored = await readHeader(runner, volume);
+      } catch (restoreError) {
+        keepDir = true;
+        throw new ZkluksError(
+          `Failed to ${verb} '${volume}': ${cause}; restoring the header backup failed too (${(restoreError as Error).message}); the backup is kept at '${backup}'`,
+          {
+            hint: `cryptsetup luksHeaderRestore --batch-mode '${volume}' --header-backup-file '${backup}'`,
+            cause: error,
+          },
+        );
+      }
+      if (shape(restored) !== shape(before)) {
+        keepDir = true;
+        throw new ZkluksError(
+          `Failed to ${verb} '${volume}': ${cause}; the header was restored from its backup but does not match the header before the change; the backup is kept at '${backup}'`,
+          {
+            hint: `zkluks list '${volume}', then cryptsetup luksHeaderRestore --batch-mode '${volume}' --header-backup-file '${backup}'`,
+            cause: error,
+          },
+        );
+      }
+      throw new ZkluksError(
+        `Failed to ${verb} '${volume}': ${cause}; the header was restored from its backup and is as before`,
+        {
+          hint: error instanceof ZkluksError && error.hint ? error.hint : `zkluks list '${volume}'`,
+          cause: error,
+        },
+      );
+    }
+
+    async function runStep(step: Step): Promise<void> {
+      switch (step.op) {
+        case 'add-key': {
+          const file = keyFiles.get(step.key);
+          if (!file) throw new Error(`the ${keyName(step.key)} is not available`);
+          return addKey(runner, volume, step.slot, key(step.authorizedBy), file);
+        }
+        case 'set-priority':
+          return setPriority(runner, volume, step.slot, step.priority);
+        case 'import-token': {
+          const token =
+            step.type === 'zkluks-zymkey'
+              ? { ...(sealedToken as ZymkeyToken), keyslots: [String(step.slot)] as [string] }
+              : recoveryToken({ keyslot: step.slot, created: now(), ...(escrow ? { escrow } : {}) });
+          return importToken(runner, volume, step.tokenId, serializeToken(token));
+        }
+        case 'verify-key': {
+          if (!(await keyOpensSlot(runner, volume, key(step.key), step.slot))) {
+            throw new Error(`the ${keyName(step.key)} does not open keyslot ${step.slot} after it was added`);
+          }
+          return;
+        }
+        case 'remove-token': {
+          const current = await readHeader(runner, volume);
+          const t = current.tokens.find((x) => x.id === step.tokenId);
+          if (t && t.type !== step.type) {
+            throw new Error(
+              `token ${step.tokenId} is now a '${t.type}' token, not ${step.type}; zkluks never touches other token types`,
+            );
+          }
+          if (t) await removeToken(runner, volume, step.tokenId);
+          return;
+        }
+        case 'kill-slot':
+          return killSlot(runner, volume, step.slot);
+      }
+    }
+  } catch (error) {
+    if (error instanceof Interrupted) {
+      throw new ZkluksError(
+        `Failed to ${verb} '${volume}': ${error.message} before any change; nothing was changed`,
+      );
+    }
+    throw error;
+  } finally {
+    for (const k of keys.values()) if (k !== given.unlock && k !== given.zymkeyOld) k.fill(0);
+    if (!keepDir) await rm(dir, { recursive: true, force: true });
+    else {
+      // Only the header backup stays; key files never outlive the operation.
+      for (const ref of keys.keys()) await rm(join(dir, `${ref}.key`), { force: true });
+    }
+  }
+}

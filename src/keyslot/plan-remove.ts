@@ -1,0 +1,35 @@
+// Plan `zkluks remove`: wipe the Zymkey keyslot and remove its token (and any zkluks-zymkey token
+// left dangling or corrupt) — refused when no passphrase or recovery slot would remain.
+import { ZYMKEY_TOKEN_TYPE } from './token.ts';
+import {
+  requireWayInWithoutZymkey,
+  unchangedPlan,
+  type LockOutConsent,
+  type Plan,
+  type Step,
+} from './plan.ts';
+import type { VolumeView } from './volume-view.ts';
+
+export function planRemove(view: VolumeView, consent: LockOutConsent): Plan {
+  const volume = view.header.volume;
+  const problems = view.problems.filter((p) => p.type === ZYMKEY_TOKEN_TYPE);
+  if (view.zymkey.length === 0 && problems.length === 0) {
+    return unchangedPlan('remove', volume, `'${volume}' has no zkluks-zymkey token: nothing to remove`);
+  }
+  const existing = new Set(view.header.keyslots.map((k) => k.id));
+  const kills = [
+    ...new Set(
+      [...view.zymkey.map((z) => z.slot), ...problems.map((p) => p.slot)].filter(
+        (s): s is number => s !== null && existing.has(s),
+      ),
+    ),
+  ];
+  const notes = requireWayInWithoutZymkey('remove', view, kills, consent);
+  const steps: Step[] = [
+    ...view.zymkey.map((z): Step => ({ op: 'remove-token', tokenId: z.tokenId, type: ZYMKEY_TOKEN_TYPE })),
+    ...problems.map((p): Step => ({ op: 'remove-token', tokenId: p.tokenId, type: ZYMKEY_TOKEN_TYPE })),
+    ...kills.map((slot): Step => ({ op: 'kill-slot', slot })),
+  ];
+  steps.sort((a, b) => (a.op === b.op ? 0 : a.op === 'remove-token' ? -1 : 1));
+  return { operation: 'remove', volume, unchanged: null, generates: [], escrowRecipient: null, steps, notes };
+}

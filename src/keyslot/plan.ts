@@ -1,0 +1,160 @@
+// A plan: what an operation will do to a LUKS2 header, as plain data. Planners (plan-*.ts) build
+// it from header facts and options and enforce the safety rules; the executor (apply.ts) runs it.
+// Keys appear only by name: they are made or read while applying, never stored in a plan.
+import { RefusedError, ZkluksError } from '../errors.ts';
+import type { HeaderFacts } from './header.ts';
+import type { ZkluksTokenType } from './token.ts';
+import { waysInWithoutZymkey, type VolumeView } from './volume-view.ts';
+
+/** A key the executor holds while applying. */
+export type KeyRef = 'unlock' | 'zymkey-old' | 'zymkey-new' | 'recovery-new';
+
+export type Step =
+  | { op: 'add-key'; slot: number; key: KeyRef; authorizedBy: KeyRef }
+  | { op: 'set-priority'; slot: number; priority: 'prefer' }
+  | { op: 'import-token'; tokenId: number; type: ZkluksTokenType; slot: number }
+  | { op: 'verify-key'; slot: number; key: KeyRef }
+  | { op: 'remove-token'; tokenId: number; type: ZkluksTokenType }
+  | { op: 'kill-slot'; slot: number };
+
+export type Operation = 'enroll' | 'rotate' | 'remove' | 'recovery-add' | 'recovery-remove';
+
+export interface Plan {
+  operation: Operation;
+  volume: string;
+  /** Set when there is nothing to do: the sentence that says why. */
+  unchanged: string | null;
+  /** Keys the executor makes: the Zymkey key (sealed into a token) and/or a recovery key. */
+  generates: Array<'zymkey-new' | 'recovery-new'>;
+  /** Encrypt the new recovery key to this age recipient and keep it in the recovery token. */
+  escrowRecipient: string | null;
+  steps: Step[];
+  /** Things the admin should know (e.g. a slot kept because the passphrase opens it). */
+  notes: string[];
+}
+
+export const VERBS: Record<Operation, string> = {
+  enroll: 'enroll the Zymkey in',
+  rotate: 'rotate the Zymkey key of',
+  remove: 'remove the Zymkey from',
+  'recovery-add': 'add a recovery key to',
+  'recovery-remove': 'remove the recovery key from',
+};
+
+/** Per-item estimates of the JSON that an operation adds to the header's metadata area. */
+export const JSON_BYTES = {
+  keyslot: 450,
+  zymkeyToken: 700,
+  recoveryToken: 120,
+  escrow: 650,
+} as const;
+
+export function unchangedPlan(operation: Operation, volume: string, why: string, notes: string[] = []): Plan {
+  return { operation, volume, unchanged: why, generates: [], escrowRecipient: null, steps: [], notes };
+}
+
+/** The header must have `needed` free keyslots. */
+export function requireFreeKeyslots(
+  operation: Operation,
+  header: HeaderFacts,
+  needed: number,
+  hint?: string,
+): void {
+  if (header.freeKeyslots >= needed) return;
+  throw new ZkluksError(
+    `Failed to ${VERBS[operation]} '${header.volume}': all 32 keyslots are in use, ${needed} free ${needed === 1 ? 'keyslot is' : 'keyslots are'} needed, ${header.freeKeyslots} ${header.freeKeyslots === 1 ? 'is' : 'are'} free`,
+    {
+      hint:
+        hint ??
+        `zkluks list '${header.volume}', then free a slot you no longer need: cryptsetup luksKillSlot '${header.volume}' N`,
+    },
+  );
+}
+
+/** The new keyslots and tokens must fit the LUKS2 JSON metadata area. */
+export function requireJsonRoom(operation: Operation, header: HeaderFacts, addedBytes: number): void {
+  const free = header.jsonSize - header.jsonUsed;
+  if (addedBytes <= free) return;
+  throw new ZkluksError(
+    `Failed to ${VERBS[operation]} '${header.volume}': the LUKS2 metadata area is too full: ${free} of ${header.jsonSize} bytes free, about ${addedBytes} needed for the new keyslot and token`,
+    {
+      hint: `zkluks list '${header.volume}', then remove tokens you no longer need (cryptsetup token remove --token-id N '${header.volume}'); the area's size is fixed at luksFormat (--luks2-metadata-size)`,
+    },
+  );
+}
+
+export interface LockOutConsent {
+  /** --i-understand-this-locks-me-out */
+  lockMeOut: boolean;
+  /** --yes: the second explicit consent. */
+  yes: boolean;
+}
+
+/**
+ * Safety rule: a volume keeps a way in that does not need the Zymkey (a passphrase or recovery slot)
+ * unless the admin says so twice.
+ */
+export function requireWayInWithoutZymkey(
+  operation: Operation,
+  view: VolumeView,
+  killed: readonly number[],
+  consent: LockOutConsent,
+): string[] {
+  if (waysInWithoutZymkey(view, killed).length > 0) return [];
+  const rule = `zkluks never leaves a volume without a way in that does not need the Zymkey (a passphrase or recovery keyslot), unless told twice with --i-understand-this-locks-me-out and --yes`;
+  if (!consent.lockMeOut || !consent.yes) {
+    throw new RefusedError(
+      `Refused to ${VERBS[operation]} '${view.header.volume}': it would leave no passphrase or recovery keyslot; ${rule}`,
+      { hint: `zkluks recovery add '${view.header.volume}' (then run this again)` },
+    );
+  }
+  return [
+    `After this, '${view.header.volume}' opens only with the Zymkey (or other hardware): you said so twice.`,
+  ];
+}
+
+export function describeStep(step: Step): string {
+  switch (step.op) {
+    case 'add-key':
+      return `add the ${keyName(step.key)} to keyslot ${step.slot} (pbkdf2, 1000 iterations), authorized by the ${keyName(step.authorizedBy)}`;
+    case 'set-priority':
+      return `set keyslot ${step.slot} priority to ${step.priority}`;
+    case 'import-token':
+      return `import a ${step.type} token as token ${step.tokenId} for keyslot ${step.slot}`;
+    case 'verify-key':
+      return `verify the ${keyName(step.key)} opens keyslot ${step.slot} (open --test-passphrase --key-slot ${step.slot})`;
+    case 'remove-token':
+      return `remove ${step.type} token ${step.tokenId}`;
+    case 'kill-slot':
+      return `wipe keyslot ${step.slot}`;
+  }
+}
+
+export function keyName(key: KeyRef): string {
+  switch (key) {
+    case 'unlock':
+      return 'existing passphrase';
+    case 'zymkey-old':
+      return 'current Zymkey key';
+    case 'zymkey-new':
+      return 'new Zymkey-sealed key';
+    case 'recovery-new':
+      return 'new recovery key';
+  }
+}
+
+/** The plan as lines a person reads (for --dry-run). */
+export function describePlan(plan: Plan): string {
+  const lines = [`Plan: ${VERBS[plan.operation]} '${plan.volume}'`];
+  if (plan.unchanged) lines.push(`  nothing to do: ${plan.unchanged}`);
+  else {
+    lines.push(
+      '  0. back up the LUKS header (0600, kept until the change is verified; restored on any failure)',
+    );
+    plan.steps.forEach((s, i) => lines.push(`  ${i + 1}. ${describeStep(s)}`));
+    if (plan.escrowRecipient)
+      lines.push(`  the recovery key is also encrypted to ${plan.escrowRecipient} in its token`);
+  }
+  for (const n of plan.notes) lines.push(`  note: ${n}`);
+  return lines.join('\n');
+}

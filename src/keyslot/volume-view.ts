@@ -1,0 +1,156 @@
+// What each keyslot of a volume is for, from the header facts: a Zymkey slot (our valid token), a
+// recovery slot (our recovery token), a plain passphrase, or a slot some other tool's token owns —
+// plus every zkluks token that cannot be used and why. Pure; `list`, the planners and the doctor
+// read it.
+import type { HeaderFacts, KeyslotFacts, KeyslotPriority } from './header.ts';
+import {
+  RECOVERY_TOKEN_TYPE,
+  TokenError,
+  ZYMKEY_TOKEN_TYPE,
+  isZkluksTokenType,
+  parseRecoveryToken,
+  parseZymkeyToken,
+  type RecoveryToken,
+  type ZkluksTokenType,
+  type ZymkeyToken,
+} from './token.ts';
+
+export type SlotKind = 'zymkey' | 'recovery' | 'passphrase' | 'other-token';
+
+export interface SlotView {
+  id: number;
+  kind: SlotKind;
+  kdf: string;
+  iterations: number | null;
+  priority: KeyslotPriority;
+  /** Ids and types of the tokens assigned to this slot. */
+  tokens: Array<{ id: number; type: string }>;
+}
+
+export interface OurToken<T> {
+  tokenId: number;
+  slot: number;
+  token: T;
+}
+
+/** A zkluks token that cannot be used. */
+export interface TokenProblem {
+  tokenId: number;
+  type: ZkluksTokenType;
+  /** dangling: its keyslot was killed; slot-gone: it names a slot that does not exist; corrupt: malformed. */
+  kind: 'dangling' | 'slot-gone' | 'corrupt';
+  /** The slot it names, when it names one that can be read. */
+  slot: number | null;
+  error: TokenError;
+}
+
+export interface VolumeView {
+  header: HeaderFacts;
+  slots: SlotView[];
+  zymkey: Array<OurToken<ZymkeyToken>>;
+  recovery: Array<OurToken<RecoveryToken>>;
+  problems: TokenProblem[];
+}
+
+function problemOf(
+  header: HeaderFacts,
+  tokenId: number,
+  type: ZkluksTokenType,
+  json: Record<string, unknown>,
+  error: TokenError,
+): TokenProblem {
+  const slots = Array.isArray(json.keyslots) ? json.keyslots : null;
+  if (slots !== null && slots.length === 0) {
+    const e = new TokenError(type, 'its keyslot was removed (dangling token)', {
+      volume: header.volume,
+      tokenId,
+    });
+    return { tokenId, type, kind: 'dangling', slot: null, error: e };
+  }
+  const first = slots?.[0];
+  const slot = typeof first === 'string' && /^\d+$/.test(first) ? Number(first) : null;
+  return { tokenId, type, kind: 'corrupt', slot, error };
+}
+
+export function viewVolume(header: HeaderFacts): VolumeView {
+  const context = (tokenId: number) => ({ volume: header.volume, tokenId });
+  const zymkey: Array<OurToken<ZymkeyToken>> = [];
+  const recovery: Array<OurToken<RecoveryToken>> = [];
+  const problems: TokenProblem[] = [];
+  const slotIds = new Set(header.keyslots.map((k) => k.id));
+  for (const t of header.tokens) {
+    if (!isZkluksTokenType(t.type)) continue;
+    try {
+      if (t.type === ZYMKEY_TOKEN_TYPE) {
+        const token = parseZymkeyToken(t.json, context(t.id));
+        zymkey.push({ tokenId: t.id, slot: Number(token.keyslots[0]), token });
+      } else {
+        const token = parseRecoveryToken(t.json, context(t.id));
+        recovery.push({ tokenId: t.id, slot: Number(token.keyslots[0]), token });
+      }
+    } catch (error) {
+      if (!(error instanceof TokenError)) throw error;
+      problems.push(problemOf(header, t.id, t.type, t.json, error));
+    }
+  }
+  // A token naming a slot the header does not have (cryptsetup refuses to import one, but a header
+  // edited by hand or restored from elsewhere can hold it).
+  for (const list of [zymkey, recovery] as Array<Array<OurToken<ZymkeyToken | RecoveryToken>>>) {
+    for (let i = list.length - 1; i >= 0; i--) {
+      const ours = list[i] as OurToken<ZymkeyToken | RecoveryToken>;
+      if (slotIds.has(ours.slot)) continue;
+      list.splice(i, 1);
+      const error = new TokenError(ours.token.type, `it names keyslot ${ours.slot}, which does not exist`, {
+        volume: header.volume,
+        tokenId: ours.tokenId,
+      });
+      problems.push({
+        tokenId: ours.tokenId,
+        type: ours.token.type,
+        kind: 'slot-gone',
+        slot: ours.slot,
+        error,
+      });
+    }
+  }
+  const slots = header.keyslots.map((k: KeyslotFacts): SlotView => {
+    const tokens = header.tokens
+      .filter((t) => t.keyslots.includes(k.id))
+      .map((t) => ({ id: t.id, type: t.type }));
+    const corruptOurs = problems.find((p) => p.slot === k.id);
+    let kind: SlotKind = 'passphrase';
+    if (zymkey.some((z) => z.slot === k.id) || corruptOurs?.type === ZYMKEY_TOKEN_TYPE) kind = 'zymkey';
+    else if (recovery.some((r) => r.slot === k.id) || corruptOurs?.type === RECOVERY_TOKEN_TYPE)
+      kind = 'recovery';
+    else if (tokens.length > 0) kind = 'other-token';
+    return { id: k.id, kind, kdf: k.kdf, iterations: k.iterations, priority: k.priority, tokens };
+  });
+  problems.sort((a, b) => a.tokenId - b.tokenId);
+  return { header, slots, zymkey, recovery, problems };
+}
+
+/**
+ * Keyslots a person can open without the Zymkey or other hardware: passphrase and recovery slots,
+ * leaving out `except` (slots an operation is about to remove).
+ */
+export function waysInWithoutZymkey(view: VolumeView, except: readonly number[] = []): SlotView[] {
+  return view.slots.filter(
+    (s) => (s.kind === 'passphrase' || s.kind === 'recovery') && !except.includes(s.id),
+  );
+}
+
+/** Lowest keyslot id not in use. */
+export function freeKeyslots(header: HeaderFacts, taken: readonly number[] = []): number[] {
+  const used = new Set([...header.keyslots.map((k) => k.id), ...taken]);
+  const free: number[] = [];
+  for (let id = 0; id < 32; id++) if (!used.has(id)) free.push(id);
+  return free;
+}
+
+/** Token ids not in use. */
+export function freeTokenIds(header: HeaderFacts, taken: readonly number[] = []): number[] {
+  const used = new Set([...header.tokens.map((t) => t.id), ...taken]);
+  const free: number[] = [];
+  for (let id = 0; id < 32; id++) if (!used.has(id)) free.push(id);
+  return free;
+}

@@ -1,0 +1,313 @@
+import { describe, expect, it } from 'vitest';
+import { RefusedError, ZkluksError } from '../../src/errors.ts';
+import type { HeaderFacts, KeyslotFacts, TokenFacts } from '../../src/keyslot/header.ts';
+import { describePlan } from '../../src/keyslot/plan.ts';
+import { planEnroll } from '../../src/keyslot/plan-enroll.ts';
+import { planRecoveryAdd, planRecoveryRemove } from '../../src/keyslot/plan-recovery.ts';
+import { planRemove } from '../../src/keyslot/plan-remove.ts';
+import { planRotate } from '../../src/keyslot/plan-rotate.ts';
+import { recoveryToken, zymkeyToken } from '../../src/keyslot/token.ts';
+import { viewVolume } from '../../src/keyslot/volume-view.ts';
+import type { ZymkeyCheck } from '../../src/keyslot/zymkey-check.ts';
+
+const slot = (id: number, kdf = 'pbkdf2'): KeyslotFacts => ({
+  id,
+  type: 'luks2',
+  kdf,
+  iterations: 1000,
+  memoryKiB: null,
+  priority: 'normal',
+  keySize: 64,
+});
+const created = new Date('2026-01-01T00:00:00Z');
+const zToken = (id: number, s: number): TokenFacts => ({
+  id,
+  type: 'zkluks-zymkey',
+  keyslots: [s],
+  json: zymkeyToken({
+    keyslot: s,
+    sealed: Buffer.from('x'),
+    backend: 'sim',
+    zymkey: { model: 'ZYMKEY4i', serial: 'S', binding: 'developer' },
+    created,
+  }) as unknown as Record<string, unknown>,
+});
+const rToken = (id: number, s: number): TokenFacts => ({
+  id,
+  type: 'zkluks-recovery',
+  keyslots: [s],
+  json: recoveryToken({ keyslot: s, created }) as unknown as Record<string, unknown>,
+});
+const header = (
+  keyslots: KeyslotFacts[],
+  tokens: TokenFacts[] = [],
+  over: Partial<HeaderFacts> = {},
+): HeaderFacts => ({
+  volume: 'v.img',
+  version: 2,
+  uuid: 'u',
+  keyslots,
+  tokens,
+  freeKeyslots: 32 - keyslots.length,
+  jsonSize: 12288,
+  jsonUsed: 2000,
+  ...over,
+});
+const check = (tokenId: number, s: number, opens: boolean): ZymkeyCheck => ({
+  tokenId,
+  slot: s,
+  opens,
+  reason: opens ? 'ok' : 'key-rejected',
+  zymkeyReason: null,
+  detail: opens ? 'opens' : 'does not open',
+});
+const noConsent = { lockMeOut: false, yes: false };
+const enrollOpts = { force: false, recoveryKey: true, escrow: null };
+
+describe('planEnroll', () => {
+  it('adds the Zymkey slot with priority prefer and its token, verifies, then adds a verified recovery key', () => {
+    const plan = planEnroll({ view: viewVolume(header([slot(0)])), checks: [], unlockOpens: [] }, enrollOpts);
+    expect(plan.generates).toEqual(['zymkey-new', 'recovery-new']);
+    expect(plan.steps).toEqual([
+      { op: 'add-key', slot: 1, key: 'zymkey-new', authorizedBy: 'unlock' },
+      { op: 'set-priority', slot: 1, priority: 'prefer' },
+      { op: 'import-token', tokenId: 0, type: 'zkluks-zymkey', slot: 1 },
+      { op: 'verify-key', slot: 1, key: 'zymkey-new' },
+      { op: 'add-key', slot: 2, key: 'recovery-new', authorizedBy: 'unlock' },
+      { op: 'import-token', tokenId: 1, type: 'zkluks-recovery', slot: 2 },
+      { op: 'verify-key', slot: 2, key: 'recovery-new' },
+    ]);
+    expect(describePlan(plan)).toMatch(/back up the LUKS header/);
+  });
+
+  it('makes no recovery key when the volume already has one', () => {
+    const plan = planEnroll(
+      { view: viewVolume(header([slot(0), slot(1)], [rToken(0, 1)])), checks: [], unlockOpens: [] },
+      enrollOpts,
+    );
+    expect(plan.generates).toEqual(['zymkey-new']);
+    expect(plan.steps.some((s) => s.op === 'add-key' && s.key === 'recovery-new')).toBe(false);
+  });
+
+  it('changes nothing on a volume whose Zymkey slot already opens, unless --force', () => {
+    const view = viewVolume(header([slot(0), slot(1)], [zToken(0, 1)]));
+    const plan = planEnroll({ view, checks: [check(0, 1, true)], unlockOpens: [] }, enrollOpts);
+    expect(plan.unchanged).toMatch(/already enrolled: keyslot 1 opens with the Zymkey/);
+    expect(plan.steps).toEqual([]);
+  });
+
+  it('with --force adds and verifies the new slot before removing the old token and slot', () => {
+    const view = viewVolume(header([slot(0), slot(1)], [zToken(0, 1)]));
+    const plan = planEnroll(
+      { view, checks: [check(0, 1, true)], unlockOpens: [] },
+      { ...enrollOpts, force: true },
+    );
+    const ops = plan.steps.map((s) => `${s.op}:${'slot' in s ? s.slot : s.tokenId}`);
+    expect(ops.indexOf('verify-key:2')).toBeLessThan(ops.indexOf('remove-token:0'));
+    expect(ops.at(-1)).toBe('kill-slot:1');
+  });
+
+  it('refuses without --force when its token does not unlock the volume (copied from another volume)', () => {
+    const view = viewVolume(header([slot(0), slot(1)], [zToken(0, 1)]));
+    expect(() => planEnroll({ view, checks: [check(0, 1, false)], unlockOpens: [] }, enrollOpts)).toThrow(
+      RefusedError,
+    );
+  });
+
+  it('never wipes a keyslot the given passphrase opens, even under a zkluks-zymkey token', () => {
+    const view = viewVolume(header([slot(0)], [zToken(0, 0)]));
+    const plan = planEnroll(
+      { view, checks: [check(0, 0, false)], unlockOpens: [0] },
+      { ...enrollOpts, force: true },
+    );
+    expect(plan.steps.some((s) => s.op === 'kill-slot')).toBe(false);
+    expect(plan.steps).toContainEqual({ op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' });
+  });
+
+  it('cleans up a dangling zkluks-zymkey token', () => {
+    const dangling: TokenFacts = {
+      ...zToken(3, 1),
+      keyslots: [],
+      json: { ...zToken(3, 1).json, keyslots: [] },
+    };
+    const plan = planEnroll(
+      { view: viewVolume(header([slot(0)], [dangling])), checks: [], unlockOpens: [] },
+      enrollOpts,
+    );
+    expect(plan.steps.at(-1)).toEqual({ op: 'remove-token', tokenId: 3, type: 'zkluks-zymkey' });
+  });
+
+  it('fails with the count when all 32 keyslots are in use', () => {
+    const full = header(Array.from({ length: 32 }, (_, i) => slot(i)));
+    expect(() => planEnroll({ view: viewVolume(full), checks: [], unlockOpens: [] }, enrollOpts)).toThrow(
+      /all 32 keyslots are in use, 2 free keyslots are needed, 0 are free/,
+    );
+  });
+
+  it('fails when the JSON metadata area has no room for the token', () => {
+    const h = header([slot(0)], [], { jsonUsed: 12000 });
+    expect(() => planEnroll({ view: viewVolume(h), checks: [], unlockOpens: [] }, enrollOpts)).toThrow(
+      /metadata area is too full: 288 of 12288 bytes free/,
+    );
+  });
+});
+
+describe('planRotate', () => {
+  it('adds and verifies the new key before removing the old token and wiping the old slot', () => {
+    const view = viewVolume(header([slot(0), slot(1)], [zToken(0, 1)]));
+    const plan = planRotate({
+      view,
+      checks: [check(0, 1, true)],
+      authorizedBy: 'zymkey-old',
+      unlockOpens: [],
+    });
+    expect(plan.steps).toEqual([
+      { op: 'add-key', slot: 2, key: 'zymkey-new', authorizedBy: 'zymkey-old' },
+      { op: 'set-priority', slot: 2, priority: 'prefer' },
+      { op: 'import-token', tokenId: 1, type: 'zkluks-zymkey', slot: 2 },
+      { op: 'verify-key', slot: 2, key: 'zymkey-new' },
+      { op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' },
+      { op: 'kill-slot', slot: 1 },
+    ]);
+  });
+
+  it('fails on a volume that is not enrolled and refuses on a corrupt token', () => {
+    expect(() =>
+      planRotate({
+        view: viewVolume(header([slot(0)])),
+        checks: [],
+        authorizedBy: 'unlock',
+        unlockOpens: [],
+      }),
+    ).toThrow(/not enrolled/);
+    const bad: TokenFacts = { ...zToken(0, 1), json: { ...zToken(0, 1).json, sealed: '*' } };
+    expect(() =>
+      planRotate({
+        view: viewVolume(header([slot(0), slot(1)], [bad])),
+        checks: [],
+        authorizedBy: 'unlock',
+        unlockOpens: [],
+      }),
+    ).toThrow(RefusedError);
+  });
+
+  it('needs a passphrase when the current Zymkey key does not open its slot', () => {
+    const view = viewVolume(header([slot(0), slot(1)], [zToken(0, 1)]));
+    expect(() =>
+      planRotate({ view, checks: [check(0, 1, false)], authorizedBy: 'zymkey-old', unlockOpens: [] }),
+    ).toThrow(/--unlock-key-file/);
+  });
+});
+
+describe('planRemove and planRecoveryRemove: never leave a volume without a way in without the Zymkey', () => {
+  it('removes the token before wiping the slot when a passphrase slot remains', () => {
+    const plan = planRemove(viewVolume(header([slot(0), slot(1)], [zToken(0, 1)])), noConsent);
+    expect(plan.steps).toEqual([
+      { op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' },
+      { op: 'kill-slot', slot: 1 },
+    ]);
+  });
+
+  it('refuses (exit 3) to remove the last way in, stating the rule', () => {
+    const view = viewVolume(
+      header(
+        [slot(1), slot(2)],
+        [zToken(0, 1), { id: 1, type: 'clevis', keyslots: [2], json: { type: 'clevis', keyslots: ['2'] } }],
+      ),
+    );
+    let error: unknown;
+    try {
+      planRemove(view, noConsent);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(RefusedError);
+    expect((error as RefusedError).exitCode).toBe(3);
+    expect((error as RefusedError).message).toMatch(
+      /never leaves a volume without a way in that does not need the Zymkey/,
+    );
+    expect(() => planRemove(view, { lockMeOut: true, yes: false })).toThrow(RefusedError);
+    expect(planRemove(view, { lockMeOut: true, yes: true }).steps).toHaveLength(2);
+  });
+
+  it('refuses to remove the recovery key when it is the only way in without the Zymkey', () => {
+    const view = viewVolume(header([slot(1), slot(2)], [zToken(0, 1), rToken(1, 2)]));
+    expect(() => planRecoveryRemove(view, noConsent)).toThrow(RefusedError);
+    const withPassphrase = viewVolume(header([slot(0), slot(1), slot(2)], [zToken(0, 1), rToken(1, 2)]));
+    expect(planRecoveryRemove(withPassphrase, noConsent).steps).toEqual([
+      { op: 'remove-token', tokenId: 1, type: 'zkluks-recovery' },
+      { op: 'kill-slot', slot: 2 },
+    ]);
+  });
+
+  it('says there is nothing to remove on a volume without our tokens', () => {
+    expect(planRemove(viewVolume(header([slot(0)])), noConsent).unchanged).toMatch(/nothing to remove/);
+  });
+});
+
+describe('planRecoveryAdd', () => {
+  it('adds, tokens and verifies a recovery key authorized by the Zymkey, with an escrow recipient', () => {
+    const view = viewVolume(header([slot(0), slot(1)], [zToken(0, 1)]));
+    const plan = planRecoveryAdd(
+      { view, authorizedBy: 'zymkey-old', unlockOpens: [] },
+      { force: false, escrow: 'age1x' },
+    );
+    expect(plan.escrowRecipient).toBe('age1x');
+    expect(plan.steps).toEqual([
+      { op: 'add-key', slot: 2, key: 'recovery-new', authorizedBy: 'zymkey-old' },
+      { op: 'import-token', tokenId: 1, type: 'zkluks-recovery', slot: 2 },
+      { op: 'verify-key', slot: 2, key: 'recovery-new' },
+    ]);
+  });
+
+  it('keeps an existing recovery key unless --force, then replaces it after verifying the new one', () => {
+    const view = viewVolume(header([slot(0), slot(3)], [rToken(2, 3)]));
+    expect(
+      planRecoveryAdd({ view, authorizedBy: 'unlock', unlockOpens: [] }, { force: false, escrow: null })
+        .unchanged,
+    ).toMatch(/already has a recovery key in keyslot 3/);
+    const plan = planRecoveryAdd(
+      { view, authorizedBy: 'unlock', unlockOpens: [] },
+      { force: true, escrow: null },
+    );
+    expect(plan.steps.slice(-2)).toEqual([
+      { op: 'remove-token', tokenId: 2, type: 'zkluks-recovery' },
+      { op: 'kill-slot', slot: 3 },
+    ]);
+  });
+
+  it('fails when no keyslot is free', () => {
+    const full = header(Array.from({ length: 32 }, (_, i) => slot(i)));
+    expect(() =>
+      planRecoveryAdd(
+        { view: viewVolume(full), authorizedBy: 'unlock', unlockOpens: [] },
+        { force: false, escrow: null },
+      ),
+    ).toThrow(ZkluksError);
+  });
+});
+
+describe('viewVolume', () => {
+  it('classifies zymkey, recovery, passphrase and other-token slots and reports broken zkluks tokens', () => {
+    const corrupt: TokenFacts = {
+      id: 5,
+      type: 'zkluks-zymkey',
+      keyslots: [4],
+      json: { type: 'zkluks-zymkey', keyslots: ['4'], version: 1 },
+    };
+    const view = viewVolume(
+      header(
+        [slot(0, 'argon2id'), slot(1), slot(2), slot(3), slot(4)],
+        [zToken(0, 1), rToken(1, 2), { id: 2, type: 'systemd-tpm2', keyslots: [3], json: {} }, corrupt],
+      ),
+    );
+    expect(view.slots.map((s) => [s.id, s.kind])).toEqual([
+      [0, 'passphrase'],
+      [1, 'zymkey'],
+      [2, 'recovery'],
+      [3, 'other-token'],
+      [4, 'zymkey'],
+    ]);
+    expect(view.problems).toMatchObject([{ tokenId: 5, kind: 'corrupt', slot: 4 }]);
+  });
+});

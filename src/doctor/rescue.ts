@@ -4,8 +4,11 @@ import type { WaysIn } from './ways-in.ts';
 export function rescueNow(ways: WaysIn): string {
   const v = ways.volume;
   const backup = `cryptsetup luksHeaderBackup '${v}' --header-backup-file /root/${ways.mapping ?? 'volume'}-header.img`;
+  if (ways.recoverySlots.length > 0) {
+    return `now, while the volume is open: check you still hold the recovery key of slot ${ways.recoverySlots.join('/')} ('zkluks recovery verify ${v}'); if not, 'zkluks recovery add ${v}' with the current passphrase; then '${backup}', and keep both off this Pi`;
+  }
   if (ways.otherSlots.length > 0) {
-    return `now, while the volume is open: 'zkluks recovery add ${v}' (authorize with the passphrase that opens slot ${ways.otherSlots.join('/')}), then '${backup}', and keep both off this Pi`;
+    return `now, while the volume is open: 'zkluks recovery add ${v}' (authorize with the current passphrase, which opens slot ${ways.otherSlots.join('/')}), then '${backup}', and keep both off this Pi`;
   }
   const name = ways.mapping ?? 'NAME';
   return (

@@ -47,7 +47,7 @@ const ids = (d: Diagnosis, severity: Finding['severity']) =>
 
 describe('zkluks doctor scenarios', () => {
   it('1: a self-destructed module while LUKS still boots: says the keys are gone, how the root was unlocked, that the next boot will not use the Zymkey, and the rescue to do now', async () => {
-    tree = await buildTree();
+    tree = await buildTree({ recovery: false });
     await tree.sim('bind-lock');
     await tree.sim('arm', '--channel', '0', '--action', 'self-destruct');
     await tree.sim('breach', '--channel', '0');
@@ -63,6 +63,7 @@ describe('zkluks doctor scenarios', () => {
     expect(f.evidence.join('\n')).toMatch(/perimeter channel 0: action self-destruct, first breach/);
     expect(f.hint).toMatch(/while the volume is open: 'zkluks recovery add /);
     expect(f.hint).toMatch(/cryptsetup luksHeaderBackup/);
+    expect(diagnosis.findings.some((x) => x.id === 'zymkey.breach-latched')).toBe(false);
     expect(human.split('\n')[0]).toMatch(/^verdict: ERROR The Zymkey destroyed its key material/);
   });
 
@@ -81,6 +82,8 @@ describe('zkluks doctor scenarios', () => {
       /unlocked with a typed passphrase or recovery key after the Zymkey path failed \(self-destructed/,
     );
     expect(finding(diagnosis, 'last-boot.fallback').summary).toMatch(/had destroyed its keys/);
+    // A recovery key exists already: the rescue checks it is still at hand.
+    expect(f.hint).toMatch(/recovery key of slot 2 \('zkluks recovery verify /);
   });
 
   it('2: a production-mode module on a replacement Pi reports the binding mismatch and the way back', async () => {

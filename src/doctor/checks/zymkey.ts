@@ -208,7 +208,8 @@ function productionReadiness(facts: Facts, ways: WaysIn): Finding[] {
   ];
 }
 
-function perimeter(facts: Facts): Finding[] {
+function perimeter(facts: Facts, destroyed: boolean): Finding[] {
+  if (destroyed) return [];
   const z = valueOf(facts.zymkey);
   const binding = valueOf(z?.binding);
   return (valueOf(z?.perimeter) ?? [])
@@ -351,6 +352,6 @@ export function checkZymkey(facts: Facts): Finding[] {
     }
   }
   if (!fail || fail.code !== 'self-destructed') findings.push(...productionReadiness(facts, ways));
-  findings.push(...perimeter(facts), ...zkifc(facts), ...led(facts));
+  findings.push(...perimeter(facts, fail?.code === 'self-destructed'), ...zkifc(facts), ...led(facts));
   return findings;
 }

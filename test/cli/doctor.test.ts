@@ -1,0 +1,88 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { zkluks } from '../helpers/cli.ts';
+
+const empty = mkdtempSync(join(tmpdir(), 'zkluks-doctor-cli-'));
+afterAll(() => rmSync(empty, { recursive: true, force: true }));
+
+describe('zkluks doctor (CLI)', () => {
+  it('lists the documented LED patterns in its help', async () => {
+    const r = await zkluks(['doctor', '--help']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/--led/);
+    expect(r.stdout).toMatch(/atecc-unreachable/);
+  });
+
+  it('on an empty tree reports every missing source as a finding, never a crash, with the stable JSON schema', async () => {
+    const r = await zkluks([
+      'doctor',
+      '--root',
+      empty,
+      '--backend',
+      'sim',
+      '--sim-state',
+      join(empty, 'sim'),
+      '--json',
+    ]);
+    expect(r.stderr).not.toMatch(/internal error/);
+    const out = JSON.parse(r.stdout) as {
+      version: number;
+      verdict: { status: string; summary: string };
+      findings: Array<Record<string, unknown>>;
+    };
+    expect(out.version).toBe(1);
+    expect(['ok', 'warning', 'error']).toContain(out.verdict.status);
+    for (const f of out.findings) {
+      expect(Object.keys(f).sort()).toEqual(['area', 'evidence', 'hint', 'id', 'severity', 'summary']);
+    }
+    const ids = out.findings.map((f) => f.id);
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        'crypttab.missing',
+        'firmware.config-missing',
+        'luks.no-volume',
+        'zymkey.state-missing',
+      ]),
+    );
+    expect(r.exitCode).toBe(1);
+  });
+
+  it('names a volume that is not LUKS in a finding and exits 1', async () => {
+    const r = await zkluks([
+      'doctor',
+      join(empty, 'nothing.img'),
+      '--root',
+      empty,
+      '--backend',
+      'sim',
+      '--sim-state',
+      join(empty, 'sim'),
+    ]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toMatch(/ERROR The LUKS2 header of '.*nothing\.img' cannot be read/);
+    expect(r.stdout.split('\n')[0]).toMatch(/^verdict: ERROR /);
+  });
+
+  it('prints no colour when NO_COLOR is set, even with --led', async () => {
+    const r = await zkluks(
+      [
+        'doctor',
+        '--root',
+        empty,
+        '--backend',
+        'sim',
+        '--sim-state',
+        join(empty, 'sim'),
+        '--led',
+        'dev-bound',
+      ],
+      {
+        env: { NO_COLOR: '1' },
+      },
+    );
+    expect(r.stdout).not.toContain('\x1b[');
+    expect(r.stdout).toMatch(/ok {4}The LED shows one blink every 3 seconds/);
+  });
+});

@@ -193,9 +193,16 @@ describe('planRotate', () => {
 
   it('needs a passphrase when the current Zymkey key does not open its slot', () => {
     const view = viewVolume(header([slot(0), slot(1)], [zToken(0, 1)]));
-    expect(() =>
-      planRotate({ view, checks: [check(0, 1, false)], authorizedBy: 'zymkey-old', unlockOpens: [] }),
-    ).toThrow(/--unlock-key-file/);
+    let error: unknown;
+    try {
+      planRotate({ view, checks: [check(0, 1, false)], authorizedBy: 'zymkey-old', unlockOpens: [] });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({
+      message: expect.stringMatching(/cannot authorize/),
+      hint: expect.stringMatching(/--unlock-key-file/),
+    });
   });
 });
 

@@ -1,0 +1,211 @@
+// zkluks initramfs install|check|remove: put the boot files in place (keyscript, hook, kernel hook,
+// crypttab line), verify the image the firmware will load, and take it all out again.
+import type { Argv, CommandModule } from 'yargs';
+import { ExitCode, UsageError } from '../../errors.ts';
+import { createRunner } from '../../exec.ts';
+import { applyPlan, type ImageCheck } from '../../initramfs/apply.ts';
+import { runCheck, type CheckReport } from '../../initramfs/check.ts';
+import { formatOptions } from '../../initramfs/crypttab.ts';
+import { gatherInstallFacts } from '../../initramfs/install-facts.ts';
+import { planInstall, planRemove, type Plan, type Step } from '../../initramfs/plan-install.ts';
+import { globalOptions } from '../global-options.ts';
+import { createOutput, type Output } from '../output.ts';
+
+function describeStep(step: Step): string {
+  switch (step.kind) {
+    case 'backup-crypttab':
+      return `back up /etc/crypttab to ${step.path}`;
+    case 'write-file':
+      return `${step.change} ${step.path} (mode ${step.mode.toString(8)})`;
+    case 'write-crypttab':
+      return step.action === 'add'
+        ? `add to /etc/crypttab: ${step.after}`
+        : step.action === 'update'
+          ? `change in /etc/crypttab: ${step.before}\n    -> ${step.after}`
+          : `restore in /etc/crypttab: ${step.after ?? '(line removed)'}`;
+    case 'remove-file':
+      return `remove ${step.path}`;
+    case 'update-initramfs':
+      return `run ${step.command.join(' ')}`;
+    case 'verify-images':
+      return 'verify the initramfs image(s) the firmware will load (lsinitramfs)';
+  }
+}
+
+/** The plan without file contents, for --json. */
+function planJson(plan: Plan) {
+  return {
+    ...plan,
+    steps: plan.steps.map((s) =>
+      'content' in s ? { ...s, content: undefined, bytes: s.content.length } : s,
+    ),
+  };
+}
+
+function printPlan(out: Output, plan: Plan, dryRun: boolean, json: boolean, extra: object = {}): void {
+  const lines = [
+    `${plan.operation} for '${plan.volume.name}'${plan.volume.uuid ? ` (UUID=${plan.volume.uuid})` : ''}${dryRun ? ' (dry run: nothing changed)' : ''}`,
+    ...plan.steps.map((s) => `  ${dryRun ? 'would ' : ''}${describeStep(s)}`),
+    ...plan.unchanged.map((p) => `  unchanged ${p}`),
+  ];
+  if (plan.droppedOptions.length > 0) {
+    lines.push(`  dropped crypttab options: ${formatOptions(plan.droppedOptions)}`);
+  }
+  out.data(lines.join('\n'), { dryRun, plan: planJson(plan), ...extra });
+}
+
+function imageLines(images: ImageCheck[]): string[] {
+  return images.flatMap((i) => [
+    `image ${i.image} (${i.because})${i.kernelVersions.length ? `, kernel ${i.kernelVersions.join(', ')}` : ''}`,
+    ...(i.findings.length === 0
+      ? ['  ok: keyscript, zkunlockifs, Zymbit state, zkenv.conf and I2C modules inside']
+      : i.findings.map((f) => `  ${f.level}: ${f.message}`)),
+  ]);
+}
+
+function common<T>(y: Argv<T>) {
+  return y
+    .positional('volume', {
+      type: 'string',
+      describe: 'LUKS device, crypttab name or UUID=… (default: the zkluks line, or the only crypttab line)',
+    })
+    .option('zkunlockifs', {
+      type: 'string',
+      describe: "Path of zkunlockifs (default: found in Zymbit's places)",
+    });
+}
+
+const install: CommandModule = {
+  command: 'install [volume]',
+  describe: 'Install the keyscript, hook and crypttab line, rebuild and verify the initramfs',
+  builder: (y) =>
+    common(y)
+      .option('name', { type: 'string', describe: 'crypttab name for a new line (default: cryptroot)' })
+      .option('update', {
+        type: 'boolean',
+        default: true,
+        describe: 'Run update-initramfs -u -k all (--no-update skips it)',
+      })
+      .option('timeout', {
+        type: 'number',
+        describe:
+          'Seconds before the keyscript falls back to the passphrase (default 10; /etc/zkluks/boot.conf)',
+      }),
+  handler: async (argv) => {
+    const g = globalOptions(argv);
+    const out = createOutput(g.json);
+    const timeout = argv.timeout as number | undefined;
+    if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1 || timeout > 600)) {
+      throw new UsageError(
+        `Failed to read --timeout: '${String(timeout)}' is not a whole number of seconds from 1 to 600`,
+        {
+          hint: 'zkluks initramfs install --timeout 10',
+        },
+      );
+    }
+    const runner = createRunner();
+    const facts = await gatherInstallFacts({
+      runner,
+      root: g.root,
+      volume: argv.volume as string | undefined,
+      name: argv.name as string | undefined,
+      zkunlockifs: argv.zkunlockifs as string | undefined,
+    });
+    const plan = planInstall(facts, {
+      name: argv.name as string | undefined,
+      noUpdate: argv.update === false,
+      timeoutSeconds: timeout,
+    });
+    for (const w of plan.warnings) out.warn(w);
+    if (g.dryRun) return printPlan(out, plan, true, g.json);
+    const result = await applyPlan(plan, { runner, root: g.root });
+    const boot = facts.bootImages;
+    if (!g.json) {
+      printPlan(out, plan, false, false);
+      for (const line of imageLines(result.images)) out.info(line);
+      if (boot.kind === 'raspberry-pi') out.info(`firmware boot partition: ${boot.bootPartition}`);
+      if (facts.console) out.info(facts.console.summary);
+      if (plan.steps.every((s) => s.kind !== 'update-initramfs')) {
+        out.info(
+          `the initramfs was not rebuilt; run: ${g.root === '/' ? '' : `chroot ${g.root} `}update-initramfs -u -k all`,
+        );
+      }
+    } else {
+      printPlan(out, plan, false, true, { images: result.images, bootImages: boot, console: facts.console });
+    }
+  },
+};
+
+function printCheck(out: Output, report: CheckReport): void {
+  const human = [
+    `volume     ${report.volume.name ?? '-'}${report.volume.uuid ? ` UUID=${report.volume.uuid}` : ''}`,
+    `crypttab   ${report.crypttabLine ?? '(no line)'}`,
+    `zkunlockifs ${report.zkunlockifs ?? '(not installed)'}`,
+    `MODULES    ${report.modules ?? '(default)'}`,
+    ...report.files.map((f) => `file       ${f.path}: ${f.state}`),
+    ...imageLines(report.images),
+    ...(report.console ? [`prompt     ${report.console.summary}`] : []),
+    ...report.findings
+      .filter((f) => f.level !== 'info')
+      .map((f) => `${f.level}: ${f.message}${f.hint ? `\n  hint: ${f.hint}` : ''}`),
+    report.ok ? 'ok' : 'NOT ok: the Zymkey path will not work at the next boot',
+  ].join('\n');
+  out.data(human, report);
+}
+
+const check: CommandModule = {
+  command: 'check [volume]',
+  describe:
+    'Verify crypttab, the boot files and the image the firmware will load (read-only; exit 1 on errors)',
+  builder: (y) =>
+    common(y).option('image', { type: 'string', describe: 'Check this image (path under --root) instead' }),
+  handler: async (argv) => {
+    const g = globalOptions(argv);
+    const report = await runCheck({
+      runner: createRunner(),
+      root: g.root,
+      volume: argv.volume as string | undefined,
+      zkunlockifs: argv.zkunlockifs as string | undefined,
+      image: argv.image as string | undefined,
+    });
+    printCheck(createOutput(g.json), report);
+    if (!report.ok) process.exitCode = ExitCode.failed;
+  },
+};
+
+const remove: CommandModule = {
+  command: 'remove [volume]',
+  describe: 'Put crypttab back as it was, remove the zkluks boot files and rebuild the initramfs',
+  builder: (y) =>
+    common(y).option('update', {
+      type: 'boolean',
+      default: true,
+      describe: 'Run update-initramfs -u -k all (--no-update skips it)',
+    }),
+  handler: async (argv) => {
+    const g = globalOptions(argv);
+    const out = createOutput(g.json);
+    const runner = createRunner();
+    const facts = await gatherInstallFacts({
+      runner,
+      root: g.root,
+      volume: argv.volume as string | undefined,
+      zkunlockifs: argv.zkunlockifs as string | undefined,
+      onlyOurs: true,
+    });
+    const plan = planRemove(facts, { noUpdate: argv.update === false });
+    for (const w of plan.warnings) out.warn(w);
+    if (!g.dryRun) await applyPlan(plan, { runner, root: g.root });
+    printPlan(out, plan, g.dryRun, g.json);
+  },
+};
+
+export const initramfsCommand: CommandModule = {
+  command: 'initramfs <command>',
+  describe: 'Boot files: install, check or remove the keyscript, hook and crypttab line',
+  builder: (y) =>
+    y
+      .command([install, check, remove])
+      .demandCommand(1, 'Name an initramfs command; see zkluks initramfs --help.'),
+  handler: () => undefined,
+};

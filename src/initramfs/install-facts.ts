@@ -1,0 +1,231 @@
+// Everything install, check and remove need to know about the system tree, read once: crypttab and
+// its backup, our installed files, zkunlockifs, Zymbit's state, the volume's LUKS header, the
+// initramfs-tools MODULES setting, the boot images and the prompt's console. Reads only.
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Runner } from '../exec.ts';
+import { UsageError, ZkluksError } from '../errors.ts';
+import { readHeader } from '../keyslot/header.ts';
+import { findBootImages, type BootImageReport } from './boot-image.ts';
+import { BOOT_PATHS, TOKEN_TYPE, ZKUNLOCKIFS_CANDIDATES } from './boot-files.ts';
+import { readPromptConsole, type PromptConsole } from './console.ts';
+import {
+  entries,
+  findEntry,
+  findVolume,
+  isZkluksEntry,
+  optionValue,
+  parseCrypttab,
+  type CrypttabEntry,
+} from './crypttab.ts';
+
+export interface VolumeFacts {
+  /** The crypttab name, when a line for the volume exists or --name was given. */
+  name: string | null;
+  /** The LUKS UUID (lower case); null when it could not be learned. */
+  uuid: string | null;
+  /** The device or image file, when known and present. */
+  device: string | null;
+  /** The existing crypttab line for the volume. */
+  entry: CrypttabEntry | null;
+  /** Whether the header has a zkluks-zymkey token; null when the header could not be read. */
+  hasZymkeyToken: boolean | null;
+  /** Why the header could not be read. */
+  headerError: string | null;
+}
+
+export interface InstallFacts {
+  root: string;
+  /** /etc/crypttab's text; null when the file does not exist. */
+  crypttab: string | null;
+  /** The crypttab backup's text; null when there is none. */
+  crypttabBackup: string | null;
+  /** Current content of each file install writes, by absolute path (null: absent). */
+  installed: Record<string, string | null>;
+  /** zkunlockifs on the system, as an absolute path; null when not found. */
+  zkunlockifs: string | null;
+  zymbitState: boolean;
+  zkenv: boolean;
+  volume: VolumeFacts;
+  /** MODULES= from initramfs.conf and conf.d (the last one wins); null when not set. */
+  modules: string | null;
+  bootImages: BootImageReport;
+  /** Kernel versions with a modules directory in the tree. */
+  kernels: string[];
+  console: PromptConsole | null;
+}
+
+export function under(root: string, path: string): string {
+  return join(root, path);
+}
+
+function readText(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    return statSync(path).isFile() && (statSync(path).mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** zkunlockifs: the path asked for, else the first of Zymbit's usual places that exists under root. */
+export function findZkunlockifs(root: string, asked?: string): string | null {
+  if (asked !== undefined) return isExecutable(under(root, asked)) ? asked : null;
+  return ZKUNLOCKIFS_CANDIDATES.find((p) => isExecutable(under(root, p))) ?? null;
+}
+
+export function modulesSetting(root: string): string | null {
+  const files = [under(root, '/etc/initramfs-tools/initramfs.conf')];
+  const confd = under(root, '/etc/initramfs-tools/conf.d');
+  if (existsSync(confd))
+    files.push(
+      ...readdirSync(confd)
+        .sort()
+        .map((f) => join(confd, f)),
+    );
+  let value: string | null = null;
+  for (const f of files) {
+    for (const line of (readText(f) ?? '').split('\n')) {
+      const m = /^\s*MODULES=["']?([a-z]+)["']?\s*$/.exec(line);
+      if (m?.[1]) value = m[1];
+    }
+  }
+  return value;
+}
+
+export function installedKernels(root: string): string[] {
+  const out = new Set<string>();
+  for (const dir of ['/usr/lib/modules', '/lib/modules']) {
+    try {
+      for (const v of readdirSync(under(root, dir))) out.add(v);
+    } catch {
+      // no such directory in this tree
+    }
+  }
+  return [...out].sort();
+}
+
+function uuidOf(source: string): string | null {
+  const m = /^UUID=("?)([^"]+)\1$/i.exec(source);
+  return m?.[2]?.toLowerCase() ?? null;
+}
+
+/** The crypttab line a command without VOLUME means: the zkluks line, else the only line. */
+function defaultEntry(crypttab: string | null, onlyOurs: boolean): CrypttabEntry | null {
+  const all = entries(parseCrypttab(crypttab ?? ''));
+  const ours = all.filter(isZkluksEntry);
+  if (ours.length === 1) return ours[0] ?? null;
+  if (onlyOurs && ours.length === 0) return null;
+  if (ours.length === 0 && all.length === 1) return all[0] ?? null;
+  throw new UsageError(
+    all.length === 0
+      ? 'Failed to pick the volume: crypttab has no entry; name the LUKS device'
+      : `Failed to pick the volume: crypttab has ${ours.length > 1 ? 'several zkluks lines' : 'several lines'}; name one`,
+    { hint: 'zkluks initramfs install /dev/mmcblk0p2 (or a crypttab name)' },
+  );
+}
+
+async function volumeFacts(
+  runner: Runner,
+  crypttab: string | null,
+  volume: string | undefined,
+  name: string | undefined,
+  onlyOurs: boolean,
+): Promise<VolumeFacts> {
+  const tab = parseCrypttab(crypttab ?? '');
+  let entry: CrypttabEntry | null = null;
+  let device: string | null = null;
+  let uuid: string | null = null;
+  if (volume === undefined) {
+    entry = defaultEntry(crypttab, onlyOurs);
+  } else if (volume.startsWith('/')) {
+    device = volume;
+  } else if (uuidOf(volume) !== null) {
+    uuid = uuidOf(volume);
+  } else {
+    entry = findVolume(tab, volume) ?? null;
+    if (entry === null) {
+      throw new UsageError(
+        `Failed to find volume '${volume}': it is no crypttab name, UUID= or device path`,
+        {
+          hint: 'zkluks initramfs install /dev/mmcblk0p2 --name cryptroot',
+        },
+      );
+    }
+  }
+  if (entry !== null) {
+    uuid = uuidOf(entry.source);
+    if (uuid === null) device = entry.source;
+  }
+  if (device === null && uuid !== null && existsSync(`/dev/disk/by-uuid/${uuid}`)) {
+    device = `/dev/disk/by-uuid/${uuid}`;
+  }
+  let hasZymkeyToken: boolean | null = null;
+  let headerError: string | null = null;
+  if (device !== null) {
+    try {
+      const header = await readHeader(runner, device);
+      uuid = header.uuid.toLowerCase();
+      hasZymkeyToken = header.tokens.some((t) => t.type === TOKEN_TYPE && t.keyslots.length > 0);
+    } catch (error) {
+      if (!(error instanceof ZkluksError)) throw error;
+      headerError = error.message;
+      if (volume?.startsWith('/')) throw error;
+    }
+  }
+  if (entry === null && uuid !== null) entry = findEntry(tab, { uuid }) ?? null;
+  if (entry === null && device !== null) entry = findEntry(tab, { source: device }) ?? null;
+  return {
+    name: name ?? entry?.name ?? null,
+    uuid,
+    device,
+    entry,
+    hasZymkeyToken,
+    headerError,
+  };
+}
+
+export interface GatherOptions {
+  runner: Runner;
+  root: string;
+  volume?: string;
+  name?: string;
+  zkunlockifs?: string;
+  /** Without a VOLUME, settle for no volume when crypttab has no zkluks line (check, remove). */
+  onlyOurs?: boolean;
+}
+
+export async function gatherInstallFacts(opts: GatherOptions): Promise<InstallFacts> {
+  const { root } = opts;
+  const crypttab = readText(under(root, BOOT_PATHS.crypttab));
+  const installed: Record<string, string | null> = {};
+  for (const p of [BOOT_PATHS.keyscript, BOOT_PATHS.hook, BOOT_PATHS.kernelPostinst, BOOT_PATHS.bootConf]) {
+    installed[p] = readText(under(root, p));
+  }
+  return {
+    root,
+    crypttab,
+    crypttabBackup: readText(under(root, BOOT_PATHS.crypttabBackup)),
+    installed,
+    zkunlockifs: findZkunlockifs(root, opts.zkunlockifs),
+    zymbitState: existsSync(under(root, BOOT_PATHS.zymbitState)),
+    zkenv: existsSync(under(root, BOOT_PATHS.zkenv)),
+    volume: await volumeFacts(opts.runner, crypttab, opts.volume, opts.name, opts.onlyOurs ?? false),
+    modules: modulesSetting(root),
+    bootImages: findBootImages(root),
+    kernels: installedKernels(root),
+    console: readPromptConsole(root),
+  };
+}
+
+/** The keyscript= of a crypttab line, if any. */
+export function keyscriptOf(entry: CrypttabEntry): string | undefined {
+  return optionValue(entry, 'keyscript');
+}

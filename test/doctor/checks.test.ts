@@ -1,0 +1,186 @@
+// The checks are pure: facts in, findings out. These cover what the scenario tests do not build.
+import { describe, expect, it } from 'vitest';
+import { diagnose } from '../../src/doctor/diagnose.ts';
+import { known, missing, unavailable, unreadable, type Facts } from '../../src/doctor/facts.ts';
+
+function healthy(): Facts {
+  return {
+    root: '/mnt/pi',
+    live: false,
+    volume: known({
+      name: '/dev/mmcblk0p2',
+      path: '/mnt/pi/dev/mmcblk0p2',
+      from: 'crypttab',
+      crypttabName: 'cryptroot',
+    }),
+    crypttab: known({
+      path: '/etc/crypttab',
+      entries: [
+        {
+          name: 'cryptroot',
+          source: '/dev/mmcblk0p2',
+          keyFile: 'none',
+          options: ['luks', 'initramfs', 'keyscript=/lib/cryptsetup/scripts/zkluks'],
+          line: 1,
+          keyscriptPresent: true,
+        },
+      ],
+    }),
+    header: known({
+      uuid: 'u',
+      keyslots: [
+        { id: 0, kdf: 'argon2id', priority: 'normal' },
+        { id: 1, kdf: 'pbkdf2', priority: 'prefer' },
+      ],
+      tokens: [{ id: 0, type: 'zkluks-zymkey', keyslots: [1], valid: true, problem: null, sealed: 'AA==' }],
+    }),
+    initramfs: unavailable('not built'),
+    keyMaterial: [],
+    kernel: { running: null, installed: ['6.6.51+rpt-rpi-v8'], bootImages: [] },
+    firmwareConfig: known({
+      path: '/boot/firmware/config.txt',
+      lines: ['dtparam=i2c_arm=on', 'auto_initramfs=1'],
+    }),
+    kernelCmdline: missing('none'),
+    zkenv: known({ path: '/var/lib/zymbit/zkenv.conf', wakePin: '516' }),
+    piModel: known('Raspberry Pi 4 Model B Rev 1.4'),
+    zymbitState: known({ path: '/var/lib/zymbit', files: [] }),
+    initramfsModules: known('most'),
+    unattendedUpgrades: known(false),
+    cpuGovernor: known('performance'),
+    kernelPostinstHook: missing('none'),
+    zkifc: unavailable('sim'),
+    bootRecord: missing('none'),
+    zymkey: known({
+      backend: 'sim',
+      info: known({ model: 'ZYMKEY4i', serial: 'S1', firmware: '1' }),
+      binding: known({ mode: 'developer', bound: true }),
+      perimeter: known([
+        { channel: 0, action: 'none', firstBreach: null },
+        { channel: 1, action: 'none', firstBreach: null },
+      ]),
+      rng: known(true),
+      unseal: known({ source: 'token 0', tokenId: 0, opensSlot: true }),
+    }),
+    i2c: unavailable('not live'),
+    led: null,
+  };
+}
+
+const ids = (facts: Facts) => diagnose(facts).findings.map((f) => `${f.id}:${f.severity}`);
+
+describe('doctor checks', () => {
+  it('finds nothing wrong in healthy facts', () => {
+    expect(ids(healthy()).filter((i) => /:(warning|error)$/.test(i))).toEqual([
+      'initramfs.image-unreadable:warning',
+    ]);
+  });
+
+  it('survives every source missing at once', () => {
+    const none: Facts = {
+      ...healthy(),
+      volume: missing('no crypttab'),
+      crypttab: missing('no crypttab'),
+      header: unavailable('no volume'),
+      initramfs: missing('no image'),
+      firmwareConfig: missing('no config.txt'),
+      zkenv: missing('no zkenv'),
+      piModel: missing('no model'),
+      zymbitState: missing('none'),
+      initramfsModules: missing('none'),
+      unattendedUpgrades: missing('no dpkg'),
+      cpuGovernor: missing('no sys'),
+      zymkey: unreadable('cannot open the port'),
+      kernel: { running: null, installed: [], bootImages: [] },
+    };
+    const d = diagnose(none);
+    expect(d.findings.length).toBeGreaterThan(0);
+    expect(ids(none)).toEqual(
+      expect.arrayContaining([
+        'zymkey.not-asked:warning',
+        'crypttab.missing:warning',
+        'luks.no-volume:warning',
+      ]),
+    );
+  });
+
+  it('asks for the Pi 5 rev 1.0 wake pin on kernel 6.6 and flags a 6.6 number on an older kernel', () => {
+    const f = healthy();
+    f.zkenv = known({ path: '/var/lib/zymbit/zkenv.conf', wakePin: null });
+    f.piModel = known('Raspberry Pi 5 Model B Rev 1.0');
+    expect(diagnose(f).findings.find((x) => x.id === 'i2c.wake-pin-unset')?.hint).toContain(
+      'ZK_GPIO_WAKE_PIN=575',
+    );
+    const old = healthy();
+    old.kernel = { running: null, installed: ['6.1.21-v8+'], bootImages: [] };
+    expect(ids(old)).toContain('i2c.wake-pin-wrong:warning');
+  });
+
+  it('flags 1-Wire on GPIO4 but not on another pin', () => {
+    const f = healthy();
+    f.firmwareConfig = known({
+      path: '/boot/firmware/config.txt',
+      lines: ['dtparam=i2c_arm=on', 'auto_initramfs=1', 'dtoverlay=w1-gpio'],
+    });
+    expect(ids(f)).toContain('firmware.one-wire-gpio4:error');
+    f.firmwareConfig = known({
+      path: '/boot/firmware/config.txt',
+      lines: ['dtparam=i2c_arm=on', 'auto_initramfs=1', 'dtoverlay=w1-gpio,gpiopin=17'],
+    });
+    expect(ids(f)).not.toContain('firmware.one-wire-gpio4:error');
+  });
+
+  it('warns about MODULES=dep, unattended-upgrades, the ondemand governor and a stopped zkifc', () => {
+    const f = healthy();
+    f.initramfs = known({
+      image: '/boot/firmware/initramfs8',
+      chosenBecause: 'auto',
+      files: [],
+      kernelVersions: ['6.6.51+rpt-rpi-v8'],
+      zymbitState: [],
+    });
+    f.initramfsModules = known('dep');
+    f.unattendedUpgrades = known(true);
+    f.cpuGovernor = known('ondemand');
+    f.zymkey = known({ ...(f.zymkey.ok ? f.zymkey.value : ({} as never)), backend: 'zymbit' });
+    f.zkifc = known({ activeState: 'failed', journal: ['zkifc[412]: i2c transfer timed out'] });
+    const d = diagnose(f);
+    expect(ids(f)).toEqual(
+      expect.arrayContaining([
+        'initramfs.modules-dep:warning',
+        'initramfs.unattended-upgrades:warning',
+        'i2c.cpu-governor:warning',
+        'zymkey.zkifc-inactive:warning',
+      ]),
+    );
+    expect(d.findings.find((x) => x.id === 'zymkey.zkifc-inactive')?.evidence).toEqual([
+      'journal: zkifc[412]: i2c transfer timed out',
+    ]);
+  });
+
+  it('explains an unreachable module and a key the slot rejects', () => {
+    const f = healthy();
+    const z = f.zymkey.ok ? f.zymkey.value : (undefined as never);
+    f.zymkey = known({
+      ...z,
+      unseal: unreadable('no answer on I2C', 'unreachable'),
+      rng: unreadable('no answer', 'unreachable'),
+    });
+    expect(ids(f)).toContain('zymkey.unreachable:error');
+    f.zymkey = known({ ...z, unseal: known({ source: 'token 0', tokenId: 0, opensSlot: false }) });
+    expect(ids(f)).toContain('zymkey.key-rejected:error');
+  });
+
+  it('names a self-destruct from the LED alone when the module is in production mode', () => {
+    const f = healthy();
+    const z = f.zymkey.ok ? f.zymkey.value : (undefined as never);
+    f.zymkey = known({
+      ...z,
+      binding: known({ mode: 'production', bound: true }),
+      unseal: unavailable('no sealed key'),
+      rng: known(true),
+    });
+    f.led = '5 slow blinks';
+    expect(diagnose(f).verdict.summary).toMatch(/destroyed its key material/);
+  });
+});

@@ -1,0 +1,170 @@
+import { describe, expect, it } from 'vitest';
+import { simArm, simBindLock, simBreach } from '../../src/device/sim-control.ts';
+import { createRunner, type RunRecord } from '../../src/exec.ts';
+import { readHeader } from '../../src/keyslot/header.ts';
+import {
+  enroll,
+  recoveryAdd,
+  recoveryRemove,
+  remove,
+  rotate,
+  unlockEscrow,
+  verifyRecovery,
+  verifyZymkey,
+} from '../../src/keyslot/operations.ts';
+import { viewVolume } from '../../src/keyslot/volume-view.ts';
+import { luksImage, opens } from '../helpers/luks.ts';
+import { keyslotDeps } from './sim-fixture.ts';
+
+const runner = createRunner();
+const base = { force: false, recoveryKey: true, escrow: null, dryRun: false };
+
+async function noDanglingTokens(volume: string) {
+  const h = await readHeader(runner, volume);
+  expect(h.tokens.filter((t) => t.keyslots.length === 0)).toEqual([]);
+  expect(viewVolume(h).problems).toEqual([]);
+}
+
+describe('keyslot operations on a real LUKS2 image with the simulator', () => {
+  it('enroll adds a verified Zymkey slot (pbkdf2 1000, prefer) and a recovery key; verify passes', async () => {
+    const img = await luksImage();
+    const deps = await keyslotDeps();
+    const r = await enroll(deps, img.path, { ...base, unlock: Buffer.from(img.passphrase) });
+    expect(r.applied?.zymkeySlot).toBe(1);
+    expect(r.applied?.recoverySlot).toBe(2);
+    const h = await readHeader(runner, img.path);
+    expect(h.keyslots.find((k) => k.id === 1)).toMatchObject({
+      kdf: 'pbkdf2',
+      iterations: 1000,
+      priority: 'prefer',
+    });
+    expect(h.tokens.map((t) => [t.type, t.keyslots])).toEqual([
+      ['zkluks-zymkey', [1]],
+      ['zkluks-recovery', [2]],
+    ]);
+    expect(await verifyZymkey(deps, img.path)).toMatchObject({ ok: true, reason: 'ok', slot: 1 });
+    const key = r.applied?.recoveryKey as string;
+    expect(key).toMatch(/^([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}$/);
+    expect(await opens(img.path, key, 2)).toBe(true);
+    expect((await verifyRecovery(deps, img.path, key.toUpperCase().replace(/-/g, ' '))).ok).toBe(true);
+    expect(await opens(img.path, img.passphrase)).toBe(true);
+  });
+
+  it('enroll twice changes nothing; --force replaces the key and the old slot goes', async () => {
+    const img = await luksImage();
+    const deps = await keyslotDeps();
+    await enroll(deps, img.path, { ...base, unlock: Buffer.from(img.passphrase) });
+    const before = await readHeader(runner, img.path);
+    const again = await enroll(deps, img.path, { ...base, unlock: Buffer.from(img.passphrase) });
+    expect(again.plan.unchanged).toMatch(/already enrolled/);
+    expect(await readHeader(runner, img.path)).toEqual(before);
+    const forced = await enroll(deps, img.path, {
+      ...base,
+      force: true,
+      unlock: Buffer.from(img.passphrase),
+    });
+    expect(forced.applied?.zymkeySlot).toBe(3);
+    const h = await readHeader(runner, img.path);
+    expect(h.keyslots.map((k) => k.id)).toEqual([0, 2, 3]);
+    expect((await verifyZymkey(deps, img.path)).slot).toBe(3);
+    await noDanglingTokens(img.path);
+  });
+
+  it('rotate, authorized by the current Zymkey key, replaces slot and token in one call', async () => {
+    const img = await luksImage();
+    const deps = await keyslotDeps();
+    await enroll(deps, img.path, { ...base, unlock: Buffer.from(img.passphrase) });
+    const r = await rotate(deps, img.path, { dryRun: false });
+    expect(r.plan.steps[0]).toMatchObject({ op: 'add-key', authorizedBy: 'zymkey-old', slot: 3 });
+    const h = await readHeader(runner, img.path);
+    expect(h.keyslots.map((k) => k.id)).toEqual([0, 2, 3]);
+    expect(await verifyZymkey(deps, img.path)).toMatchObject({ ok: true, slot: 3 });
+    expect(await opens(img.path, img.passphrase)).toBe(true);
+    await noDanglingTokens(img.path);
+  });
+
+  it('remove wipes the Zymkey slot and its token; recovery remove keeps the passphrase', async () => {
+    const img = await luksImage();
+    const deps = await keyslotDeps();
+    await enroll(deps, img.path, { ...base, unlock: Buffer.from(img.passphrase) });
+    await remove(deps, img.path, { dryRun: false, lockMeOut: false, yes: false });
+    await recoveryRemove(deps, img.path, { dryRun: false, lockMeOut: false, yes: false });
+    const h = await readHeader(runner, img.path);
+    expect(h.keyslots.map((k) => k.id)).toEqual([0]);
+    expect(h.tokens).toEqual([]);
+    expect(await verifyZymkey(deps, img.path)).toMatchObject({ ok: false, reason: 'no-token' });
+    expect(await opens(img.path, img.passphrase)).toBe(true);
+  });
+
+  it('recovery add with an age escrow: the identity owner gets a key that opens the volume', async () => {
+    const img = await luksImage();
+    const deps = await keyslotDeps();
+    const identity = `${img.dir}/identity.txt`;
+    await runner('age-keygen', ['-o', identity]);
+    const recipient = (await runner('age-keygen', ['-y', identity])).stdout.trim();
+    await enroll(deps, img.path, { ...base, recoveryKey: false, unlock: Buffer.from(img.passphrase) });
+    const added = await recoveryAdd(deps, img.path, { force: false, escrow: recipient, dryRun: false });
+    expect(added.plan.steps[0]).toMatchObject({ authorizedBy: 'zymkey-old' });
+    const { key, slot } = await unlockEscrow(deps, img.path, identity);
+    expect(key).toBe(added.applied?.recoveryKey);
+    expect(await opens(img.path, key, slot)).toBe(true);
+  });
+
+  it('verify reports self-destruct with the Zymkey reason, and the passphrase still opens the volume', async () => {
+    const img = await luksImage();
+    const deps = await keyslotDeps();
+    await enroll(deps, img.path, { ...base, unlock: Buffer.from(img.passphrase) });
+    simBindLock(deps.simState);
+    simArm(deps.simState, 0, 'self-destruct');
+    simBreach(deps.simState, 0);
+    expect(await verifyZymkey(deps, img.path)).toMatchObject({
+      ok: false,
+      reason: 'zymkey-unavailable',
+      zymkeyReason: 'self-destructed',
+    });
+    expect(await opens(img.path, img.passphrase)).toBe(true);
+  });
+
+  it('a token copied from another volume is detected by verify as key-rejected', async () => {
+    const a = await luksImage();
+    const b = await luksImage();
+    const deps = await keyslotDeps();
+    await enroll(deps, a.path, { ...base, recoveryKey: false, unlock: Buffer.from(a.passphrase) });
+    await enroll(deps, b.path, { ...base, recoveryKey: false, unlock: Buffer.from(b.passphrase) });
+    const tokenA = (await runner('cryptsetup', ['token', 'export', '--token-id', '0', a.path])).stdout;
+    await runner(
+      'cryptsetup',
+      ['token', 'import', '--token-id', '0', '--token-replace', '--json-file', '-', b.path],
+      {
+        input: tokenA,
+      },
+    );
+    expect(await verifyZymkey(deps, b.path)).toMatchObject({ ok: false, reason: 'key-rejected', slot: 1 });
+    await expect(enroll(deps, b.path, { ...base, unlock: Buffer.from(b.passphrase) })).rejects.toMatchObject({
+      exitCode: 3,
+      message: expect.stringMatching(/does not unlock it/),
+    });
+  });
+
+  it('no recorded argv ever holds a key: passphrase, Zymkey key or recovery key; key input is redacted', async () => {
+    const img = await luksImage();
+    const records: RunRecord[] = [];
+    const deps = await keyslotDeps({ records });
+    const r = await enroll(deps, img.path, { ...base, unlock: Buffer.from(img.passphrase) });
+    await rotate(deps, img.path, { dryRun: false });
+    await verifyZymkey(deps, img.path);
+    const recovery = r.applied?.recoveryKey as string;
+    const view = viewVolume(await readHeader(runner, img.path));
+    const zymkeyKey = await deps
+      .zymkey()
+      .unseal(Buffer.from(view.zymkey[0]?.token.sealed as string, 'base64'));
+    const secrets = [img.passphrase, recovery, zymkeyKey.toString('hex'), zymkeyKey.toString('base64')];
+    expect(records.length).toBeGreaterThan(10);
+    for (const rec of records) {
+      const argv = [rec.file, ...rec.args].join(' ');
+      for (const secret of secrets) expect(argv).not.toContain(secret);
+      if (rec.args.includes('--key-file')) expect(rec.input).toBe('<redacted>');
+      for (const secret of secrets) expect(rec.input ?? '').not.toContain(secret);
+    }
+  });
+});

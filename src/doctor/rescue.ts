@@ -3,7 +3,7 @@ import type { WaysIn } from './ways-in.ts';
 
 export function rescueNow(ways: WaysIn): string {
   const v = ways.volume;
-  const backup = `cryptsetup luksHeaderBackup '${v}' --header-backup-file /root/${ways.mapping ?? 'volume'}-header.img`;
+  const backup = `cryptsetup luksHeaderBackup ${v} --header-backup-file /root/${ways.mapping ?? 'volume'}-header.img`;
   if (ways.recoverySlots.length > 0) {
     return `now, while the volume is open: check you still hold the recovery key of slot ${ways.recoverySlots.join('/')} ('zkluks recovery verify ${v}'); if not, 'zkluks recovery add ${v}' with the current passphrase; then '${backup}', and keep both off this Pi`;
   }

@@ -54,12 +54,14 @@ function printPlan(out: Output, plan: Plan, dryRun: boolean, json: boolean, extr
   out.data(lines.join('\n'), { dryRun, plan: planJson(plan), ...extra });
 }
 
-function imageLines(images: ImageCheck[]): string[] {
+function imageLines(images: ImageCheck[], withFindings: boolean): string[] {
   return images.flatMap((i) => [
-    `image ${i.image} (${i.because})${i.kernelVersions.length ? `, kernel ${i.kernelVersions.join(', ')}` : ''}`,
+    `image      ${i.image} (${i.because})${i.kernelVersions.length ? `, kernel ${i.kernelVersions.join(', ')}` : ''}`,
     ...(i.findings.length === 0
-      ? ['  ok: keyscript, zkunlockifs, Zymbit state, zkenv.conf and I2C modules inside']
-      : i.findings.map((f) => `  ${f.level}: ${f.message}`)),
+      ? ['           ok: keyscript, zkunlockifs, Zymbit state, zkenv.conf and I2C modules inside']
+      : withFindings
+        ? i.findings.map((f) => `           ${f.level}: ${f.message}`)
+        : []),
   ]);
 }
 
@@ -122,7 +124,7 @@ const install: CommandModule = {
     const boot = facts.bootImages;
     if (!g.json) {
       printPlan(out, plan, false, false);
-      for (const line of imageLines(result.images)) out.info(line);
+      for (const line of imageLines(result.images, true)) out.info(line);
       if (boot.kind === 'raspberry-pi') out.info(`firmware boot partition: ${boot.bootPartition}`);
       if (facts.console) out.info(facts.console.summary);
       if (plan.steps.every((s) => s.kind !== 'update-initramfs')) {
@@ -143,7 +145,7 @@ function printCheck(out: Output, report: CheckReport): void {
     `zkunlockifs ${report.zkunlockifs ?? '(not installed)'}`,
     `MODULES    ${report.modules ?? '(default)'}`,
     ...report.files.map((f) => `file       ${f.path}: ${f.state}`),
-    ...imageLines(report.images),
+    ...imageLines(report.images, false),
     ...(report.console ? [`prompt     ${report.console.summary}`] : []),
     ...report.findings
       .filter((f) => f.level !== 'info')

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Test-only boot script (init-premount, before cryptroot): puts an i2c-stub bus in place so the
+# keyscript finds an I2C bus; with zkluks_test=probe on the kernel command line it instead runs
+# `zkluks device probe --json` three times (no i2c-dev; i2c-stub at 0x50; i2c-stub at 0x30) and powers off.
+PREREQ=""
+prereqs() {
+	echo "$PREREQ"
+}
+case "$1" in
+prereqs)
+	prereqs
+	exit 0
+	;;
+esac
+
+probe() {
+	echo "ZKLUKS-PROBE $1 $(/opt/zkluks/node /opt/zkluks/dist/zkluks.mjs device probe --json 2>/dev/null | tr -d '\n')"
+}
+
+case " $(cat /proc/cmdline) " in
+*" zkluks_test=probe "*)
+	modprobe i2c-stub chip_addr=0x50
+	probe no-i2c-dev
+	modprobe i2c-dev
+	probe stub-at-0x50
+	rmmod i2c-stub
+	modprobe i2c-stub chip_addr=0x30
+	probe stub-at-0x30
+	echo ZKLUKS-PROBE-DONE
+	poweroff -f
+	;;
+*)
+	modprobe i2c-stub chip_addr=0x50
+	;;
+esac

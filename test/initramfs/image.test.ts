@@ -1,0 +1,141 @@
+// Image tier: `zkluks initramfs install --root` into a staged tree, then a real mkinitramfs build
+// with the zkluks hook (private mount namespace; the host's /boot, /lib/modules and /etc/crypttab
+// stay untouched), verified by `zkluks initramfs check` and by listing the image.
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+  mkdirSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { zkluks } from '../helpers/cli.ts';
+import { makeLuksImage, type TestImage } from '../helpers/luks.ts';
+import { buildInitramfs, stageTree, type BuildResult } from '../boot/initramfs-build.ts';
+import { testKernel, type TestKernel } from '../boot/kernel.ts';
+
+const W = mkdtempSync(join(tmpdir(), 'zkluks-image-'));
+const stage = join(W, 'root');
+let kernel: TestKernel;
+let volume: TestImage;
+let build: BuildResult;
+let hostBefore: string;
+
+function hostFingerprint(): string {
+  const h = createHash('sha256');
+  for (const dir of ['/boot', '/lib/modules', '/usr/lib/modules', '/etc/initramfs-tools/hooks']) {
+    h.update(`${dir}:${existsSync(dir) ? readdirSync(dir).sort().join(',') : '-'}\n`);
+  }
+  h.update(existsSync('/etc/crypttab') ? readFileSync('/etc/crypttab') : 'no crypttab');
+  return h.digest('hex');
+}
+
+beforeAll(async () => {
+  hostBefore = hostFingerprint();
+  kernel = await testKernel();
+  volume = await makeLuksImage();
+  await execa('cryptsetup', ['token', 'import', volume.path], {
+    input: JSON.stringify({ type: 'zkluks-zymkey', keyslots: ['0'], version: 1, sealed: 'AAAA' }),
+  });
+  stageTree(stage, { crypttab: '# staged system\nswap /dev/sdb2 /dev/urandom swap\n' });
+  const installed = await zkluks(['initramfs', 'install', volume.path, '--root', stage, '--no-update']);
+  expect(installed.exitCode, installed.stderr).toBe(0);
+  build = await buildInitramfs({ kernel, stage, out: join(stage, 'boot', `initrd.img-${kernel.version}`) });
+}, 300_000);
+
+afterAll(async () => {
+  rmSync(W, { recursive: true, force: true });
+  await volume?.cleanup();
+});
+
+describe('an initramfs built by mkinitramfs with the zkluks hook', () => {
+  it('passes zkluks initramfs check', async () => {
+    const r = await zkluks(['initramfs', 'check', '--root', stage, '--json']);
+    const report = JSON.parse(r.stdout);
+    expect(report.findings.filter((f: { level: string }) => f.level === 'error')).toEqual([]);
+    expect(r.exitCode).toBe(0);
+    expect(report.images).toHaveLength(1);
+    expect(report.images[0]).toMatchObject({
+      image: `/boot/initrd.img-${kernel.version}`,
+      kernelVersions: [kernel.version],
+      inside: {
+        keyscript: true,
+        zkunlockifs: true,
+        zymbitState: true,
+        zkenv: true,
+        bootConf: true,
+        askpass: true,
+        cryptsetup: true,
+        missingLibraries: [],
+      },
+    });
+    expect(report.images[0].inside.i2cModules).toContain('i2c-dev');
+    console.log(`image tier: mkinitramfs took ${Math.round(build.durationMs)} ms`);
+  });
+
+  it('carries the crypttab line naming the keyscript, the Zymbit state and the force-loaded I2C modules', async () => {
+    const dir = join(W, 'unpacked');
+    await execa('unmkinitramfs', [build.image, dir]);
+    const main = existsSync(join(dir, 'main')) ? join(dir, 'main') : dir;
+    expect(readFileSync(join(main, 'cryptroot/crypttab'), 'utf8')).toMatch(
+      /^cryptroot UUID=[0-9a-f-]+ none luks,initramfs,keyscript=\/lib\/cryptsetup\/scripts\/zkluks/m,
+    );
+    expect(readFileSync(join(main, 'var/lib/zymbit/zkenv.conf'), 'utf8')).toBe('ZK_GPIO_WAKE_PIN=516\n');
+    expect(readFileSync(join(main, 'var/lib/zymbit/4a1b/s1_fp_salt.bin'), 'utf8')).toBe('test salt\n');
+    expect(readFileSync(join(main, 'conf/modules'), 'utf8')).toMatch(/^i2c-dev$/m);
+    expect(readFileSync(join(main, 'etc/zkluks/boot.conf'), 'utf8')).toContain('ZKLUKS_TIMEOUT=10');
+  });
+
+  it('leaves the host /boot, module directories and /etc/crypttab as they were', () => {
+    expect(hostFingerprint()).toBe(hostBefore);
+  });
+
+  it('fails zkluks initramfs check for an image without the zkluks files', async () => {
+    const bare = join(W, 'bare');
+    mkdirSync(join(bare, 'etc'), { recursive: true });
+    writeFileSync(join(bare, 'etc/hostname'), 'x\n');
+    const cpio = await execa('sh', ['-c', `cd ${bare} && find . | cpio -o -H newc --quiet | zstd -q`], {
+      encoding: 'buffer',
+    });
+    writeFileSync(join(stage, 'boot', 'bare.img'), Buffer.from(cpio.stdout));
+    const r = await zkluks(['initramfs', 'check', '--root', stage, '--image', '/boot/bare.img']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toMatch(/error: \/boot\/bare\.img: the keyscript .* is missing/);
+    expect(r.stdout).toMatch(/zkunlockifs is missing/);
+  });
+
+  it('the kernel hook leaves a complete image alone and rebuilds one that lacks the zkluks files', async () => {
+    const calls = join(W, 'update-initramfs.calls');
+    const bin = join(W, 'fake-bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'update-initramfs'), `#!/bin/sh\necho "$*" >> ${calls}\n`);
+    chmodSync(join(bin, 'update-initramfs'), 0o755);
+    const hook = join(stage, 'etc/kernel/postinst.d/zz-zkluks');
+    const env = { PATH: `${bin}:${process.env.PATH}` };
+    for (const shell of ['dash', 'busybox sh']) {
+      const [cmd = 'dash', ...pre] = shell.split(' ');
+      const ok = await execa(
+        cmd,
+        [...pre, hook, kernel.version, join(stage, 'boot', `vmlinuz-${kernel.version}`)],
+        { env },
+      );
+      expect(ok.exitCode).toBe(0);
+      expect(existsSync(calls)).toBe(false);
+    }
+    const other = join(W, 'boot2');
+    mkdirSync(other);
+    copyFileSync(join(stage, 'boot', 'bare.img'), join(other, 'initrd.img-9.9.9'));
+    const r = await execa('dash', [hook, '9.9.9', join(other, 'vmlinuz-9.9.9')], { env });
+    expect(r.exitCode).toBe(0);
+    expect(readFileSync(calls, 'utf8')).toBe('-u -k 9.9.9\n');
+    expect(r.stderr).toMatch(/still lacks the zkluks boot files/);
+  });
+});

@@ -1,5 +1,5 @@
 // config.txt and cmdline.txt: what the Raspberry Pi firmware does before Linux starts.
-import { valueOf, type Facts } from '../facts.ts';
+import type { Facts } from '../facts.ts';
 import type { Finding } from '../finding.ts';
 
 const area = 'boot firmware' as const;
@@ -68,14 +68,13 @@ export function checkBootFirmware(facts: Facts): Finding[] {
       evidence: [`${path}: ${auto ?? 'no auto_initramfs line'}`],
       hint: `add 'auto_initramfs=1' to ${path}`,
     });
-  } else {
-    const image = valueOf(facts.initramfs);
+  } else if (facts.initramfs.ok) {
     findings.push({
       id: 'firmware.initramfs',
       area,
       severity: 'ok',
-      summary: `The firmware loads ${image ? `'${image.image}'` : 'an initramfs'}.`,
-      evidence: [`${path}: ${initramfsLine ?? auto}`],
+      summary: `The firmware loads '${facts.initramfs.value.image}'.`,
+      evidence: [`${path}: ${initramfsLine ?? auto}`, facts.initramfs.value.chosenBecause],
       hint: '',
     });
   }

@@ -61,7 +61,7 @@ export function checkCrypttab(facts: Facts): Finding[] {
       evidence: [line],
       hint: `zkluks enroll '${volume?.name ?? 'VOLUME'}', then zkluks initramfs install (keyscript with a prompt fallback)`,
     });
-  } else if (keyscript && /\/zkluks$/.test(keyscript)) {
+  } else if (keyscript && /\/zkluks$/.test(keyscript) && entry.keyscriptPresent !== false) {
     findings.push({
       id: 'crypttab.entry',
       area,

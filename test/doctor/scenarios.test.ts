@@ -284,6 +284,11 @@ describe('zkluks doctor scenarios', () => {
     ]) {
       expect(finding(diagnosis, id).severity).toBe('ok');
     }
+    // The doctor unseals the key to test it against its slot; the key never reaches its output.
+    for (const text of [human, JSON.stringify(diagnosis)]) {
+      expect(text).not.toContain(tree.zymkeyKey.toString('hex'));
+      expect(text).not.toContain(tree.zymkeyKey.toString('base64'));
+    }
     const lines = human.trimEnd().split('\n');
     expect(lines[0]).toBe(
       'verdict: OK Healthy: the next boot will unlock through the Zymkey, and a recovery path exists.',

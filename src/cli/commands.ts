@@ -4,5 +4,22 @@ import { deviceCommand } from './commands/device.ts';
 import { doctorCommand } from './commands/doctor.ts';
 import { simCommand } from './commands/sim.ts';
 import { initramfsCommand } from './commands/initramfs.ts';
+import { enrollCommand } from './commands/enroll.ts';
+import { listCommand } from './commands/list.ts';
+import { verifyCommand } from './commands/verify.ts';
+import { rotateCommand } from './commands/rotate.ts';
+import { removeCommand } from './commands/remove.ts';
+import { recoveryCommand } from './commands/recovery.ts';
 
-export const commands: CommandModule[] = [deviceCommand, simCommand, doctorCommand, initramfsCommand];
+export const commands: CommandModule[] = [
+  deviceCommand,
+  simCommand,
+  doctorCommand,
+  initramfsCommand,
+  enrollCommand,
+  listCommand,
+  verifyCommand,
+  rotateCommand,
+  removeCommand,
+  recoveryCommand,
+];

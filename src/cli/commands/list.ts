@@ -1,0 +1,62 @@
+// zkluks list VOLUME: every keyslot with what it is for (zymkey, recovery, passphrase, another
+// tool's token), its KDF and priority, and any zkluks token that cannot be used.
+import type { CommandModule } from 'yargs';
+import { createRunner } from '../../exec.ts';
+import { readHeader } from '../../keyslot/header.ts';
+import { viewVolume } from '../../keyslot/volume-view.ts';
+import { globalOptions } from '../global-options.ts';
+import { createOutput } from '../output.ts';
+import { volumeArg, volumeOf } from './enroll.ts';
+
+export const listCommand: CommandModule = {
+  command: 'list <volume>',
+  describe:
+    'List the keyslots of a LUKS2 volume: kind (zymkey/recovery/passphrase/other token), KDF, priority, token',
+  builder: (y) => volumeArg(y),
+  handler: async (argv) => {
+    const g = globalOptions(argv);
+    const volume = volumeOf(argv);
+    const view = viewVolume(await readHeader(createRunner(), volume));
+    const slots = view.slots.map((s) => ({
+      slot: s.id,
+      kind: s.kind,
+      kdf: s.kdf,
+      iterations: s.iterations,
+      priority: s.priority,
+      tokens: s.tokens,
+      tokenType: s.tokens[0]?.type ?? null,
+    }));
+    const problems = view.problems.map((p) => ({
+      token: p.tokenId,
+      type: p.type,
+      kind: p.kind,
+      slot: p.slot,
+      problem: p.error.problem,
+    }));
+    const rows = [
+      ['SLOT', 'KIND', 'KDF', 'PRIORITY', 'TOKEN'],
+      ...slots.map((s) => [
+        String(s.slot),
+        s.kind === 'other-token' ? `other (${s.tokenType})` : s.kind,
+        `${s.kdf}${s.iterations !== null ? ` (${s.iterations})` : ''}`,
+        s.priority,
+        s.tokens.map((t) => `${t.id}:${t.type}`).join(',') || '-',
+      ]),
+    ];
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
+    const table = rows.map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] as number))
+        .join('  ')
+        .trimEnd(),
+    );
+    for (const p of problems) table.push(`warning: token ${p.token} (${p.type}) is unusable: ${p.problem}`);
+    createOutput(g.json).data(table.join('\n'), {
+      volume,
+      uuid: view.header.uuid,
+      freeKeyslots: view.header.freeKeyslots,
+      slots,
+      problems,
+    });
+  },
+};

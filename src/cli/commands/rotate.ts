@@ -1,0 +1,42 @@
+// zkluks rotate VOLUME: a new Zymkey-sealed key in a new keyslot, verified, then the old one wiped.
+import type { CommandModule } from 'yargs';
+import { withInterruptSignal } from '../../keyslot/interrupt.ts';
+import { rotate } from '../../keyslot/operations.ts';
+import { globalOptions } from '../global-options.ts';
+import { createOutput } from '../output.ts';
+import {
+  keyslotDeps,
+  optionalUnlockKey,
+  printResult,
+  unlockKeyOption,
+  volumeArg,
+  volumeOf,
+} from './enroll.ts';
+
+export const rotateCommand: CommandModule = {
+  command: 'rotate <volume>',
+  describe: 'Replace the Zymkey key: new key and keyslot, verified, then the old keyslot and token wiped',
+  builder: (y) =>
+    volumeArg(y).option('unlock-key-file', {
+      ...unlockKeyOption,
+      describe: `${unlockKeyOption.describe}; default: the current Zymkey key authorizes`,
+    }),
+  handler: async (argv) => {
+    const g = globalOptions(argv);
+    const volume = volumeOf(argv);
+    const unlock = await optionalUnlockKey(argv);
+    try {
+      const result = await withInterruptSignal((signal) =>
+        rotate(keyslotDeps(g, signal), volume, { unlock, dryRun: g.dryRun }),
+      );
+      printResult(
+        createOutput(g.json),
+        g,
+        result,
+        `rotated '${volume}': new Zymkey keyslot ${result.applied?.zymkeySlot}`,
+      );
+    } finally {
+      unlock?.fill(0);
+    }
+  },
+};

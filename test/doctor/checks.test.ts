@@ -183,4 +183,18 @@ describe('doctor checks', () => {
     f.led = '5 slow blinks';
     expect(diagnose(f).verdict.summary).toMatch(/destroyed its key material/);
   });
+
+  it('for a self-destruct with no other keyslot, says a reboot loses the data and gives the in-memory volume key rescue', () => {
+    const f = healthy();
+    f.header = known({ uuid: 'u', keyslots: [{ id: 0, kdf: 'argon2id', priority: 'normal' }], tokens: [] });
+    f.zymbitState = known({ path: '/var/lib/zymbit', files: [{ path: 'key.bin.lock', sha256: 'x' }] });
+    const z = f.zymkey.ok ? f.zymkey.value : (undefined as never);
+    f.zymkey = known({ ...z, unseal: unreadable('self-destructed', 'self-destructed') });
+    const sd = diagnose(f).findings.find((x) => x.id === 'zymkey.self-destructed');
+    expect(sd?.summary).toMatch(/no other keyslot opens this volume: after a reboot the data is gone/);
+    expect(sd?.hint).toMatch(
+      /before any reboot: the volume key is only in memory.*dmsetup table --showkeys cryptroot/,
+    );
+    expect(sd?.hint).toMatch(/cryptsetup luksAddKey --volume-key-file/);
+  });
 });

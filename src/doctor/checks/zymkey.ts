@@ -60,8 +60,13 @@ function broken(facts: Facts, ways: WaysIn, code: string, reason: string): Findi
         id: 'zymkey.self-destructed',
         area,
         severity: 'error',
-        summary:
-          'The Zymkey destroyed its key material (self-destruct after a perimeter breach): it will never unseal again, so the next boot will NOT unlock through the Zymkey.',
+        summary: `The Zymkey destroyed its key material (self-destruct after a perimeter breach): it will never unseal again, so the next boot will NOT unlock through the Zymkey${
+          !ways.known
+            ? '.'
+            : ways.otherSlots.length > 0
+              ? '; it will stop at the passphrase prompt.'
+              : ', and no other keyslot opens this volume: after a reboot the data is gone.'
+        }`,
         evidence,
         hint: rescueNow(ways),
       };

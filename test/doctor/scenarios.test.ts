@@ -337,3 +337,34 @@ describe('zkluks doctor --led', () => {
     expect(r.stderr).toMatch(/atecc-unreachable/);
   });
 });
+
+describe('zkluks doctor on a volume enrolled by zkluks enroll', () => {
+  it('reads the tokens enroll writes: the Zymkey unseals, the recovery key is a way in, all healthy', async () => {
+    tree = await buildTree({ zymkey: false, recovery: false });
+    const enroll = await zkluks(
+      [
+        'enroll',
+        tree.volume,
+        '--backend',
+        'sim',
+        '--sim-state',
+        tree.simState,
+        '--unlock-key-file',
+        tree.passphraseFile,
+        '--recovery-key-file',
+        join(tree.dir, 'recovery.txt'),
+        '--yes',
+      ],
+      { env: tree.env },
+    );
+    expect(enroll.stderr + enroll.stdout).not.toMatch(/internal error/);
+    expect(enroll.exitCode).toBe(0);
+    const { exitCode, diagnosis } = await doctor(tree);
+    expect(finding(diagnosis, 'zymkey.unseal').summary).toMatch(
+      /^The Zymkey unseals the key in token \d+ and it opens slot \d+\.$/,
+    );
+    expect(finding(diagnosis, 'luks.recovery-path').summary).toMatch(/recovery key in slot/);
+    expect(ids(diagnosis, 'error')).toEqual([]);
+    expect(exitCode).toBe(0);
+  });
+});

@@ -1,0 +1,47 @@
+import { writeFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { createRunner } from '../../src/exec.ts';
+import { zkluks } from '../helpers/cli.ts';
+import { addKey, luksImage } from '../helpers/luks.ts';
+import { simEnv, simStateDir } from '../keyslot/sim-fixture.ts';
+
+describe('zkluks list', () => {
+  it('shows every keyslot with its kind, KDF, priority and token, as a table and as JSON', async () => {
+    const img = await luksImage();
+    const sim = await simStateDir();
+    const keyFile = `${img.dir}/unlock.key`;
+    await writeFile(keyFile, img.passphrase, { mode: 0o600 });
+    await addKey(img.path, img.passphrase, 'tpm stand-in', 5);
+    await createRunner()('cryptsetup', ['token', 'import', '--token-id', '7', '--json-file', '-', img.path], {
+      input: JSON.stringify({ type: 'example-hsm', keyslots: ['5'] }),
+    });
+    expect(
+      (await zkluks(['enroll', img.path, '--unlock-key-file', keyFile], { env: simEnv(sim) })).exitCode,
+    ).toBe(0);
+    const table = await zkluks(['list', img.path]);
+    expect(table.exitCode).toBe(0);
+    expect(table.stdout.split('\n')).toEqual([
+      'SLOT  KIND                 KDF            PRIORITY  TOKEN',
+      '0     passphrase           pbkdf2 (1000)  normal    -',
+      '1     zymkey               pbkdf2 (1000)  prefer    0:zkluks-zymkey',
+      '2     recovery             pbkdf2 (1000)  normal    1:zkluks-recovery',
+      '5     other (example-hsm)  pbkdf2 (1000)  normal    7:example-hsm',
+    ]);
+    const json = JSON.parse((await zkluks(['list', img.path, '--json'])).stdout);
+    expect(json.freeKeyslots).toBe(28);
+    expect(json.slots.map((s: { slot: number; kind: string }) => [s.slot, s.kind])).toEqual([
+      [0, 'passphrase'],
+      [1, 'zymkey'],
+      [2, 'recovery'],
+      [5, 'other-token'],
+    ]);
+    expect(json.problems).toEqual([]);
+  });
+
+  it('fails on a file that is not LUKS', async () => {
+    const img = await luksImage({ type: 'none' });
+    const r = await zkluks(['list', img.path]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/not a LUKS volume/);
+  });
+});

@@ -1,0 +1,183 @@
+// Boot tier: a Debian kernel in QEMU (TCG) boots a LUKS2 root through Debian's own cryptroot, which
+// calls the zkluks keyscript; the keyscript's zkunlockifs (a test-only forwarder) asks
+// `zkluks sim serve` on the host over virtio-serial. One initramfs serves every case.
+import { execa, type ResultPromise } from 'execa';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { simArm, simBindLock, simBreach, simInit } from '../../src/device/sim-control.ts';
+import { bundle, zkluks } from '../helpers/cli.ts';
+import { makeBootDisk, PASSPHRASE, type BootDisk } from './disk.ts';
+import { buildInitramfs, stageTree } from './initramfs-build.ts';
+import { testKernel, type TestKernel } from './kernel.ts';
+import { bootVm, type BootResult } from './qemu.ts';
+
+const W = mkdtempSync(join(tmpdir(), 'zkluks-boot-'));
+const simState = join(W, 'sim');
+const destroyedState = join(W, 'sim-destroyed');
+let kernel: TestKernel;
+let disk: BootDisk;
+let initrd: string;
+const timings: Record<string, number> = {};
+
+beforeAll(async () => {
+  let t = performance.now();
+  kernel = await testKernel();
+  timings.kernel = performance.now() - t;
+
+  t = performance.now();
+  const bin = join(W, 'bin');
+  expect((await zkluks(['sim', 'install-tools', bin])).exitCode).toBe(0);
+  simInit(simState);
+  const key = randomBytes(64);
+  const keyFile = join('/dev/shm', `zkluks-boot-${process.pid}.key`);
+  writeFileSync(keyFile, key, { mode: 0o600 });
+  let sealed: Buffer;
+  try {
+    const r = await execa(join(bin, 'zklockifs'), [keyFile], {
+      env: { ZKLUKS_SIM_STATE: simState },
+      encoding: 'buffer',
+      stripFinalNewline: false,
+    });
+    sealed = Buffer.from(r.stdout);
+  } finally {
+    rmSync(keyFile, { force: true });
+  }
+  cpSync(simState, destroyedState, { recursive: true });
+  simArm(destroyedState, 0, 'self-destruct');
+  simBindLock(destroyedState);
+  simBreach(destroyedState, 0);
+  mkdirSync(join(W, 'disk'));
+  disk = await makeBootDisk(join(W, 'disk'), key, sealed);
+  timings.disk = performance.now() - t;
+
+  t = performance.now();
+  const stage = stageTree(join(W, 'root'));
+  const installed = await zkluks([
+    'initramfs',
+    'install',
+    `UUID=${disk.uuid}`,
+    '--root',
+    stage,
+    '--no-update',
+  ]);
+  expect(installed.exitCode, installed.stderr).toBe(0);
+  initrd = join(stage, 'boot', `initrd.img-${kernel.version}`);
+  await buildInitramfs({ kernel, stage, out: initrd, withNode: true });
+  const check = await zkluks(['initramfs', 'check', '--root', stage]);
+  expect(check.exitCode, check.stdout).toBe(0);
+  timings.initramfs = performance.now() - t;
+}, 600_000);
+
+afterAll(() => {
+  console.log(
+    `boot tier setup: ${Object.entries(timings)
+      .map(([k, v]) => `${k} ${Math.round(v)} ms`)
+      .join(', ')}`,
+  );
+  rmSync(W, { recursive: true, force: true });
+});
+
+/** Run `zkluks sim serve` on a socket for the duration of `fn`; returns what it logged too. */
+async function withSimulator<T>(
+  state: string,
+  fn: (socket: string) => Promise<T>,
+): Promise<{ value: T; log: string }> {
+  const socket = join(W, `sim-${Date.now()}.sock`);
+  const server: ResultPromise = execa(
+    process.execPath,
+    [bundle, 'sim', 'serve', '--socket', socket, '--sim-state', state],
+    {
+      reject: false,
+    },
+  );
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`sim serve did not start:\n${log}`)), 15_000);
+    server.stderr?.on('data', (d: Buffer) => {
+      log += d.toString();
+      if (log.includes('listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  try {
+    return { value: await fn(socket), log };
+  } finally {
+    server.kill('SIGTERM');
+    log = String((await server).stderr);
+  }
+}
+
+function records(result: BootResult): Record<string, string> {
+  return Object.fromEntries(
+    [...result.console.matchAll(/^BOOTREC cryptroot\.record: ([a-z_]+)=(.*?)\r?$/gm)].map((m) => [
+      m[1],
+      m[2],
+    ]),
+  );
+}
+
+describe('booting a LUKS2 root with the zkluks keyscript', () => {
+  it('unlocks with the Zymkey and reaches the root with method=zymkey', async () => {
+    const { value: boot, log } = await withSimulator(simState, (socket) =>
+      bootVm({ kernel, initrd, disk: disk.path, simSocket: socket, timeoutMs: 180_000 }),
+    );
+    console.log(`boot (zymkey): ${Math.round(boot.durationMs)} ms`);
+    expect(boot.console, boot.console).toContain('MARKER-ROOT-REACHED');
+    expect(boot.console).toContain('cryptroot: set up successfully');
+    expect(boot.console).not.toContain('Please unlock disk');
+    expect(records(boot)).toMatchObject({ name: 'cryptroot', method: 'zymkey', reason: 'ok', tried: '0' });
+    expect(log).toMatch(/UNSEAL.*ok/i);
+  });
+
+  it('shows the prompt with the reason when the Zymkey self-destructed, and unlocks with the typed passphrase', async () => {
+    const prompt = 'Please unlock disk cryptroot (Zymkey: self-destructed): ';
+    const { value: boot } = await withSimulator(destroyedState, (socket) =>
+      bootVm({
+        kernel,
+        initrd,
+        disk: disk.path,
+        simSocket: socket,
+        answer: { prompt, reply: PASSPHRASE },
+        timeoutMs: 180_000,
+      }),
+    );
+    console.log(
+      `boot (passphrase fallback): ${Math.round(boot.durationMs)} ms, prompt at ${Math.round(boot.promptAtMs ?? -1)} ms`,
+    );
+    expect(boot.console, boot.console).toContain(prompt);
+    expect(boot.console).toContain('zkluks: cryptroot: Zymkey unlock failed: self-destructed:');
+    expect(boot.console).toContain('MARKER-ROOT-REACHED');
+    expect(boot.console).not.toContain(PASSPHRASE);
+    expect(records(boot)).toMatchObject({
+      name: 'cryptroot',
+      method: 'passphrase',
+      reason: 'self-destructed',
+    });
+  });
+
+  it('runs zkluks device probe in the guest against i2c-stub: bus missing, ok, conflict at 0x30', async () => {
+    const boot = await bootVm({
+      kernel,
+      initrd,
+      disk: disk.path,
+      append: 'zkluks_test=probe',
+      timeoutMs: 180_000,
+    });
+    console.log(`boot (probe): ${Math.round(boot.durationMs)} ms`);
+    expect(boot.console, boot.console).toContain('ZKLUKS-PROBE-DONE');
+    const probes = Object.fromEntries(
+      [...boot.console.matchAll(/^ZKLUKS-PROBE (\S+) (\{.*\})\r?$/gm)].map((m) => [
+        m[1],
+        JSON.parse(m[2] ?? '{}'),
+      ]),
+    );
+    expect(probes['no-i2c-dev']).toMatchObject({ status: 'bus-missing', address: '0x30' });
+    expect(probes['stub-at-0x50']).toMatchObject({ status: 'ok', busName: 'SMBus stub driver' });
+    expect(probes['stub-at-0x30']).toMatchObject({ status: 'conflict', busName: 'SMBus stub driver' });
+  });
+});

@@ -1,0 +1,85 @@
+// Boots the test kernel under QEMU (TCG; KVM is unusable on the build machines) with the serial
+// console on pipes. It watches the console byte stream (a prompt has no newline) and answers a
+// prompt once it appears, never earlier: typed-ahead text would be echoed before askpass turns echo off.
+import { spawn } from 'node:child_process';
+import type { TestKernel } from './kernel.ts';
+
+export interface BootOptions {
+  kernel: TestKernel;
+  initrd: string;
+  disk: string;
+  /** Extra kernel command-line words. */
+  append?: string;
+  /** Unix socket of `zkluks sim serve`, attached as the virtio-serial port zymkey.sim. */
+  simSocket?: string;
+  /** Type `reply` followed by a newline when `prompt` appears on the console. */
+  answer?: { prompt: string; reply: string };
+  timeoutMs?: number;
+}
+
+export interface BootResult {
+  console: string;
+  durationMs: number;
+  timedOut: boolean;
+  /** Milliseconds from start until the prompt appeared, when one was answered. */
+  promptAtMs: number | null;
+}
+
+export function bootVm(opts: BootOptions): Promise<BootResult> {
+  const args = [
+    '-accel',
+    'tcg',
+    '-m',
+    '1024',
+    '-smp',
+    '2',
+    '-nographic',
+    '-nodefaults',
+    '-no-reboot',
+    '-serial',
+    'stdio',
+    '-kernel',
+    opts.kernel.vmlinuz,
+    '-initrd',
+    opts.initrd,
+    '-append',
+    `console=ttyS0 root=/dev/mapper/cryptroot panic=-1 ${opts.append ?? ''}`.trim(),
+    '-drive',
+    `file=${opts.disk},format=raw,if=virtio,snapshot=on`,
+  ];
+  if (opts.simSocket) {
+    args.push(
+      '-device',
+      'virtio-serial-pci',
+      '-chardev',
+      `socket,id=zk,path=${opts.simSocket}`,
+      '-device',
+      'virtserialport,chardev=zk,name=zymkey.sim',
+    );
+  }
+  const started = performance.now();
+  const vm = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let promptAtMs: number | null = null;
+  let timedOut = false;
+  const onData = (chunk: Buffer) => {
+    out += chunk.toString('latin1');
+    if (opts.answer && promptAtMs === null && out.includes(opts.answer.prompt)) {
+      promptAtMs = performance.now() - started;
+      vm.stdin.write(`${opts.answer.reply}\n`);
+    }
+  };
+  vm.stdout.on('data', onData);
+  vm.stderr.on('data', onData);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    vm.kill('SIGKILL');
+  }, opts.timeoutMs ?? 120_000);
+  return new Promise((resolve, reject) => {
+    vm.on('error', reject);
+    vm.on('close', () => {
+      clearTimeout(timer);
+      resolve({ console: out, durationMs: performance.now() - started, timedOut, promptAtMs });
+    });
+  });
+}

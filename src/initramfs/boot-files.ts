@@ -133,7 +133,12 @@ export function renderBootFiles(opts: BootFileOptions): BootFile[] {
     {
       path: BOOT_PATHS.keyscript,
       mode: 0o755,
-      content: render(readTemplate('keyscript'), keyscriptVars(opts), 'the keyscript'),
+      // The timeout reaches the keyscript through boot.conf; its built-in default stays fixed.
+      content: render(
+        readTemplate('keyscript'),
+        keyscriptVars({ zkunlockifs: opts.zkunlockifs }),
+        'the keyscript',
+      ),
     },
     { path: BOOT_PATHS.hook, mode: 0o755, content: render(readTemplate('hook'), hookVars(opts), 'the hook') },
     {

@@ -267,14 +267,25 @@ export interface ZkluksEntryChange {
  * An existing line for the device (or, failing that, the name) is rewritten in place; a new line
  * is appended. Refuses when the name already belongs to another device.
  */
-export function setZkluksEntry(tab: Crypttab, volume: { name: string; uuid: string }): ZkluksEntryChange {
+export function setZkluksEntry(
+  tab: Crypttab,
+  volume: {
+    name: string;
+    uuid: string;
+    /** A source field known to name this same device (e.g. '/dev/mmcblk0p2'). */
+    source?: string;
+    /** The device is known, so a same-named line with any other source is another device. */
+    deviceKnown?: boolean;
+  },
+): ZkluksEntryChange {
   if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(volume.name)) {
     throw new RefusedError(
       `Refusing to use '${volume.name}' as a crypttab name: use letters, digits, . _ + -`,
     );
   }
   const uuid = volume.uuid.toLowerCase();
-  const byDevice = findEntryIndex(tab, { uuid });
+  let byDevice = findEntryIndex(tab, { uuid });
+  if (byDevice < 0 && volume.source !== undefined) byDevice = findEntryIndex(tab, { source: volume.source });
   const byName = findEntryIndex(tab, { name: volume.name });
   if (byName >= 0 && byDevice >= 0 && byName !== byDevice) {
     throw new RefusedError(
@@ -284,7 +295,11 @@ export function setZkluksEntry(tab: Crypttab, volume: { name: string; uuid: stri
   }
   const index = byDevice >= 0 ? byDevice : byName;
   const old = index >= 0 ? tab.lines[index] : undefined;
-  if (old?.kind === 'entry' && byDevice < 0 && sourceUuid(old.entry.source) !== undefined) {
+  if (
+    old?.kind === 'entry' &&
+    byDevice < 0 &&
+    (volume.deviceKnown || sourceUuid(old.entry.source) !== undefined)
+  ) {
     throw new RefusedError(
       `Refusing to take over the crypttab line '${volume.name}': it names another device (${old.entry.source})`,
       { hint: 'zkluks initramfs install --name <another name>' },

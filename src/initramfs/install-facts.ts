@@ -1,7 +1,7 @@
 // Everything install, check and remove need to know about the system tree, read once: crypttab and
 // its backup, our installed files, zkunlockifs, Zymbit's state, the volume's LUKS header, the
 // initramfs-tools MODULES setting, the boot images and the prompt's console. Reads only.
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Runner } from '../exec.ts';
 import { UsageError, ZkluksError } from '../errors.ts';
@@ -16,6 +16,7 @@ import {
   isZkluksEntry,
   optionValue,
   parseCrypttab,
+  type Crypttab,
   type CrypttabEntry,
 } from './crypttab.ts';
 
@@ -112,6 +113,24 @@ export function installedKernels(root: string): string[] {
   return [...out].sort();
 }
 
+function realpath(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/** The line whose source is `device`, written as it is or as another name of the same node. */
+function findEntryByDevice(tab: Crypttab, device: string): CrypttabEntry | null {
+  const real = realpath(device);
+  return (
+    findEntry(tab, { source: device }) ??
+    entries(tab).find((e) => e.source.startsWith('/') && real !== null && realpath(e.source) === real) ??
+    null
+  );
+}
+
 function uuidOf(source: string): string | null {
   const m = /^UUID=("?)([^"]+)\1$/i.exec(source);
   return m?.[2]?.toLowerCase() ?? null;
@@ -181,7 +200,7 @@ async function volumeFacts(
     }
   }
   if (entry === null && uuid !== null) entry = findEntry(tab, { uuid }) ?? null;
-  if (entry === null && device !== null) entry = findEntry(tab, { source: device }) ?? null;
+  if (entry === null && device !== null) entry = findEntryByDevice(tab, device);
   return {
     name: name ?? entry?.name ?? null,
     uuid,

@@ -94,7 +94,12 @@ export function planInstall(facts: InstallFacts, opts: InstallOptions): Plan {
 
   const steps: Step[] = [];
   const tab = parseCrypttab(facts.crypttab ?? '');
-  const change = setZkluksEntry(tab, { name, uuid: volume.uuid });
+  const change = setZkluksEntry(tab, {
+    name,
+    uuid: volume.uuid,
+    ...(volume.entry === null ? {} : { source: volume.entry.source }),
+    deviceKnown: volume.device !== null,
+  });
   const alreadyOurs = volume.entry !== null && isZkluksEntry(volume.entry);
   if (change.action !== 'unchanged' && facts.crypttabBackup === null && !alreadyOurs) {
     steps.push({ kind: 'backup-crypttab', path: BOOT_PATHS.crypttabBackup, content: facts.crypttab ?? '' });

@@ -45,7 +45,7 @@ describe('boot-script templates', () => {
       '/etc/zkluks/boot.conf',
     ]);
     for (const f of files) expect(f.content).not.toMatch(/@[A-Z][A-Z0-9_]*@/);
-    expect(files[0]?.content).toContain('TIMEOUT=7');
+    expect(files[0]?.content).toContain('TIMEOUT=10\n');
     expect(files[0]?.content).toContain('UNLOCK=${ZKLUKS_UNLOCK:-/usr/sbin/zkunlockifs}');
     expect(files[3]?.content).toContain('ZKLUKS_TIMEOUT=7\n');
   });

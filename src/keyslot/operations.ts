@@ -61,6 +61,7 @@ export async function checkZymkeyTokens(deps: KeyslotDeps, view: VolumeView): Pr
         reason: 'zymkey-unavailable',
         zymkeyReason: error.reason,
         detail: error.message,
+        ...(error.hint ? { hint: error.hint } : {}),
       });
       continue;
     }

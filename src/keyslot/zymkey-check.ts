@@ -14,4 +14,6 @@ export interface ZymkeyCheck {
   zymkeyReason: ZymkeyFailure | null;
   /** One line saying what happened. */
   detail: string;
+  /** What to do about it, when the failure names its own fix (the Zymkey's hint). */
+  hint?: string;
 }

@@ -32,7 +32,9 @@ export const verifyCommand: CommandModule = {
     if (report.ok) return;
     if (!g.json) {
       out.info(`Failed to verify the Zymkey keyslot of '${volume}': ${report.reason}`);
-      out.info(`hint: ${(HINTS[report.reason] ?? 'zkluks doctor').replace('VOLUME', `'${volume}'`)}`);
+      out.info(
+        `hint: ${report.hint ?? (HINTS[report.reason] ?? 'zkluks doctor').replace('VOLUME', `'${volume}'`)}`,
+      );
     }
     process.exitCode = report.reason === 'zymkey-unavailable' ? ExitCode.zymkeyUnavailable : ExitCode.failed;
   },

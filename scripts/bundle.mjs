@@ -1,10 +1,27 @@
 // Builds dist/zkluks.mjs: one file an admin copies to a Pi and runs with plain `node`.
 // i2c-bus stays external: it is a native addon, loaded lazily and optional.
 import { build } from 'esbuild';
-import { chmodSync, renameSync } from 'node:fs';
+import { chmodSync, readFileSync, renameSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 const outfile = new URL('../dist/zkluks.mjs', import.meta.url).pathname;
+// `import text from './file?raw'` embeds the file as a string (the boot-script templates).
+const rawText = {
+  name: 'raw-text',
+  setup(b) {
+    b.onResolve({ filter: /\?raw$/ }, (args) => ({
+      path: resolve(dirname(args.importer), args.path.slice(0, -'?raw'.length)),
+      namespace: 'raw-text',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'raw-text' }, (args) => ({
+      contents: readFileSync(args.path, 'utf8'),
+      loader: 'text',
+    }));
+  },
+};
+
 await build({
+  plugins: [rawText],
   entryPoints: [new URL('../src/cli/bin.ts', import.meta.url).pathname],
   bundle: true,
   platform: 'node',

@@ -47,9 +47,9 @@ describe('zkluks enroll', () => {
     await expectIntact(img.path, img.passphrase);
   });
 
-  it('reads the passphrase from stdin with --unlock-key-file=- and shows the recovery key once on stderr', async () => {
+  it('reads the passphrase from stdin with --unlock-key-file - and shows the recovery key once on stderr', async () => {
     const { img, run } = await setup();
-    const r = await run(['enroll', img.path, '--unlock-key-file=-'], img.passphrase);
+    const r = await run(['enroll', img.path, '--unlock-key-file', '-'], img.passphrase);
     expect(r.exitCode, r.stderr).toBe(0);
     const key = r.stderr.match(/([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}/)?.[0] as string;
     expect(await opens(img.path, key, 2)).toBe(true);

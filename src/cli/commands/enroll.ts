@@ -67,6 +67,8 @@ export function optionalUnlockKey(argv: Record<string, unknown>): Promise<Buffer
 
 export const unlockKeyOption = {
   type: 'string',
+  nargs: 1, // so that `--unlock-key-file -` takes '-' as its value
+
   describe: 'Read an existing passphrase or key from FILE, exactly as cryptsetup --key-file does (- = stdin)',
 } as const;
 

@@ -197,4 +197,14 @@ describe('doctor checks', () => {
     );
     expect(sd?.hint).toMatch(/cryptsetup luksAddKey --volume-key-file/);
   });
+
+  it('warns when no keyslot belongs to the Zymkey', () => {
+    const f = healthy();
+    f.header = known({ uuid: 'u', keyslots: [{ id: 0, kdf: 'argon2id', priority: 'normal' }], tokens: [] });
+    const z = f.zymkey.ok ? f.zymkey.value : (undefined as never);
+    f.zymkey = known({ ...z, unseal: unavailable('no sealed key') });
+    expect(diagnose(f).findings.find((x) => x.id === 'luks.not-enrolled')?.hint).toBe(
+      "zkluks enroll '/dev/mmcblk0p2'",
+    );
+  });
 });

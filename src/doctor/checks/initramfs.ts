@@ -194,7 +194,9 @@ export function checkInitramfs(facts: Facts): Finding[] {
         summary:
           facts.initramfs.status === 'missing'
             ? 'The initramfs image the firmware will load does not exist: the root cannot be unlocked at boot.'
-            : 'The initramfs image was not examined.',
+            : facts.initramfs.status === 'unavailable'
+              ? 'Which initramfs image the firmware loads could not be told, so none was examined.'
+              : 'The initramfs image could not be read.',
         evidence: [facts.initramfs.reason],
         hint: REBUILD,
       },

@@ -52,7 +52,20 @@ export function checkLuksHeader(facts: Facts): Finding[] {
       ],
       hint: `zkluks recovery add '${v}' (optionally --escrow age1…), then cryptsetup luksHeaderBackup '${v}' --header-backup-file /root/header.img`,
     });
-  } else if (ways.otherSlots.length > 0) {
+  } else if (ways.zymkeySlots.length === 0 && slots.length > 0) {
+    findings.push({
+      id: 'luks.not-enrolled',
+      area,
+      severity: 'warning',
+      summary:
+        'No keyslot of this volume belongs to the Zymkey: the boot never unlocks it without a typed passphrase.',
+      evidence: [
+        `keyslots: ${slots.join(', ')}; tokens: ${header.tokens.map((t) => t.type).join(', ') || 'none'}`,
+      ],
+      hint: `zkluks enroll '${v}'`,
+    });
+  }
+  if (ways.otherSlots.length > 0 && ways.zymkeySlots.length > 0) {
     const recovery = header.tokens.filter((t) => t.type === 'zkluks-recovery');
     findings.push({
       id: 'luks.recovery-path',

@@ -1,6 +1,6 @@
 // What each Zymkey failure means for the disk, and what to do about it. Every backend builds its
 // ZymkeyUnavailableError here, so the same reason always reads the same way.
-import { ZymkeyUnavailableError, type ZymkeyFailure } from '../errors.ts';
+import { ZkluksError, ZymkeyUnavailableError, type ZymkeyFailure } from '../errors.ts';
 
 /** What the operation was, as it reads after "Failed to": e.g. "unseal data with the Zymkey". */
 export type ZymkeyAction = string;
@@ -63,9 +63,14 @@ const EXPLANATIONS: Record<ZymkeyFailure, Explanation> = {
   },
 };
 
-/** The sentence that says what a failure means for the disk. */
-export function failureMeaning(reason: ZymkeyFailure): string {
-  return EXPLANATIONS[reason].meaning;
+/** Whether `code` is one of the ZymkeyFailure reasons (e.g. read from a tool's stderr line). */
+export function isZymkeyFailure(code: string): code is ZymkeyFailure {
+  return Object.hasOwn(EXPLANATIONS, code);
+}
+
+/** The command or action that fixes a failure of this kind. */
+export function failureHint(reason: ZymkeyFailure): string {
+  return EXPLANATIONS[reason].hint;
 }
 
 /**
@@ -93,4 +98,16 @@ export function failureExplanation(error: ZymkeyUnavailableError): string {
   const marker = `: ${error.reason}: `;
   const at = error.message.indexOf(marker);
   return at === -1 ? error.message : error.message.slice(at + marker.length);
+}
+
+/**
+ * Any error of a Zymkey call as the reason and one-line explanation that the tool contract
+ * (`<tool>: <reason>: <explanation>`) and the socket protocol (`ERR <reason> <explanation>`) carry.
+ */
+export function failureOf(error: unknown): { reason: ZymkeyFailure; explanation: string } {
+  if (error instanceof ZymkeyUnavailableError) {
+    return { reason: error.reason, explanation: failureExplanation(error) };
+  }
+  if (error instanceof ZkluksError) return { reason: 'unknown', explanation: error.message };
+  return { reason: 'unknown', explanation: `internal error: ${(error as Error).message}` };
 }

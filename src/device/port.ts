@@ -1,5 +1,6 @@
 // The Zymkey port: everything zkluks asks of the module. Backends: zymbit (the real module through
 // Zymbit's tools) and sim (the software Zymkey). Failures throw ZymkeyUnavailableError with a reason.
+import { UsageError } from '../errors.ts';
 
 export type Backend = 'zymbit' | 'sim';
 
@@ -35,4 +36,16 @@ export interface ZymkeyPort {
   info(): Promise<ZymkeyInfo>;
   binding(): Promise<BindingInfo>;
   perimeter(): Promise<PerimeterChannel[]>;
+}
+
+/** Largest randomBytes request, like the real tools' practical limit (Zymbit seals 512 bytes). */
+export const MAX_RANDOM_BYTES = 65536;
+
+/** The count every backend's randomBytes accepts: a whole number from 1 to MAX_RANDOM_BYTES. */
+export function checkRandomCount(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_RANDOM_BYTES) {
+    throw new UsageError(
+      `Failed to read random bytes: count must be an integer from 1 to ${MAX_RANDOM_BYTES}, got ${n}`,
+    );
+  }
 }

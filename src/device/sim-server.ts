@@ -8,8 +8,7 @@
 import { lstatSync, rmSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
-import { ZkluksError, ZymkeyUnavailableError } from '../errors.ts';
-import { failureExplanation } from './failures.ts';
+import { failureOf } from './failures.ts';
 import type { ZymkeyPort } from './port.ts';
 
 /** Longest request line accepted (a sealed 64-byte key is ~150 base64 characters). */
@@ -60,9 +59,8 @@ export async function answerRequest(
     }
     return { answer: `OK ${out.toString('base64')}`, log: `${verb} ok` };
   } catch (error) {
-    if (error instanceof ZymkeyUnavailableError) return err(error.reason, failureExplanation(error));
-    if (error instanceof ZkluksError) return err('unknown', error.message);
-    return err('unknown', `internal error: ${(error as Error).message}`);
+    const { reason, explanation } = failureOf(error);
+    return err(reason, explanation);
   }
 }
 

@@ -7,8 +7,8 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ZkluksError, ZymkeyUnavailableError, type ZymkeyFailure } from '../errors.ts';
-import { failureExplanation } from './failures.ts';
+import type { ZymkeyFailure } from '../errors.ts';
+import { failureOf } from './failures.ts';
 import { SimZymkey } from './sim.ts';
 
 export const SIM_TOOLS = ['zkgrifs', 'zklockifs', 'zkunlockifs'] as const;
@@ -62,9 +62,8 @@ export async function runSimTool(
     const stdout = tool === 'zklockifs' ? await zk.seal(input) : await zk.unseal(input);
     return { exitCode: 0, stdout, stderr: '' };
   } catch (error) {
-    if (error instanceof ZymkeyUnavailableError) return fail(tool, error.reason, failureExplanation(error));
-    if (error instanceof ZkluksError) return fail(tool, 'unknown', error.message);
-    return fail(tool, 'unknown', `internal error: ${(error as Error).message}`);
+    const { reason, explanation } = failureOf(error);
+    return fail(tool, reason, explanation);
   }
 }
 

@@ -2,14 +2,16 @@
 // state file afresh, so a breach or an unplug done by `zkluks sim …` in another process takes effect
 // on the next call (also in a running `zkluks sim serve`).
 import { randomBytes } from 'node:crypto';
-import { UsageError } from '../errors.ts';
 import { zymkeyFailure } from './failures.ts';
-import type { BindingInfo, PerimeterChannel, ZymkeyInfo, ZymkeyPort } from './port.ts';
+import {
+  checkRandomCount,
+  type BindingInfo,
+  type PerimeterChannel,
+  type ZymkeyInfo,
+  type ZymkeyPort,
+} from './port.ts';
 import { BlobError, openBlob, sealBlob } from './sealed-blob.ts';
 import { loadSimState, type SimState } from './sim-state.ts';
-
-/** Largest randomBytes request, like the real tools' practical limit (Zymbit seals 512 bytes). */
-export const MAX_RANDOM_BYTES = 65536;
 
 /** Read the state and fail like the module would when it cannot be talked to at all. */
 export function reachableSimState(stateDir: string, action: string): SimState {
@@ -49,11 +51,7 @@ export class SimZymkey implements ZymkeyPort {
   constructor(readonly stateDir: string) {}
 
   async randomBytes(n: number): Promise<Buffer> {
-    if (!Number.isInteger(n) || n < 1 || n > MAX_RANDOM_BYTES) {
-      throw new UsageError(
-        `Failed to read random bytes: count must be an integer from 1 to ${MAX_RANDOM_BYTES}, got ${n}`,
-      );
-    }
+    checkRandomCount(n);
     cryptoReadyState(this.stateDir, 'read random bytes from the Zymkey');
     return randomBytes(n);
   }

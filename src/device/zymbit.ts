@@ -2,11 +2,16 @@
 // (zkgrifs / zklockifs / zkunlockifs), the same ones the initramfs uses. As Zymbit's own scripts do,
 // zkifc is stopped while a tool talks to the module and started again afterwards, on error too.
 // Info, binding and perimeter come from Zymbit's Python `zymkey` module through one fixed script.
-import { UsageError, ZymkeyUnavailableError, type ZymkeyFailure } from '../errors.ts';
+import { ZymkeyUnavailableError } from '../errors.ts';
 import type { RunResult, Runner } from '../exec.ts';
-import { zymkeyFailure } from './failures.ts';
-import type { BindingInfo, PerimeterChannel, ZymkeyInfo, ZymkeyPort } from './port.ts';
-import { MAX_RANDOM_BYTES } from './sim.ts';
+import { failureHint, isZymkeyFailure, zymkeyFailure } from './failures.ts';
+import {
+  checkRandomCount,
+  type BindingInfo,
+  type PerimeterChannel,
+  type ZymkeyInfo,
+  type ZymkeyPort,
+} from './port.ts';
 import { TMPFS_CANDIDATES, withPrivateTmpfsDir } from './tmpfs-dir.ts';
 import {
   parseZymkeyInfoReport,
@@ -27,20 +32,6 @@ export interface ZymbitOptions {
   onWarning?: (line: string) => void;
 }
 
-const FAILURES: readonly ZymkeyFailure[] = [
-  'unreachable',
-  'self-destructed',
-  'not-bound',
-  'host-mismatch',
-  'wrong-module',
-  'corrupt-blob',
-  'state-missing',
-  'state-corrupt',
-  'tool-missing',
-  'timeout',
-  'unknown',
-];
-
 /**
  * Turn a failed tool run into a ZymkeyUnavailableError. A `<tool>: <reason>: <explanation>` line
  * (the simulator's tools, and any tool that follows the contract) gives the reason; anything else
@@ -60,10 +51,11 @@ export function toolFailure(
   const lines = result.stderr.trim().split('\n').filter(Boolean);
   for (const line of lines) {
     const m = /^(?:\S*\/)?(zkgrifs|zklockifs|zkunlockifs): ([a-z-]+): (.*)$/.exec(line.trim());
-    if (m && FAILURES.includes(m[2] as ZymkeyFailure)) {
-      const reason = m[2] as ZymkeyFailure;
-      const e = zymkeyFailure(reason, action, m[3]);
-      return new ZymkeyUnavailableError(reason, `Failed to ${action}: ${reason}: ${m[3]}`, { hint: e.hint });
+    // The explanation already carries the meaning, so it is not appended again.
+    if (m?.[2] !== undefined && isZymkeyFailure(m[2])) {
+      return new ZymkeyUnavailableError(m[2], `Failed to ${action}: ${m[2]}: ${m[3]}`, {
+        hint: failureHint(m[2]),
+      });
     }
   }
   const last = lines.pop();
@@ -118,11 +110,7 @@ export class ZymbitZymkey implements ZymkeyPort {
   }
 
   async randomBytes(n: number): Promise<Buffer> {
-    if (!Number.isInteger(n) || n < 1 || n > MAX_RANDOM_BYTES) {
-      throw new UsageError(
-        `Failed to read random bytes: count must be an integer from 1 to ${MAX_RANDOM_BYTES}, got ${n}`,
-      );
-    }
+    checkRandomCount(n);
     const action = 'read random bytes from the Zymkey';
     const bytes = await this.withZkifcStopped(() => this.tool('zkgrifs', String(n), action));
     if (bytes.length !== n) {

@@ -4,8 +4,7 @@ import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeF
 import { dirname } from 'node:path';
 import type { Runner } from '../exec.ts';
 import { ZkluksError } from '../errors.ts';
-import type { BootImage } from './boot-image.ts';
-import { findBootImages } from './boot-image.ts';
+import { findBootImages, type BootImage, type BootImageReport } from './boot-image.ts';
 import { inspectImage, linkedLibraries, type ImageInspection } from './inspect.ts';
 import { under } from './install-facts.ts';
 import type { Plan, Step } from './plan-install.ts';
@@ -32,9 +31,11 @@ export interface ImageCheck extends Omit<ImageInspection, 'inside'> {
   inside: ImageInspection['inside'] | null;
 }
 
-/** The images to verify: what the firmware loads (Raspberry Pi), else every /boot/initrd.img-*. */
-export function imagesToVerify(root: string): BootImage[] {
-  const report = findBootImages(root);
+/**
+ * The images to verify: what the firmware loads (Raspberry Pi), else every /boot/initrd.img-*.
+ * `report` is the boot-image report when it is known to be current (not after a rebuild).
+ */
+export function imagesToVerify(root: string, report: BootImageReport = findBootImages(root)): BootImage[] {
   const existing = report.images.filter((i) => i.exists);
   if (existing.length > 0) return existing;
   // No firmware image yet: fall back to what update-initramfs wrote.

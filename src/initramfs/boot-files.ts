@@ -21,6 +21,14 @@ export const BOOT_PATHS = {
   zkenv: '/var/lib/zymbit/zkenv.conf',
 } as const;
 
+/** The files `initramfs install` writes (crypttab aside), in the order it writes them. */
+export const INSTALLED_FILES = [
+  BOOT_PATHS.keyscript,
+  BOOT_PATHS.hook,
+  BOOT_PATHS.kernelPostinst,
+  BOOT_PATHS.bootConf,
+] as const;
+
 export const TOKEN_TYPE = 'zkluks-zymkey';
 /** Seconds from the keyscript's start until it falls back to the passphrase prompt. */
 export const DEFAULT_TIMEOUT_S = 10;

@@ -3,7 +3,7 @@
 // all of it? Findings are pure functions of the gathered facts.
 import type { Runner } from '../exec.ts';
 import type { BootImageReport } from './boot-image.ts';
-import { BOOT_PATHS, renderBootFiles } from './boot-files.ts';
+import { BOOT_PATHS, INSTALLED_FILES, renderBootFiles } from './boot-files.ts';
 import type { PromptConsole } from './console.ts';
 import { formatEntry, isZkluksEntry, optionValue } from './crypttab.ts';
 import { imagesToVerify, verifyImages, type ImageCheck } from './apply.ts';
@@ -37,19 +37,21 @@ export function fileStates(facts: InstallFacts): FileState[] {
   const rendered = new Map(
     renderBootFiles({ zkunlockifs: facts.zkunlockifs ?? '/sbin/zkunlockifs' }).map((f) => [f.path, f]),
   );
-  return [BOOT_PATHS.keyscript, BOOT_PATHS.hook, BOOT_PATHS.kernelPostinst, BOOT_PATHS.bootConf].map(
-    (path) => {
-      const current = facts.installed[path] ?? null;
-      const want = rendered.get(path);
-      if (current === null) return { path, state: 'missing' };
-      if (want?.keepExisting) return { path, state: 'present' };
-      return { path, state: current === want?.content ? 'current' : 'outdated' };
-    },
-  );
+  return INSTALLED_FILES.map((path) => {
+    const current = facts.installed[path] ?? null;
+    const want = rendered.get(path);
+    if (current === null) return { path, state: 'missing' };
+    if (want?.keepExisting) return { path, state: 'present' };
+    return { path, state: current === want?.content ? 'current' : 'outdated' };
+  });
 }
 
 /** Pure: what is wrong, from the facts and the inspected images. */
-export function checkFindings(facts: InstallFacts, images: ImageCheck[]): CheckFinding[] {
+export function checkFindings(
+  facts: InstallFacts,
+  images: ImageCheck[],
+  files: FileState[] = fileStates(facts),
+): CheckFinding[] {
   const out: CheckFinding[] = [];
   const add = (level: CheckFinding['level'], message: string, hint?: string) =>
     out.push(hint === undefined ? { level, message } : { level, message, hint });
@@ -74,7 +76,7 @@ export function checkFindings(facts: InstallFacts, images: ImageCheck[]): CheckF
       );
     }
   }
-  for (const f of fileStates(facts)) {
+  for (const f of files) {
     if (f.state === 'missing' && f.path !== BOOT_PATHS.bootConf)
       add('error', `${f.path} is missing`, install);
     if (f.state === 'outdated') add('warning', `${f.path} differs from what this zkluks installs`, install);
@@ -128,11 +130,12 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   const facts = await gatherInstallFacts({ ...opts, onlyOurs: true });
   const targets =
     opts.image === undefined
-      ? imagesToVerify(opts.root)
+      ? imagesToVerify(opts.root, facts.bootImages)
       : [{ image: opts.image, kernel: null, because: 'named with --image', models: 'all', exists: true }];
   const expected = facts.zkunlockifs ?? opts.zkunlockifs ?? '/sbin/zkunlockifs';
   const images = await verifyImages(opts.runner, opts.root, expected, targets);
-  const findings = checkFindings(facts, images);
+  const files = fileStates(facts);
+  const findings = checkFindings(facts, images, files);
   return {
     ok: !findings.some((f) => f.level === 'error'),
     volume: {
@@ -141,7 +144,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
       device: facts.volume.device,
     },
     crypttabLine: facts.volume.entry === null ? null : formatEntry(facts.volume.entry),
-    files: fileStates(facts),
+    files,
     zkunlockifs: facts.zkunlockifs,
     modules: facts.modules,
     bootImages: facts.bootImages,

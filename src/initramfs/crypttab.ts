@@ -34,6 +34,20 @@ export interface Crypttab {
   finalEol: boolean;
 }
 
+/** Options that say the device is not LUKS, or is formatted afresh at every boot. */
+const NOT_LUKS_OPTIONS = [
+  'plain',
+  'tcrypt',
+  'veracrypt',
+  'tcrypthidden',
+  'tcrypt-hidden',
+  'tcrypt-veracrypt',
+  'bitlk',
+  'fvault2',
+  'swap',
+  'tmp',
+];
+
 /** Options crypttab(5) documents: Debian's cryptsetup (initramfs and cryptdisks) and systemd-cryptsetup. */
 const VALID_OPTIONS = new Set([
   // Debian cryptsetup
@@ -47,17 +61,8 @@ const VALID_OPTIONS = new Set([
   'readonly',
   'read-only',
   'discard',
-  'plain',
   'luks',
-  'tcrypt',
-  'veracrypt',
-  'tcrypthidden',
-  'tcrypt-hidden',
-  'tcrypt-veracrypt',
-  'bitlk',
-  'fvault2',
-  'swap',
-  'tmp',
+  ...NOT_LUKS_OPTIONS,
   'check',
   'checkargs',
   'tries',
@@ -101,28 +106,15 @@ const VALID_OPTIONS = new Set([
   'integrity',
 ]);
 
+/** Options every zkluks line gets anew: an old line's copies are replaced, not reported as dropped. */
+const SET_ANEW = new Set(['luks', 'initramfs']);
+
 /**
- * Options that cannot stay on a zkluks line: ours (set anew), `keyslot=` (it would stop the passphrase
- * fallback from trying the other slots), and every option that says the device is not LUKS or
- * gets formatted at boot.
+ * Options that cannot stay on a zkluks line: `keyscript=` (ours is set anew), `keyslot=` (it would
+ * stop the passphrase fallback from trying the other slots), and every option that says the device
+ * is not LUKS or gets formatted at boot.
  */
-const CONFLICTING_OPTIONS = new Set([
-  'keyscript',
-  'keyslot',
-  'key-slot',
-  'luks',
-  'initramfs',
-  'plain',
-  'tcrypt',
-  'veracrypt',
-  'tcrypthidden',
-  'tcrypt-hidden',
-  'tcrypt-veracrypt',
-  'bitlk',
-  'fvault2',
-  'swap',
-  'tmp',
-]);
+const CONFLICTING_OPTIONS = new Set(['keyscript', 'keyslot', 'key-slot', ...NOT_LUKS_OPTIONS]);
 
 export function isValidOption(key: string): boolean {
   return VALID_OPTIONS.has(key) || key.startsWith('x-systemd.') || key.startsWith('x-initrd.');
@@ -193,9 +185,10 @@ export interface EntryQuery {
   source?: string;
 }
 
-function sourceUuid(source: string): string | undefined {
-  const m = /^UUID=(.+)$/i.exec(source);
-  return m?.[1]?.replace(/^"(.*)"$/, '$1').toLowerCase();
+/** The UUID a `UUID=…` source field (quoted or not) names, lower case; undefined for other sources. */
+export function sourceUuid(source: string): string | undefined {
+  const m = /^UUID=("?)([^"]+)\1$/i.exec(source);
+  return m?.[2]?.toLowerCase();
 }
 
 /**
@@ -238,15 +231,14 @@ export function zkluksOptions(existing: readonly CrypttabOption[] = []): {
   const kept: CrypttabOption[] = [];
   const dropped: CrypttabOption[] = [];
   for (const o of existing) {
-    if (CONFLICTING_OPTIONS.has(o.key) && !['luks', 'initramfs'].includes(o.key)) dropped.push(o);
-    else if (CONFLICTING_OPTIONS.has(o.key)) continue;
-    else if (!isValidOption(o.key)) dropped.push(o);
+    const ours = o.key === 'keyscript' && o.value === ZKLUKS_KEYSCRIPT;
+    if (SET_ANEW.has(o.key) || ours) continue;
+    if (CONFLICTING_OPTIONS.has(o.key) || !isValidOption(o.key)) dropped.push(o);
     else if (!kept.some((k) => k.key === o.key)) kept.push(o);
   }
-  const isOurs = (o: CrypttabOption) => o.key === 'keyscript' && o.value === ZKLUKS_KEYSCRIPT;
   return {
     options: [{ key: 'luks' }, { key: 'initramfs' }, ...kept, { key: 'keyscript', value: ZKLUKS_KEYSCRIPT }],
-    dropped: dropped.filter((o) => !isOurs(o)),
+    dropped,
   };
 }
 

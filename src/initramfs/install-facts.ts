@@ -7,15 +7,15 @@ import type { Runner } from '../exec.ts';
 import { UsageError, ZkluksError } from '../errors.ts';
 import { readHeader } from '../keyslot/header.ts';
 import { findBootImages, type BootImageReport } from './boot-image.ts';
-import { BOOT_PATHS, TOKEN_TYPE, ZKUNLOCKIFS_CANDIDATES } from './boot-files.ts';
+import { BOOT_PATHS, INSTALLED_FILES, TOKEN_TYPE, ZKUNLOCKIFS_CANDIDATES } from './boot-files.ts';
 import { readPromptConsole, type PromptConsole } from './console.ts';
 import {
   entries,
   findEntry,
   findVolume,
   isZkluksEntry,
-  optionValue,
   parseCrypttab,
+  sourceUuid,
   type Crypttab,
   type CrypttabEntry,
 } from './crypttab.ts';
@@ -70,7 +70,8 @@ function readText(path: string): string | null {
 
 function isExecutable(path: string): boolean {
   try {
-    return statSync(path).isFile() && (statSync(path).mode & 0o111) !== 0;
+    const stat = statSync(path);
+    return stat.isFile() && (stat.mode & 0o111) !== 0;
   } catch {
     return false;
   }
@@ -131,14 +132,9 @@ function findEntryByDevice(tab: Crypttab, device: string): CrypttabEntry | null 
   );
 }
 
-function uuidOf(source: string): string | null {
-  const m = /^UUID=("?)([^"]+)\1$/i.exec(source);
-  return m?.[2]?.toLowerCase() ?? null;
-}
-
 /** The crypttab line a command without VOLUME means: the zkluks line, else the only line. */
-function defaultEntry(crypttab: string | null, onlyOurs: boolean): CrypttabEntry | null {
-  const all = entries(parseCrypttab(crypttab ?? ''));
+function defaultEntry(tab: Crypttab, onlyOurs: boolean): CrypttabEntry | null {
+  const all = entries(tab);
   const ours = all.filter(isZkluksEntry);
   if (ours.length === 1) return ours[0] ?? null;
   if (onlyOurs && ours.length === 0) return null;
@@ -163,11 +159,11 @@ async function volumeFacts(
   let device: string | null = null;
   let uuid: string | null = null;
   if (volume === undefined) {
-    entry = defaultEntry(crypttab, onlyOurs);
+    entry = defaultEntry(tab, onlyOurs);
   } else if (volume.startsWith('/')) {
     device = volume;
-  } else if (uuidOf(volume) !== null) {
-    uuid = uuidOf(volume);
+  } else if (sourceUuid(volume) !== undefined) {
+    uuid = sourceUuid(volume) ?? null;
   } else {
     entry = findVolume(tab, volume) ?? null;
     if (entry === null) {
@@ -180,7 +176,7 @@ async function volumeFacts(
     }
   }
   if (entry !== null) {
-    uuid = uuidOf(entry.source);
+    uuid = sourceUuid(entry.source) ?? null;
     if (uuid === null) device = entry.source;
   }
   if (device === null && uuid !== null && existsSync(`/dev/disk/by-uuid/${uuid}`)) {
@@ -224,10 +220,7 @@ export interface GatherOptions {
 export async function gatherInstallFacts(opts: GatherOptions): Promise<InstallFacts> {
   const { root } = opts;
   const crypttab = readText(under(root, BOOT_PATHS.crypttab));
-  const installed: Record<string, string | null> = {};
-  for (const p of [BOOT_PATHS.keyscript, BOOT_PATHS.hook, BOOT_PATHS.kernelPostinst, BOOT_PATHS.bootConf]) {
-    installed[p] = readText(under(root, p));
-  }
+  const installed = Object.fromEntries(INSTALLED_FILES.map((p) => [p, readText(under(root, p))]));
   return {
     root,
     crypttab,
@@ -242,9 +235,4 @@ export async function gatherInstallFacts(opts: GatherOptions): Promise<InstallFa
     kernels: installedKernels(root),
     console: readPromptConsole(root),
   };
-}
-
-/** The keyscript= of a crypttab line, if any. */
-export function keyscriptOf(entry: CrypttabEntry): string | undefined {
-  return optionValue(entry, 'keyscript');
 }

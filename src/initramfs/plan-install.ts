@@ -1,8 +1,9 @@
 // Pure planners for `initramfs install` and `initramfs remove`: facts + options -> the steps, as
 // plain data. The safety rules live here and refuse with a sentence that states the rule.
 import { RefusedError, UsageError } from '../errors.ts';
-import { BOOT_PATHS, renderBootFiles, type BootFile } from './boot-files.ts';
+import { BOOT_PATHS, INSTALLED_FILES, renderBootFiles, type BootFile } from './boot-files.ts';
 import {
+  findEntryIndex,
   isZkluksEntry,
   parseCrypttab,
   restoreEntry,
@@ -161,32 +162,23 @@ export function planRemove(facts: InstallFacts, opts: { noUpdate: boolean }): Pl
     // Without a backup the line keeps everything but the keyscript, so cryptroot asks for the passphrase.
     const backup = facts.crypttabBackup === null ? current : parseCrypttab(facts.crypttabBackup);
     const restored = restoreEntry(current, backup, entry.name);
-    const text = serializeCrypttab(restored);
-    const after = restored.lines.find((l) => l.kind === 'entry' && l.entry.name === entry.name);
+    const line = (tab: typeof current) => tab.lines[findEntryIndex(tab, { name: entry.name })]?.text ?? null;
     steps.push({
       kind: 'write-crypttab',
       path: BOOT_PATHS.crypttab,
-      content: text,
+      content: serializeCrypttab(restored),
       action: 'restore',
-      before:
-        facts.crypttab
-          .split(/\r?\n/)
-          .find((l) => l.trim().startsWith(`${entry.name} `) || l.trim().startsWith(`${entry.name}\t`)) ??
-        null,
-      after: after?.text ?? null,
+      before: line(current),
+      after: line(restored),
     });
   } else unchanged.push(BOOT_PATHS.crypttab);
   // The keyscript goes last among the files: the rebuild must not find crypttab naming a missing file.
-  for (const path of [
-    BOOT_PATHS.hook,
-    BOOT_PATHS.kernelPostinst,
-    BOOT_PATHS.bootConf,
-    BOOT_PATHS.crypttabBackup,
-    BOOT_PATHS.keyscript,
-  ]) {
-    const present =
-      path === BOOT_PATHS.crypttabBackup ? facts.crypttabBackup !== null : facts.installed[path] != null;
-    if (present) steps.push({ kind: 'remove-file', path });
+  for (const path of INSTALLED_FILES.filter((p) => p !== BOOT_PATHS.keyscript)) {
+    if (facts.installed[path] != null) steps.push({ kind: 'remove-file', path });
+  }
+  if (facts.crypttabBackup !== null) steps.push({ kind: 'remove-file', path: BOOT_PATHS.crypttabBackup });
+  if (facts.installed[BOOT_PATHS.keyscript] != null) {
+    steps.push({ kind: 'remove-file', path: BOOT_PATHS.keyscript });
   }
   if (!opts.noUpdate) steps.push({ kind: 'update-initramfs', command: updateCommand(facts.root) });
   return {

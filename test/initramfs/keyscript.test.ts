@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simArm, simBindLock, simBreach, simInit, simSetReachable } from '../../src/device/sim-control.ts';
-import { keyscriptVars } from '../../src/initramfs/boot-files.ts';
+import { I2C_MODULES, keyscriptVars } from '../../src/initramfs/boot-files.ts';
 import { render } from '../../src/initramfs/render.ts';
 import { readTemplate } from '../../src/initramfs/templates.ts';
 import { serializeToken, zymkeyToken } from '../../src/keyslot/token.ts';
@@ -69,6 +69,8 @@ beforeAll(async () => {
   // A zkunlockifs that never answers and ignores SIGTERM (ignored signals survive exec).
   writeScript(join(W, 'hang'), "trap '' TERM\nexec sleep 60");
   writeFileSync(join(W, 'zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
+  // A modprobe that only notes what it was asked to load, next to the run directory.
+  writeScript(join(W, 'modprobe'), 'printf \'%s\\n\' "$*" >>"$ZKLUKS_RUN_DIR/../modprobe.log"');
 
   simInit(simState);
   const keyFile = join(W, 'plain.key');
@@ -118,6 +120,8 @@ interface Run {
   record: Record<string, string>;
   /** Files left in the run directory. */
   runFiles: string[];
+  /** The modprobe calls, one per line. */
+  modprobe: string;
   kmsg: string;
   elapsedMs: number;
 }
@@ -156,7 +160,7 @@ async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> 
       ZKLUKS_SIM_STATE: opts.state ?? simState,
       ZKLUKS_ASKPASS: join(W, 'askpass'),
       ZKLUKS_UNLOCK: opts.unlock ?? 'zkunlockifs',
-      ZKLUKS_MODPROBE: 'true',
+      ZKLUKS_MODPROBE: join(W, 'modprobe'),
       ZKLUKS_RUN_DIR: runDir,
       ZKLUKS_CONF: join(dir, 'boot.conf'),
       ZKLUKS_ZKENV: join(W, 'zkenv.conf'),
@@ -190,6 +194,7 @@ async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> 
     record,
     runFiles: readdirSync(runDir).sort(),
     kmsg: read(join(dir, 'kmsg')) ?? '',
+    modprobe: read(join(dir, 'modprobe.log')) ?? '',
     elapsedMs,
   };
 }
@@ -222,6 +227,10 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
     expect(Number(run.record.uptime)).toBeGreaterThan(0);
     expect(run.runFiles).toEqual(['cryptroot.record']);
     expect(readFileSync(join(W, `case-${caseNo}`, 'run', 'cryptroot.record')).includes(key)).toBe(false);
+    // Nothing but the key leaves the script: no message on stderr or the kernel log.
+    expect(run.stderr).toBe('');
+    expect(run.kmsg).toBe('');
+    expect(run.modprobe).toBe(I2C_MODULES.map((m) => `-q ${m}\n`).join(''));
   });
 
   it('falls back to askpass with the reason when the Zymkey self-destructed', async () => {
@@ -272,6 +281,8 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
     const run = await runKeyscript(shell, { tried: 1, previous: 'method=zymkey\nreason=ok\n' });
     expectFallback(run, 'key-rejected', 10_000);
     expect(run.record.tried).toBe('1');
+    // A later try goes straight to the prompt: no module loading, no Zymkey.
+    expect(run.modprobe).toBe('');
   });
 
   it('keeps the first reason on a later try after a wrong passphrase', async () => {

@@ -65,10 +65,16 @@ function quote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Refuse a call that would put a secret on argv, where every user of `ps` can read it. */
+/**
+ * Refuse a call that would put a secret on argv, where every user of `ps` can read it: an argument
+ * that is the secret, ends in `=secret`, or (for secrets long enough not to match ordinary words)
+ * contains it.
+ */
 function assertNoSecretOnArgv(file: string, args: readonly string[], secrets: readonly string[]): void {
+  const leaks = (arg: string, s: string) =>
+    arg === s || arg.endsWith(`=${s}`) || (s.length >= 12 && arg.includes(s));
   for (const arg of [file, ...args]) {
-    if (secrets.some((s) => arg.includes(s))) {
+    if (secrets.some((s) => leaks(arg, s))) {
       throw new Error(`refusing to run '${file}': a secret value would appear on its command line`);
     }
   }
@@ -87,7 +93,8 @@ export function createRunner(runnerOptions: RunnerOptions = {}): Runner {
     assertNoSecretOnArgv(file, args, secrets);
     const command = redact([file, ...args].map(quote).join(' '), secrets);
     const result = await execa(file, [...args], {
-      input: options.input,
+      // No input means stdin is /dev/null, so a program that would prompt fails instead of hanging.
+      ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
       env: { ...runnerOptions.env, ...options.env },
       cwd: options.cwd,
       timeout: options.timeoutMs,

@@ -49,6 +49,24 @@ describe('runner', () => {
     await expect(run('echo', [key], { secrets: [key] })).rejects.toThrow(/secret value would appear/);
   });
 
+  it('refuses a short secret given as a whole argument or an option value', async () => {
+    const run = createRunner();
+    await expect(run('echo', ['pass'], { secrets: ['pass'] })).rejects.toThrow(/secret value/);
+    await expect(run('echo', ['--key=pass'], { secrets: ['pass'] })).rejects.toThrow(/secret value/);
+  });
+
+  it('does not mistake an option that merely contains a short secret for a leak', async () => {
+    const run = createRunner();
+    const r = await run('echo', ['--test-passphrase'], { input: 'pass', secretInput: true });
+    expect(r.exitCode).toBe(0);
+  });
+
+  it('gives a program without input an empty stdin, so a prompt fails instead of hanging', async () => {
+    const run = createRunner();
+    const r = await run('sh', ['-c', 'read -r line || echo eof'], { timeoutMs: 5000 });
+    expect(r.stdout).toBe('eof\n');
+  });
+
   it('reports a missing program as exit 127 with a readable message', async () => {
     const run = createRunner();
     const r = await run('zkluks-no-such-program', [], { reject: false });

@@ -39,7 +39,8 @@ async function expectReason(p: Promise<unknown>, reason: ZymkeyFailure): Promise
   const e = await failure(p);
   expect(e.reason).toBe(reason);
   expect(e.exitCode).toBe(4);
-  expect(e.hint).toBeTruthy();
+  expect(e.message).toMatch(/^Failed to \S/);
+  expect(e.hint).toMatch(/\S/);
   return e;
 }
 

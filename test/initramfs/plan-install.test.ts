@@ -127,10 +127,27 @@ describe('planRemove', () => {
       'remove-file',
       'update-initramfs',
     ]);
-    const ct = plan.steps[0];
-    expect(ct && 'content' in ct ? ct.content : '').toBe('cryptroot /dev/mmcblk0p2 none luks,discard\n');
+    expect(plan.steps[0]).toMatchObject({
+      kind: 'write-crypttab',
+      action: 'restore',
+      content: 'cryptroot /dev/mmcblk0p2 none luks,discard\n',
+      before: ours.trimEnd(),
+      after: 'cryptroot /dev/mmcblk0p2 none luks,discard',
+    });
     expect(
       plan.steps.filter((s) => s.kind === 'remove-file').map((s) => ('path' in s ? s.path : '')),
     ).toEqual([BOOT_PATHS.hook, BOOT_PATHS.crypttabBackup, BOOT_PATHS.keyscript]);
+  });
+
+  it('removes a line zkluks added when the backup had none, keeping every other line', () => {
+    const ours = `cryptroot UUID=${UUID} none luks,initramfs,keyscript=${BOOT_PATHS.keyscript}`;
+    const plan = planRemove(facts({ crypttabBackup: '# mine\n' }, `# mine\n${ours}\n`), { noUpdate: true });
+    expect(plan.steps[0]).toMatchObject({
+      kind: 'write-crypttab',
+      action: 'restore',
+      content: '# mine\n',
+      before: ours,
+      after: null,
+    });
   });
 });

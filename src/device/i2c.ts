@@ -97,20 +97,23 @@ export async function loadI2cBusOpener(): Promise<I2cOpener | string> {
 const NO_ANSWER = new Set(['ENXIO', 'EREMOTEIO', 'ENODEV']);
 const TIMED_OUT = new Set(['ETIMEDOUT', 'EAGAIN', 'EWOULDBLOCK']);
 
+/** Linux errno numbers of the codes above, for errors that carry only a number. */
+const ERRNO_NAMES: Record<number, string> = {
+  2: 'ENOENT',
+  6: 'ENXIO',
+  11: 'EAGAIN',
+  13: 'EACCES',
+  16: 'EBUSY',
+  110: 'ETIMEDOUT',
+  121: 'EREMOTEIO',
+};
+
 function errorCode(error: unknown): string {
   const e = error as { code?: unknown; errno?: unknown };
   if (typeof e.code === 'string') return e.code;
-  const errno = typeof e.errno === 'number' ? Math.abs(e.errno) : undefined;
-  const byNumber: Record<number, string> = {
-    2: 'ENOENT',
-    6: 'ENXIO',
-    11: 'EAGAIN',
-    13: 'EACCES',
-    16: 'EBUSY',
-    110: 'ETIMEDOUT',
-    121: 'EREMOTEIO',
-  };
-  return errno !== undefined ? (byNumber[errno] ?? `errno ${errno}`) : 'unknown error';
+  if (typeof e.errno !== 'number') return 'unknown error';
+  const errno = Math.abs(e.errno);
+  return ERRNO_NAMES[errno] ?? `errno ${errno}`;
 }
 
 const hex = (n: number) => `0x${n.toString(16).padStart(2, '0')}`;

@@ -10,6 +10,7 @@ import {
   restoreEntry,
   serializeCrypttab,
   setZkluksEntry,
+  sourceUuid,
 } from '../../src/initramfs/crypttab.ts';
 import { RefusedError } from '../../src/errors.ts';
 
@@ -76,6 +77,15 @@ describe('crypttab parsing', () => {
     expect(findVolume(tab, '/dev/mmcblk0p2')?.name).toBe('cryptroot');
     expect(findVolume(tab, 'nothing')).toBeUndefined();
   });
+
+  it('reads UUID= sources quoted or not, and nothing else as a UUID', () => {
+    expect(sourceUuid(`UUID="${UUID.toUpperCase()}"`)).toBe(UUID);
+    expect(sourceUuid(`uuid=${UUID}`)).toBe(UUID);
+    expect(sourceUuid(`UUID="${UUID}`)).toBeUndefined();
+    expect(sourceUuid('UUID=')).toBeUndefined();
+    expect(sourceUuid(`PARTUUID=${UUID}`)).toBeUndefined();
+    expect(sourceUuid('/dev/mmcblk0p2')).toBeUndefined();
+  });
 });
 
 describe('setZkluksEntry', () => {
@@ -115,6 +125,13 @@ describe('setZkluksEntry', () => {
       `root UUID=${UUID} none luks,initramfs,x-systemd.device-timeout=10s,keyscript=${ZKLUKS_KEYSCRIPT}`,
     );
     expect(change.dropped.map((o) => o.key)).toEqual(['bogus-opt', 'keyscript', 'key-slot']);
+  });
+
+  it('drops options that say the device is not LUKS, but not its own luks and initramfs flags', () => {
+    const tab = parseCrypttab(`root UUID=${UUID} none initramfs,plain,luks,tcrypt,swap,tmp,discard\n`);
+    const change = setZkluksEntry(tab, { name: 'root', uuid: UUID });
+    expect(change.after).toBe(`root UUID=${UUID} none luks,initramfs,discard,keyscript=${ZKLUKS_KEYSCRIPT}`);
+    expect(change.dropped.map((o) => o.key)).toEqual(['plain', 'tcrypt', 'swap', 'tmp']);
   });
 
   it('finds the line by device even when it has another name, and keeps that name only if asked', () => {

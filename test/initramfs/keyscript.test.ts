@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   cpSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -68,6 +69,11 @@ beforeAll(async () => {
   );
   // A zkunlockifs that never answers and ignores SIGTERM (ignored signals survive exec).
   writeScript(join(W, 'hang'), "trap '' TERM\nexec sleep 60");
+  // Notes where the sealed key was handed over and how that directory is protected, then unseals.
+  writeScript(
+    join(W, 'spy-zkunlockifs'),
+    'd=${1%/*}; { echo "$d"; ls -ld "$d" | cut -c1-10; } >"$ZKLUKS_RUN_DIR/../spy.log"; exec zkunlockifs "$1"',
+  );
   writeFileSync(join(W, 'zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
   // A modprobe that only notes what it was asked to load, next to the run directory.
   writeScript(join(W, 'modprobe'), 'printf \'%s\\n\' "$*" >>"$ZKLUKS_RUN_DIR/../modprobe.log"');
@@ -120,6 +126,8 @@ interface Run {
   record: Record<string, string>;
   /** Files left in the run directory. */
   runFiles: string[];
+  /** What is left in the scratch directory (the sealed key, the plaintext key, stderr). */
+  workFiles: string[];
   /** The modprobe calls, one per line. */
   modprobe: string;
   kmsg: string;
@@ -141,6 +149,7 @@ let caseNo = 0;
 async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> {
   const dir = join(W, `case-${++caseNo}`);
   const runDir = join(dir, 'run');
+  const workDir = join(dir, 'work');
   mkdirSync(runDir, { recursive: true });
   if (opts.previous !== undefined) writeFileSync(join(runDir, 'cryptroot.record'), opts.previous);
   writeFileSync(join(dir, 'kmsg'), '');
@@ -162,6 +171,7 @@ async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> 
       ZKLUKS_UNLOCK: opts.unlock ?? 'zkunlockifs',
       ZKLUKS_MODPROBE: join(W, 'modprobe'),
       ZKLUKS_RUN_DIR: runDir,
+      ZKLUKS_WORK_DIR: workDir,
       ZKLUKS_CONF: join(dir, 'boot.conf'),
       ZKLUKS_ZKENV: join(W, 'zkenv.conf'),
       ZKLUKS_I2C_SYSFS: opts.sysfs ?? busPresent,
@@ -193,6 +203,7 @@ async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> 
     prompt: read(join(dir, 'prompt')),
     record,
     runFiles: readdirSync(runDir).sort(),
+    workFiles: existsSync(workDir) ? readdirSync(workDir) : [],
     kmsg: read(join(dir, 'kmsg')) ?? '',
     modprobe: read(join(dir, 'modprobe.log')) ?? '',
     elapsedMs,
@@ -209,6 +220,7 @@ function expectFallback(run: Run, reason: string, withinMs: number): void {
   expect(run.stderr).toContain(`zkluks: cryptroot: Zymkey unlock failed: ${reason}:`);
   expect(run.kmsg).toContain(`Zymkey unlock failed: ${reason}:`);
   expect(run.runFiles).toEqual(['cryptroot.record']);
+  expect(run.workFiles).toEqual([]);
 }
 
 describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
@@ -226,6 +238,7 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
     expect(Number(run.record.elapsed_ms)).toBeGreaterThanOrEqual(0);
     expect(Number(run.record.uptime)).toBeGreaterThan(0);
     expect(run.runFiles).toEqual(['cryptroot.record']);
+    expect(run.workFiles).toEqual([]);
     expect(readFileSync(join(W, `case-${caseNo}`, 'run', 'cryptroot.record')).includes(key)).toBe(false);
     // Nothing but the key leaves the script: no message on stderr or the kernel log.
     expect(run.stderr).toBe('');
@@ -260,6 +273,17 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
     });
     expectFallback(run, 'no-bus', 3000);
     expect(run.elapsedMs).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('keeps the sealed and unsealed key in a private scratch directory outside /run', async () => {
+    const run = await runKeyscript(shell, { unlock: join(W, 'spy-zkunlockifs') });
+    expect(run.stdout.equals(key), run.stderr).toBe(true);
+    const [dir, mode] = readFileSync(join(W, `case-${caseNo}`, 'spy.log'), 'utf8')
+      .trim()
+      .split('\n');
+    expect(dir).toBe(join(W, `case-${caseNo}`, 'work'));
+    expect(mode).toBe('drwx------');
+    expect(run.workFiles).toEqual([]);
   });
 
   it('gives up on a zkunlockifs that hangs once the time budget is spent', async () => {

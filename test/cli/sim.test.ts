@@ -90,6 +90,7 @@ describe('zkluks sim', () => {
     const ok = await execa(process.execPath, [bundle, 'sim', 'tool', 'zkgrifs', '16'], {
       env,
       encoding: 'buffer',
+      stripFinalNewline: false,
     });
     expect(Buffer.from(ok.stdout)).toHaveLength(16);
     await json(['sim', 'unplug']);

@@ -21,6 +21,7 @@ async function raw(args: string[], input?: Buffer) {
     env,
     input,
     encoding: 'buffer',
+    stripFinalNewline: false,
     reject: false,
   });
   return { exitCode: r.exitCode, stdout: Buffer.from(r.stdout), stderr: Buffer.from(r.stderr).toString() };

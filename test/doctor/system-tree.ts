@@ -48,6 +48,7 @@ async function run(
     input: options.input ?? '',
     env: options.env,
     encoding: 'buffer',
+    stripFinalNewline: false,
     reject: false,
   });
   if (r.exitCode !== 0)
@@ -208,8 +209,13 @@ export async function buildTree(options: TreeOptions = {}): Promise<Tree> {
         cwd: staging,
         input: list.stdout,
         encoding: 'buffer',
+        stripFinalNewline: false,
       });
-      const gz = await execa('gzip', ['-9n'], { input: Buffer.from(cpio.stdout), encoding: 'buffer' });
+      const gz = await execa('gzip', ['-9n'], {
+        input: Buffer.from(cpio.stdout),
+        encoding: 'buffer',
+        stripFinalNewline: false,
+      });
       file(name, Buffer.from(gz.stdout));
     },
     healthyImage() {

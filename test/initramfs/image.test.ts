@@ -104,6 +104,7 @@ describe('an initramfs built by mkinitramfs with the zkluks hook', () => {
     writeFileSync(join(bare, 'etc/hostname'), 'x\n');
     const cpio = await execa('sh', ['-c', `cd ${bare} && find . | cpio -o -H newc --quiet | zstd -q`], {
       encoding: 'buffer',
+      stripFinalNewline: false,
     });
     writeFileSync(join(stage, 'boot', 'bare.img'), Buffer.from(cpio.stdout));
     const r = await zkluks(['initramfs', 'check', '--root', stage, '--image', '/boot/bare.img']);

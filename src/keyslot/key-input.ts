@@ -2,18 +2,12 @@
 // or a prompt on the terminal without echo. Also the 0600 file a new recovery key is written to.
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { UsageError, ZkluksError } from '../errors.ts';
+import { readStream } from '../read-stream.ts';
 
 export interface PromptStreams {
   stdin: NodeJS.ReadStream;
   /** Where the prompt is written (the terminal's stderr). */
   stderr: { write(chunk: string): unknown };
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream)
-    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
-  return Buffer.concat(chunks);
 }
 
 /** Read a key file exactly (no newline stripping, as cryptsetup does); '-' reads stdin. */
@@ -24,7 +18,7 @@ export async function readKeyFile(
 ): Promise<Buffer> {
   let key: Buffer;
   try {
-    key = path === '-' ? await readAll(stdin) : await readFile(path);
+    key = path === '-' ? await readStream(stdin) : await readFile(path);
   } catch (error) {
     throw new ZkluksError(
       `Failed to read the ${what} from '${path}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,

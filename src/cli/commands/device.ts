@@ -5,6 +5,7 @@ import { createRunner } from '../../exec.ts';
 import { probeZymkeyBus, type ProbeResult } from '../../device/i2c.ts';
 import { openZymkey } from '../../device/open.ts';
 import type { ZymkeyPort } from '../../device/port.ts';
+import { readStream } from '../../read-stream.ts';
 import { globalOptions, type GlobalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
 
@@ -17,12 +18,6 @@ function port(g: GlobalOptions): ZymkeyPort {
     root: g.root,
     onWarning: (line) => out.warn(line),
   });
-}
-
-async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
-  return Buffer.concat(chunks);
 }
 
 const info: CommandModule = {
@@ -107,7 +102,7 @@ const seal: CommandModule = {
     y.option('base64', { type: 'boolean', default: false, describe: 'Write the sealed data as base64' }),
   handler: async (argv) => {
     const g = globalOptions(argv);
-    const sealed = await port(g).seal(await readStdin());
+    const sealed = await port(g).seal(await readStream(process.stdin));
     if (g.json) createOutput(true).data('', { sealed: sealed.toString('base64') });
     else if (argv.base64 === true) process.stdout.write(`${sealed.toString('base64')}\n`);
     else process.stdout.write(sealed);
@@ -121,7 +116,7 @@ const unseal: CommandModule = {
     y.option('base64', { type: 'boolean', default: false, describe: 'Read the sealed data as base64' }),
   handler: async (argv) => {
     const g = globalOptions(argv);
-    const input = await readStdin();
+    const input = await readStream(process.stdin);
     const sealed = argv.base64 === true ? Buffer.from(input.toString('utf8').trim(), 'base64') : input;
     const plain = await port(g).unseal(sealed);
     if (g.json) createOutput(true).data('', { plain: plain.toString('base64') });

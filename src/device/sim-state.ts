@@ -2,19 +2,9 @@
 // /var/lib/zymbit). Every read validates the whole file; every write is atomic (temp file + rename,
 // mode 0600), so a crash or a concurrent reader never sees half a state.
 import { randomBytes, randomUUID } from 'node:crypto';
-import {
-  chmodSync,
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-write.ts';
 import { ZymkeyUnavailableError } from '../errors.ts';
 import type { BindingMode, PerimeterAction } from './port.ts';
 
@@ -189,23 +179,8 @@ export function loadSimState(dir: string): SimState {
   return parseSimState(text, file);
 }
 
-/** Write the state atomically: a 0600 temp file in the same directory, fsync, rename. */
+/** Write the state atomically (a 0600 temp file beside it, flushed and renamed). */
 export function saveSimState(dir: string, state: SimState): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = simStateFile(dir);
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    const fd = openSync(tmp, 'wx', 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, file);
-  } catch (error) {
-    rmSync(tmp, { force: true });
-    throw error;
-  }
+  writeFileAtomic(simStateFile(dir), `${JSON.stringify(state, null, 2)}\n`, 0o600);
 }

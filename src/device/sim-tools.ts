@@ -4,9 +4,10 @@
 //   zkunlockifs FILE   the plaintext on stdout
 // Exit 0 on success; on failure exit 1, nothing on stdout, one stderr line
 // `<tool>: <reason>: <explanation>` with a ZymkeyFailure reason.
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-write.ts';
 import type { ZymkeyFailure } from '../errors.ts';
 import { failureOf } from './failures.ts';
 import { SimZymkey } from './sim.ts';
@@ -84,10 +85,7 @@ export function installSimTools(dir: string, node: string, bundle: string): stri
   mkdirSync(dir, { recursive: true });
   return SIM_TOOLS.map((tool) => {
     const path = join(dir, tool);
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, simToolWrapper(tool, node, bundle), { mode: 0o755 });
-    chmodSync(tmp, 0o755);
-    renameSync(tmp, path);
+    writeFileAtomic(path, simToolWrapper(tool, node, bundle), 0o755);
     return path;
   });
 }

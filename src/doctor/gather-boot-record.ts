@@ -1,8 +1,9 @@
 // The boot record the keyscript writes to /run/zkluks/<name>.record (key=value lines).
 import { readdirSync, statSync } from 'node:fs';
 import { BOOT_PATHS } from '../initramfs/boot-files.ts';
+import { under } from '../root-path.ts';
 import { known, missing, type BootRecordFacts, type Fact } from './facts.ts';
-import { readUnder, under } from './gather-system.ts';
+import { readUnder } from './gather-system.ts';
 
 export const BOOT_RECORD_DIR = BOOT_PATHS.runDir;
 

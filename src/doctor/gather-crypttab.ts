@@ -1,8 +1,9 @@
 // crypttab under --root, through the shared parser, reduced to what the checks need.
 import { existsSync } from 'node:fs';
 import { formatOptions, parseCrypttab, optionValue } from '../initramfs/crypttab.ts';
+import { under } from '../root-path.ts';
 import { known, type CrypttabEntryFacts, type CrypttabFacts, type Fact } from './facts.ts';
-import { readUnder, under } from './gather-system.ts';
+import { readUnder } from './gather-system.ts';
 
 export const CRYPTTAB = '/etc/crypttab';
 

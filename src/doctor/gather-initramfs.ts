@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import type { Runner } from '../exec.ts';
 import { withPrivateTmpfsDir } from '../device/tmpfs-dir.ts';
 import { listImage } from '../initramfs/inspect.ts';
+import { under } from '../root-path.ts';
 import {
   known,
   missing,
@@ -15,7 +16,7 @@ import {
   type InitramfsFacts,
   type KeyMaterialFacts,
 } from './facts.ts';
-import { under, zymbitStateDigests } from './gather-system.ts';
+import { zymbitStateDigests } from './gather-system.ts';
 
 /** Names that hold a LUKS key in plaintext by convention (Zymbit's key.bin, crypttab key files). */
 const KEY_NAME = /(^|\/)(key\.bin|[^/]*\.key|keyfile[^/]*)$|(^|\/)cryptroot\/keyfiles\//;

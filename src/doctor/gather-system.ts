@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { under } from '../root-path.ts';
 import {
   known,
   missing,
@@ -14,11 +15,6 @@ import {
   type ZkenvFacts,
   type ZymbitStateFacts,
 } from './facts.ts';
-
-/** A path inside the system tree. */
-export function under(root: string, path: string): string {
-  return join(root, path);
-}
 
 /** The text of a file under root, or why it could not be read. */
 export function readUnder(root: string, path: string): Fact<string> {

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { ZymkeyUnavailableError } from '../errors.ts';
 import type { Runner } from '../exec.ts';
 import type { ZymkeyPort } from '../device/port.ts';
+import { under } from '../root-path.ts';
 import { known, unavailable, unreadable, type Fact, type HeaderFacts, type ZymkeyFacts } from './facts.ts';
-import { under } from './gather-system.ts';
 import { keyOpens } from './key-test.ts';
 
 async function ask<T>(call: () => Promise<T>): Promise<Fact<T>> {

@@ -9,6 +9,7 @@ import type { Runner } from '../exec.ts';
 import { probeZymkeyBus, listI2cBuses, type I2cOpener } from '../device/i2c.ts';
 import { openZymkey } from '../device/open.ts';
 import type { Backend, ZymkeyPort } from '../device/port.ts';
+import { under } from '../root-path.ts';
 import {
   known,
   missing,
@@ -35,7 +36,6 @@ import {
   gatherPiModel,
   gatherZkenv,
   gatherZymbitState,
-  under,
 } from './gather-system.ts';
 import { gatherZkifc } from './gather-zkifc.ts';
 import { gatherZymkey } from './gather-zymkey.ts';

@@ -1,20 +1,18 @@
 // Runs an install or remove plan step by step. Files are written aside and renamed into place, so a
 // crash never leaves a half-written crypttab or keyscript.
-import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { writeFileAtomic } from '../atomic-write.ts';
 import type { Runner } from '../exec.ts';
 import { ZkluksError } from '../errors.ts';
+import { under } from '../root-path.ts';
 import { findBootImages, type BootImage, type BootImageReport } from './boot-image.ts';
 import { inspectImage, linkedLibraries, type ImageInspection } from './inspect.ts';
-import { under } from './install-facts.ts';
 import type { Plan, Step } from './plan-install.ts';
 
 function writeAtomic(path: string, content: string, mode: number): void {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.zkluks-${process.pid}.tmp`;
-  writeFileSync(tmp, content, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
+  writeFileAtomic(path, content, mode);
 }
 
 function modeOf(path: string, fallback: number): number {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Runner } from '../exec.ts';
 import { UsageError, ZkluksError } from '../errors.ts';
 import { readHeader } from '../keyslot/header.ts';
+import { under } from '../root-path.ts';
 import { findBootImages, type BootImageReport } from './boot-image.ts';
 import { BOOT_PATHS, INSTALLED_FILES, TOKEN_TYPE, ZKUNLOCKIFS_CANDIDATES } from './boot-files.ts';
 import { readPromptConsole, type PromptConsole } from './console.ts';
@@ -54,10 +55,6 @@ export interface InstallFacts {
   /** Kernel versions with a modules directory in the tree. */
   kernels: string[];
   console: PromptConsole | null;
-}
-
-export function under(root: string, path: string): string {
-  return join(root, path);
 }
 
 function readText(path: string): string | null {

@@ -1,7 +1,8 @@
 // A private directory on a tmpfs for key material that must pass through a file: mode 0700, files
-// 0600, removed in `finally`, never on a disk that would keep the bytes after deletion.
+// 0600, removed in `finally` (but for files asked to be kept), never on a disk that would keep the
+// bytes after deletion.
 import { statfsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ZkluksError } from '../errors.ts';
 
@@ -36,14 +37,18 @@ export interface PrivateDir {
   path: string;
   /** Write a 0600 file in the directory and return its path. */
   write(name: string, data: Buffer): Promise<string>;
+  /** Keep the file `name`, and so the directory, afterwards; every other file is still removed. */
+  keep(name: string): void;
 }
 
-/** Run `fn` with a fresh 0700 directory on a tmpfs; the directory is removed afterwards, always. */
+/** Run `fn` with a fresh 0700 directory on a tmpfs; afterwards, always, it is removed (or emptied of
+ * all but the files `fn` kept). */
 export async function withPrivateTmpfsDir<T>(
   fn: (dir: PrivateDir) => Promise<T>,
   candidates: readonly string[] = TMPFS_CANDIDATES,
 ): Promise<T> {
   const path = await mkdtemp(join(findTmpfs(candidates), 'zkluks-'));
+  const kept = new Set<string>();
   try {
     return await fn({
       path,
@@ -52,8 +57,16 @@ export async function withPrivateTmpfsDir<T>(
         await writeFile(file, data, { mode: 0o600, flag: 'wx' });
         return file;
       },
+      keep(name) {
+        kept.add(name);
+      },
     });
   } finally {
-    await rm(path, { recursive: true, force: true });
+    if (kept.size === 0) await rm(path, { recursive: true, force: true });
+    else {
+      for (const name of await readdir(path)) {
+        if (!kept.has(name)) await rm(join(path, name), { recursive: true, force: true });
+      }
+    }
   }
 }

@@ -3,10 +3,10 @@
 // what the plan promised. Any failure — a cryptsetup error, a check that does not hold, Ctrl-C —
 // restores the backup and checks the header is exactly as before. The backup is deleted only once
 // the change is verified (or the restore is).
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ZymkeyPort } from '../device/port.ts';
-import { findTmpfs, TMPFS_CANDIDATES } from '../device/tmpfs-dir.ts';
+import { withPrivateTmpfsDir, type PrivateDir } from '../device/tmpfs-dir.ts';
 import { ZkluksError } from '../errors.ts';
 import type { Runner } from '../exec.ts';
 import {
@@ -120,10 +120,20 @@ export async function applyPlan(
   let sealedToken: ZymkeyToken | null = null;
   let escrow: AgeEscrow | undefined;
 
-  const dir = await mkdtemp(join(findTmpfs(deps.tmpfs ?? TMPFS_CANDIDATES), 'zkluks-'));
-  await chmod(dir, 0o700);
-  let keepDir = false;
   try {
+    return await withPrivateTmpfsDir((dir) => run(dir), deps.tmpfs);
+  } catch (error) {
+    if (error instanceof Interrupted) {
+      throw new ZkluksError(
+        `Failed to ${verb} '${volume}': ${error.message} before any change; nothing was changed`,
+      );
+    }
+    throw error;
+  } finally {
+    for (const k of keys.values()) if (k !== given.unlock && k !== given.zymkeyOld) k.fill(0);
+  }
+
+  async function run(dir: PrivateDir): Promise<ApplyResult> {
     // 1. Keys: nothing on the volume changes yet.
     if (plan.generates.includes('zymkey-new')) {
       const port = deps.zymkey();
@@ -144,11 +154,7 @@ export async function applyPlan(
       if (plan.escrowRecipient) escrow = await escrowToAge(runner, plan.escrowRecipient, recoveryKey);
     }
     const keyFiles = new Map<KeyRef, string>();
-    for (const [ref, key] of keys) {
-      const file = join(dir, `${ref}.key`);
-      await writeFile(file, key, { mode: 0o600, flag: 'wx' });
-      keyFiles.set(ref, file);
-    }
+    for (const [ref, key] of keys) keyFiles.set(ref, await dir.write(`${ref}.key`, key));
     const key = (ref: KeyRef): Buffer => {
       const k = keys.get(ref);
       if (!k) throw new ZkluksError(`Failed to ${verb} '${volume}': the ${keyName(ref)} is not available`);
@@ -159,7 +165,8 @@ export async function applyPlan(
     checkSignal(signal);
 
     // 2. Header backup, then the steps.
-    const backup = join(dir, 'header-backup.img');
+    const backupName = 'header-backup.img';
+    const backup = join(dir.path, backupName);
     await backupHeader(runner, volume, backup);
     await chmod(backup, 0o600);
     try {
@@ -193,7 +200,7 @@ export async function applyPlan(
         await restoreHeader(runner, volume, backup);
         restored = await readHeader(runner, volume);
       } catch (restoreError) {
-        keepDir = true;
+        dir.keep(backupName);
         throw new ZkluksError(
           `Failed to ${verb} '${volume}': ${cause}; restoring the header backup failed too (${(restoreError as Error).message}); the backup is kept at '${backup}'`,
           {
@@ -203,7 +210,7 @@ export async function applyPlan(
         );
       }
       if (shape(restored) !== shape(before)) {
-        keepDir = true;
+        dir.keep(backupName);
         throw new ZkluksError(
           `Failed to ${verb} '${volume}': ${cause}; the header was restored from its backup but does not match the header before the change; the backup is kept at '${backup}'`,
           {
@@ -257,20 +264,6 @@ export async function applyPlan(
         case 'kill-slot':
           return killSlot(runner, volume, step.slot);
       }
-    }
-  } catch (error) {
-    if (error instanceof Interrupted) {
-      throw new ZkluksError(
-        `Failed to ${verb} '${volume}': ${error.message} before any change; nothing was changed`,
-      );
-    }
-    throw error;
-  } finally {
-    for (const k of keys.values()) if (k !== given.unlock && k !== given.zymkeyOld) k.fill(0);
-    if (!keepDir) await rm(dir, { recursive: true, force: true });
-    else {
-      // Only the header backup stays; key files never outlive the operation.
-      for (const ref of keys.keys()) await rm(join(dir, `${ref}.key`), { force: true });
     }
   }
 }

@@ -1,6 +1,9 @@
 // Every cryptsetup step of enroll, rotate and remove fails in turn: the volume must be left exactly
 // as before (or, had the step been the last, fully done) — never in between.
-import { describe, expect, it } from 'vitest';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { findTmpfs } from '../../src/device/tmpfs-dir.ts';
 import { createRunner, failingRunner, type Runner } from '../../src/exec.ts';
 import { readHeader, type HeaderFacts } from '../../src/keyslot/header.ts';
 import { enroll, remove, rotate, verifyZymkey, type KeyslotDeps } from '../../src/keyslot/operations.ts';
@@ -82,3 +85,43 @@ describe.each(['enroll', 'rotate', 'remove'] as const)(
     }, 240_000);
   },
 );
+
+describe('the private tmpfs directory of a failed change', () => {
+  async function privateTmpfs(): Promise<string> {
+    const dir = await mkdtemp(join(findTmpfs(), 'zkluks-test-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    return dir;
+  }
+  const failsOn = (...verbs: string[]) =>
+    failingRunner(real, (file, args) => file === 'cryptsetup' && verbs.includes(args[0] ?? ''));
+
+  it('is removed with every key file when the header is restored', async () => {
+    const img = await luksImage();
+    const tmpfs = await privateTmpfs();
+    const deps = { ...(await keyslotDeps()), runner: failsOn('luksKillSlot', 'token'), tmpfs: [tmpfs] };
+    await expect(enroll(deps, img.path, enrollRequest(img))).rejects.toThrow(
+      /^Failed to enroll .*the header was restored from its backup and is as before$/,
+    );
+    expect(await readdir(tmpfs)).toEqual([]);
+  });
+
+  it('keeps only the 0600 header backup, no key file, when restoring the header fails too', async () => {
+    const img = await luksImage();
+    const tmpfs = await privateTmpfs();
+    const before = await readHeader(real, img.path);
+    const deps = { ...(await keyslotDeps()), runner: failsOn('token', 'luksHeaderRestore'), tmpfs: [tmpfs] };
+    const message = await enroll(deps, img.path, enrollRequest(img)).then(
+      () => 'done',
+      (error: Error) => error.message,
+    );
+    expect(message).toMatch(/restoring the header backup failed too .*; the backup is kept at '[^']+'$/);
+    const backup = /kept at '([^']+)'$/.exec(message)?.[1] ?? '';
+    const [dir] = await readdir(tmpfs);
+    expect(backup).toBe(join(tmpfs, dir ?? '', 'header-backup.img'));
+    expect(await readdir(join(tmpfs, dir ?? ''))).toEqual(['header-backup.img']);
+    expect((await stat(backup)).mode & 0o777).toBe(0o600);
+    // The kept backup is the header as it was: restoring it by hand gives the volume back.
+    await real('cryptsetup', ['luksHeaderRestore', '--batch-mode', img.path, '--header-backup-file', backup]);
+    expect(shape(await readHeader(real, img.path))).toEqual(shape(before));
+  });
+});

@@ -2,8 +2,7 @@
 // calls the zkluks keyscript; the keyscript's zkunlockifs (a test-only forwarder) asks
 // `zkluks sim serve` on the host over virtio-serial. One initramfs serves every case.
 import { execa, type ResultPromise } from 'execa';
-import { randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,29 +27,13 @@ beforeAll(async () => {
   timings.kernel = performance.now() - t;
 
   t = performance.now();
-  const bin = join(W, 'bin');
-  expect((await zkluks(['sim', 'install-tools', bin])).exitCode).toBe(0);
   simInit(simState);
-  const key = randomBytes(64);
-  const keyFile = join('/dev/shm', `zkluks-boot-${process.pid}.key`);
-  writeFileSync(keyFile, key, { mode: 0o600 });
-  let sealed: Buffer;
-  try {
-    const r = await execa(join(bin, 'zklockifs'), [keyFile], {
-      env: { ZKLUKS_SIM_STATE: simState },
-      encoding: 'buffer',
-      stripFinalNewline: false,
-    });
-    sealed = Buffer.from(r.stdout);
-  } finally {
-    rmSync(keyFile, { force: true });
-  }
+  mkdirSync(join(W, 'disk'));
+  disk = await makeBootDisk(join(W, 'disk'), simState);
   cpSync(simState, destroyedState, { recursive: true });
   simArm(destroyedState, 0, 'self-destruct');
   simBindLock(destroyedState);
   simBreach(destroyedState, 0);
-  mkdirSync(join(W, 'disk'));
-  disk = await makeBootDisk(join(W, 'disk'), key, sealed);
   timings.disk = performance.now() - t;
 
   t = performance.now();

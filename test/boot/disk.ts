@@ -1,11 +1,11 @@
 // The boot tier's disk: GPT with one partition that is LUKS2 (made by `cryptsetup reencrypt
 // --encrypt` on an ext4 image), holding a root whose static init prints the boot records and powers
-// off. Keyslot 0: a typeable passphrase; keyslot 1: the Zymkey key; token: zkluks-zymkey.
+// off. Keyslot 0: a typeable passphrase; then `zkluks enroll` (on the simulator) adds the Zymkey
+// keyslot and its zkluks-zymkey token, exactly as an admin would.
 import { execa } from 'execa';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serializeToken, zymkeyToken } from '../../src/keyslot/token.ts';
-import { repoRoot } from '../helpers/cli.ts';
+import { repoRoot, zkluks } from '../helpers/cli.ts';
 
 export const PASSPHRASE = 'zk recovery 2024';
 
@@ -18,7 +18,7 @@ async function run(file: string, args: string[], input?: string | Buffer): Promi
   await execa(file, args, { input });
 }
 
-export async function makeBootDisk(dir: string, key: Buffer, sealed: Buffer): Promise<BootDisk> {
+export async function makeBootDisk(dir: string, simState: string): Promise<BootDisk> {
   const rootfs = join(dir, 'rootfs');
   for (const d of ['sbin', 'proc', 'sys', 'dev', 'run', 'tmp'])
     mkdirSync(join(rootfs, d), { recursive: true });
@@ -37,9 +37,7 @@ export async function makeBootDisk(dir: string, key: Buffer, sealed: Buffer): Pr
     await run('truncate', ['-s', '48M', part]);
     await run('mkfs.ext4', ['-q', '-F', '-L', 'root', '-d', rootfs, part, '32M']);
     const passFile = join(keyDir, 'pass');
-    const keyFile = join(keyDir, 'key');
     writeFileSync(passFile, PASSPHRASE, { mode: 0o600 });
-    writeFileSync(keyFile, key, { mode: 0o600 });
     const fast = ['--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000'];
     await run('cryptsetup', [
       'reencrypt',
@@ -56,28 +54,22 @@ export async function makeBootDisk(dir: string, key: Buffer, sealed: Buffer): Pr
       '16M',
       part,
     ]);
-    await run('cryptsetup', [
-      'luksAddKey',
-      '-q',
-      ...fast,
-      '--key-file',
-      passFile,
-      '--new-key-slot',
-      '1',
+    const enrolled = await zkluks([
+      'enroll',
       part,
-      keyFile,
+      '--unlock-key-file',
+      passFile,
+      '--no-recovery-key',
+      '--yes',
+      '--backend',
+      'sim',
+      '--sim-state',
+      simState,
     ]);
+    if (enrolled.exitCode !== 0) throw new Error(`zkluks enroll failed:\n${enrolled.stderr}`);
   } finally {
     rmSync(keyDir, { recursive: true, force: true });
   }
-  const token = zymkeyToken({
-    keyslot: 1,
-    sealed,
-    backend: 'sim',
-    zymkey: { model: 'ZYMKEY4i', serial: 'SIM-BOOT', binding: 'developer' },
-    created: new Date(),
-  });
-  await run('cryptsetup', ['token', 'import', part], serializeToken(token));
   const uuid = (await execa('cryptsetup', ['luksUUID', part])).stdout.trim();
   const disk = join(dir, 'disk.img');
   await run('truncate', ['-s', '50M', disk]);

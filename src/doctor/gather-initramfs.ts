@@ -1,12 +1,12 @@
 // The initramfs image the firmware will load, unpacked once with unmkinitramfs into a private tmpfs
-// directory (it may hold key material) that is removed before this returns: its file list, the kernel
-// it was built for, digests of the Zymbit state inside it, and files that look like plaintext keys,
-// each tested against the header.
+// directory (it may hold key material) that is removed before this returns: its file list and the
+// kernel it was built for (both read from the unpacked tree, so the image is read only once), digests
+// of the Zymbit state inside it, and files that look like plaintext keys, each tested against the
+// header.
 import { existsSync, readdirSync, lstatSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Runner } from '../exec.ts';
 import { withPrivateTmpfsDir } from '../device/tmpfs-dir.ts';
-import { listImage } from '../initramfs/inspect.ts';
 import { under } from '../root-path.ts';
 import {
   known,
@@ -33,6 +33,19 @@ function walk(dir: string): string[] {
   };
   go(dir);
   return out.sort();
+}
+
+/** Kernel versions with a modules directory in the unpacked image (lib may be a link to usr/lib). */
+function kernelVersions(dir: string): string[] {
+  const versions = new Set<string>();
+  for (const modules of ['lib/modules', 'usr/lib/modules']) {
+    try {
+      for (const v of readdirSync(join(dir, modules))) versions.add(v);
+    } catch {
+      // No modules directory there.
+    }
+  }
+  return [...versions].sort();
 }
 
 /** The directory holding the main archive: unmkinitramfs splits early (microcode) and main cpios. */
@@ -67,13 +80,6 @@ export async function gatherInitramfs(opts: {
   if (!existsSync(path)) {
     return { initramfs: missing(`'${image}' does not exist (${chosenBecause})`), keyMaterial: [] };
   }
-  let listing;
-  try {
-    listing = await listImage(opts.runner, path);
-  } catch (error) {
-    return { initramfs: unreadable((error as Error).message), keyMaterial: [] };
-  }
-  const { files, kernelVersions } = listing;
   return withPrivateTmpfsDir(async (tmp) => {
     const out = join(tmp.path, 'image');
     const r = await opts.runner('unmkinitramfs', [path, out], { reject: false, timeoutMs: 120_000 });
@@ -86,18 +92,18 @@ export async function gatherInitramfs(opts: {
       };
     }
     const dir = mainDir(out);
-    const unpacked = walk(dir);
+    const files = walk(dir);
     const stateDir = join(dir, 'var/lib/zymbit');
     const zymbitState = existsSync(stateDir) ? zymbitStateDigests(stateDir) : [];
     const keyFile = opts.crypttabKeyFile?.replace(/^\/+/, '');
-    const candidates = unpacked.filter((f) => !f.endsWith('.lock') && (KEY_NAME.test(f) || f === keyFile));
+    const candidates = files.filter((f) => !f.endsWith('.lock') && (KEY_NAME.test(f) || f === keyFile));
     const keyMaterial: KeyMaterialFacts[] = [];
     for (const f of candidates) {
       const slot = await opts.keyOpens(join(dir, f));
       keyMaterial.push({ where: 'initramfs', path: `/${f}`, opensSlot: slot, tried: true });
     }
     return {
-      initramfs: known({ image, chosenBecause, files, kernelVersions, zymbitState }),
+      initramfs: known({ image, chosenBecause, files, kernelVersions: kernelVersions(dir), zymbitState }),
       keyMaterial,
     };
   });

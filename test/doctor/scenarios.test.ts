@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { zkluks } from '../helpers/cli.ts';
-import { createRunner } from '../../src/exec.ts';
+import { createRunner, type RunRecord } from '../../src/exec.ts';
+import { valueOf } from '../../src/doctor/facts.ts';
 import { diagnose, type Diagnosis } from '../../src/doctor/diagnose.ts';
 import { gatherFacts } from '../../src/doctor/gather.ts';
 import type { Finding } from '../../src/doctor/finding.ts';
@@ -205,6 +206,26 @@ describe('zkluks doctor scenarios', () => {
     expect(finding(d, 'firmware.i2c-disabled').severity).toBe('error');
     expect(finding(d, 'i2c.address-conflict').summary).toMatch(/Another chip answers at 0x30/);
     expect(d.verdict.status).toBe('error');
+  });
+
+  it('gathering reads the LUKS header once and the initramfs image once (one unpack, no separate listing)', async () => {
+    tree = await buildTree();
+    const records: RunRecord[] = [];
+    const facts = await gatherFacts({
+      root: tree.root,
+      volume: tree.volume,
+      backend: 'sim',
+      simState: tree.simState,
+      led: null,
+      runner: createRunner({ records }),
+    });
+    expect(facts.initramfs.ok && facts.header.ok).toBe(true);
+    const runs = (file: string, arg?: string) =>
+      records.filter((r) => r.file === file && (arg === undefined || r.args[0] === arg)).length;
+    expect(runs('cryptsetup', 'luksDump')).toBe(1);
+    expect(runs('unmkinitramfs')).toBe(1);
+    expect(runs('lsinitramfs')).toBe(0);
+    expect(valueOf(facts.initramfs)?.kernelVersions).toEqual([KERNEL]);
   });
 
   it('7: a plaintext copy of the key inside the initramfs and in crypttab is found and proven to open a slot', async () => {

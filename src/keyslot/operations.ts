@@ -88,6 +88,17 @@ export async function checkZymkeyTokens(deps: KeyslotDeps, view: VolumeView): Pr
   return { checks, keys };
 }
 
+/** The checks, and the unsealed key of the first token that opens its slot (the others are wiped). */
+async function workingZymkeyKey(
+  deps: KeyslotDeps,
+  view: VolumeView,
+): Promise<{ checks: ZymkeyCheck[]; key: Buffer | undefined }> {
+  const { checks, keys } = await checkZymkeyTokens(deps, view);
+  const working = checks.find((c) => c.opens)?.tokenId ?? null;
+  for (const [id, k] of keys) if (id !== working) k.fill(0);
+  return { checks, key: working === null ? undefined : keys.get(working) };
+}
+
 async function slotsOpenedBy(
   deps: KeyslotDeps,
   volume: string,
@@ -200,10 +211,7 @@ export async function rotate(deps: KeyslotDeps, volume: string, request: RotateR
     async (header) => {
       const view = viewVolume(header);
       if (request.unlock) await requireKeyOpens(deps, 'rotate', volume, request.unlock);
-      const { checks, keys } = await checkZymkeyTokens(deps, view);
-      const working = checks.find((c) => c.opens);
-      const zymkeyOld = working?.tokenId != null ? keys.get(working.tokenId) : undefined;
-      for (const [id, k] of keys) if (id !== working?.tokenId) k.fill(0);
+      const { checks, key: zymkeyOld } = await workingZymkeyKey(deps, view);
       if (!request.unlock && !zymkeyOld && view.zymkey.length > 0) {
         const unavailable = checks.find((c) => c.reason === 'zymkey-unavailable');
         if (unavailable?.zymkeyReason) {
@@ -272,14 +280,12 @@ export async function recoveryAdd(
       let unlock = request.unlock;
       let zymkeyOld: Buffer | undefined;
       if (!unlock && !(view.recovery.length > 0 && !request.force)) {
-        const { checks, keys } = await checkZymkeyTokens(deps, view);
-        const working = checks.find((c) => c.opens);
-        zymkeyOld = working?.tokenId != null ? keys.get(working.tokenId) : undefined;
-        for (const [id, k] of keys) if (id !== working?.tokenId) k.fill(0);
+        const working = await workingZymkeyKey(deps, view);
+        zymkeyOld = working.key;
         if (!zymkeyOld) {
           if (!request.askUnlock) {
             throw new UsageError(
-              `Failed to add a recovery key to '${volume}': a key is needed to authorize it and the Zymkey cannot (${checks.map((c) => c.detail).join('; ') || 'not enrolled'})`,
+              `Failed to add a recovery key to '${volume}': a key is needed to authorize it and the Zymkey cannot (${working.checks.map((c) => c.detail).join('; ') || 'not enrolled'})`,
               { hint: `zkluks recovery add --unlock-key-file FILE '${volume}' (- reads stdin)` },
             );
           }

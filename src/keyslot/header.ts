@@ -171,10 +171,14 @@ export function notLuks2Error(volume: string, kind: Exclude<LuksKind, 'luks2'>):
 
 /** Read the header facts of a LUKS2 volume; a clear error for a missing path, non-LUKS or LUKS1. */
 export async function readHeader(runner: Runner, volume: string): Promise<HeaderFacts> {
-  const kind = await isLuks(runner, volume);
-  if (kind !== 'luks2') throw notLuks2Error(volume, kind);
+  // The dump answers for a good LUKS2 header; only when it fails is the volume asked what it is.
+  const dump = await runner('cryptsetup', ['luksDump', '--dump-json-metadata', volume], { reject: false });
+  if (dump.exitCode !== 0) {
+    const kind = await isLuks(runner, volume);
+    if (kind !== 'luks2') throw notLuks2Error(volume, kind);
+    throw badHeader(volume, dump.stderr.trim() || `cryptsetup exited ${dump.exitCode}`);
+  }
   try {
-    const dump = await runner('cryptsetup', ['luksDump', '--dump-json-metadata', volume]);
     const uuid = await runner('cryptsetup', ['luksUUID', volume]);
     return parseHeader(dump.stdout, { volume, uuid: uuid.stdout.trim() });
   } catch (error) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRunner } from '../../src/exec.ts';
+import { createRunner, type RunRecord } from '../../src/exec.ts';
 import { isLuks, parseHeader, readHeader } from '../../src/keyslot/header.ts';
 import { addKey, luksImage } from '../helpers/luks.ts';
 
@@ -106,6 +106,17 @@ describe('readHeader on real images', () => {
     ]);
     await runner('cryptsetup', ['luksKillSlot', '--batch-mode', img.path, '4'], { input: '' });
     expect((await readHeader(runner, img.path)).tokens).toMatchObject([{ id: 2, keyslots: [] }]);
+  });
+
+  it('reads a good LUKS2 header with two cryptsetup runs (the JSON dump and the UUID)', async () => {
+    const img = await luksImage();
+    const records: RunRecord[] = [];
+    const header = await readHeader(createRunner({ records }), img.path);
+    expect(header.keyslots.map((k) => k.id)).toEqual([0]);
+    expect(records.map((r) => `${r.file} ${r.args[0]}`)).toEqual([
+      'cryptsetup luksDump',
+      'cryptsetup luksUUID',
+    ]);
   });
 
   it('tells a missing path, a non-LUKS file and a LUKS1 volume apart', async () => {

@@ -50,19 +50,23 @@ export function volumeOf(argv: Record<string, unknown>): string {
   return v;
 }
 
-/** --unlock-key-file FILE / -, or a prompt on the terminal. */
-export async function unlockKey(argv: Record<string, unknown>, volume: string): Promise<Buffer> {
-  const file = argv['unlock-key-file'];
-  if (typeof file === 'string') return readKeyFile(file, 'unlock key');
+/** Ask for the existing passphrase on the terminal, without echo. */
+export function promptUnlockKey(volume: string): Promise<Buffer> {
   return promptHidden(`Existing passphrase for '${volume}'`, {
     stdin: process.stdin,
     stderr: process.stderr,
   });
 }
 
+/** --unlock-key-file FILE / -, or nothing when it is not given. */
 export function optionalUnlockKey(argv: Record<string, unknown>): Promise<Buffer> | undefined {
   const file = argv['unlock-key-file'];
   return typeof file === 'string' ? readKeyFile(file, 'unlock key') : undefined;
+}
+
+/** --unlock-key-file FILE / -, or a prompt on the terminal. */
+export async function unlockKey(argv: Record<string, unknown>, volume: string): Promise<Buffer> {
+  return (await optionalUnlockKey(argv)) ?? promptUnlockKey(volume);
 }
 
 export const unlockKeyOption = {

@@ -13,6 +13,7 @@ import {
   keyslotDeps,
   optionalUnlockKey,
   printResult,
+  promptUnlockKey,
   recoveryKeyFileHooks,
   recoveryOptions,
   showRecoveryKey,
@@ -43,11 +44,7 @@ const add: CommandModule = {
           volume,
           {
             unlock,
-            askUnlock: () =>
-              promptHidden(`Existing passphrase for '${volume}'`, {
-                stdin: process.stdin,
-                stderr: process.stderr,
-              }),
+            askUnlock: () => promptUnlockKey(volume),
             force: argv.force === true,
             escrow,
             dryRun: g.dryRun,

@@ -1,23 +1,30 @@
 // Boot tier: a Debian kernel in QEMU (TCG) boots a LUKS2 root through Debian's own cryptroot, which
 // calls the zkluks keyscript; the keyscript's zkunlockifs (a test-only forwarder) asks
-// `zkluks sim serve` on the host over virtio-serial. One initramfs serves every case.
+// `zkluks sim serve` on the host over virtio-serial. One initramfs serves every case. The fallback
+// cases: a self-destructed simulator, a host end that never answers (the keyscript's time bound), and
+// a token whose sealed key the Zymkey unseals but cryptsetup rejects (cryptroot's second try).
 import { execa, type ResultPromise } from 'execa';
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simArm, simBindLock, simBreach, simInit } from '../../src/device/sim-control.ts';
+import { BOOT_PATHS, DEFAULT_TIMEOUT_S } from '../../src/initramfs/boot-files.ts';
 import { bundle, zkluks } from '../helpers/cli.ts';
-import { makeBootDisk, PASSPHRASE, type BootDisk } from './disk.ts';
+import { makeBootDisk, PASSPHRASE, withForeignSealedKey, type BootDisk } from './disk.ts';
 import { buildInitramfs, stageTree } from './initramfs-build.ts';
 import { testKernel, type TestKernel } from './kernel.ts';
 import { bootVm, type BootResult } from './qemu.ts';
+import { withSilentZymkey } from './silent-zymkey.ts';
 
 const W = mkdtempSync(join(tmpdir(), 'zkluks-boot-'));
 const simState = join(W, 'sim');
 const destroyedState = join(W, 'sim-destroyed');
 let kernel: TestKernel;
 let disk: BootDisk;
+let foreignDisk: BootDisk;
+/** The keyscript's time bound in the built image, from the staged boot.conf. */
+let timeoutS: number;
 let initrd: string;
 const timings: Record<string, number> = {};
 
@@ -34,6 +41,7 @@ beforeAll(async () => {
   simArm(destroyedState, 0, 'self-destruct');
   simBindLock(destroyedState);
   simBreach(destroyedState, 0);
+  foreignDisk = await withForeignSealedKey(disk, simState, join(W, 'disk', 'foreign.img'));
   timings.disk = performance.now() - t;
 
   t = performance.now();
@@ -51,6 +59,9 @@ beforeAll(async () => {
   await buildInitramfs({ kernel, stage, out: initrd, withNode: true });
   const check = await zkluks(['initramfs', 'check', '--root', stage]);
   expect(check.exitCode, check.stdout).toBe(0);
+  timeoutS = Number(
+    /^ZKLUKS_TIMEOUT=(\d+)$/m.exec(readFileSync(join(stage, BOOT_PATHS.bootConf), 'utf8'))?.[1],
+  );
   timings.initramfs = performance.now() - t;
 }, 600_000);
 
@@ -140,6 +151,68 @@ describe('booting a LUKS2 root with the zkluks keyscript', () => {
       name: 'cryptroot',
       method: 'passphrase',
       reason: 'self-destructed',
+    });
+  });
+
+  it('gives up on a Zymkey that never answers within its time bound, prompts with reason timeout, and unlocks with the typed passphrase', async () => {
+    expect(timeoutS).toBe(DEFAULT_TIMEOUT_S);
+    const prompt = 'Please unlock disk cryptroot (Zymkey: timeout): ';
+    const { value: boot, received } = await withSilentZymkey(join(W, 'silent.sock'), (socket) =>
+      bootVm({
+        kernel,
+        initrd,
+        disk: disk.path,
+        simSocket: socket,
+        answer: { prompt, reply: PASSPHRASE },
+        timeoutMs: 180_000,
+      }),
+    );
+    const record = records(boot);
+    console.log(
+      `boot (silent Zymkey): ${Math.round(boot.durationMs)} ms, prompt ${record.elapsed_ms} ms after the keyscript started`,
+    );
+    expect(received, 'the guest asked the Zymkey').toMatch(/^UNSEAL [A-Za-z0-9+/]+=*\n$/);
+    expect(boot.console, boot.console).toContain(prompt);
+    expect(boot.console).toContain('zkluks: cryptroot: Zymkey unlock failed: timeout:');
+    expect(boot.console).toContain('MARKER-ROOT-REACHED');
+    expect(boot.console).not.toContain(PASSPHRASE);
+    expect(record).toMatchObject({ name: 'cryptroot', method: 'passphrase', reason: 'timeout', tried: '0' });
+    // The record is written just before the prompt; elapsed_ms counts from the keyscript's start. The
+    // unseal wait is rounded up to whole seconds (< 1 s); 2 s more is the margin for an emulated CPU.
+    const elapsed = Number(record.elapsed_ms);
+    expect(elapsed).toBeGreaterThanOrEqual(timeoutS * 1000);
+    expect(elapsed).toBeLessThanOrEqual(timeoutS * 1000 + 1000 + 2000);
+  });
+
+  it('asks for the passphrase with reason key-rejected when cryptsetup rejects the key the Zymkey unsealed', async () => {
+    const prompt = 'Please unlock disk cryptroot (Zymkey: key-rejected): ';
+    const { value: boot, log } = await withSimulator(simState, (socket) =>
+      bootVm({
+        kernel,
+        initrd,
+        disk: foreignDisk.path,
+        simSocket: socket,
+        answer: { prompt, reply: PASSPHRASE },
+        timeoutMs: 180_000,
+      }),
+    );
+    console.log(
+      `boot (key rejected): ${Math.round(boot.durationMs)} ms, prompt at ${Math.round(boot.promptAtMs ?? -1)} ms`,
+    );
+    expect(log).toMatch(/UNSEAL ok/);
+    expect(boot.console, boot.console).toContain('cryptroot: cryptsetup failed, bad password or options?');
+    expect(boot.console).toContain(prompt);
+    expect(boot.console.indexOf('bad password or options?')).toBeLessThan(boot.console.indexOf(prompt));
+    expect(boot.console).toContain(
+      'zkluks: cryptroot: Zymkey unlock failed: key-rejected: cryptsetup rejected the key the Zymkey unsealed',
+    );
+    expect(boot.console).toContain('MARKER-ROOT-REACHED');
+    expect(boot.console).not.toContain(PASSPHRASE);
+    expect(records(boot)).toMatchObject({
+      name: 'cryptroot',
+      method: 'passphrase',
+      reason: 'key-rejected',
+      tried: '1',
     });
   });
 

@@ -3,11 +3,18 @@
 // off. Keyslot 0: a typeable passphrase; then `zkluks enroll` (on the simulator) adds the Zymkey
 // keyslot and its zkluks-zymkey token, exactly as an admin would.
 import { execa } from 'execa';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRunner } from '../../src/exec.ts';
+import { openZymkey } from '../../src/device/open.ts';
 import { repoRoot, zkluks } from '../helpers/cli.ts';
 
 export const PASSPHRASE = 'zk recovery 2024';
+
+/** Where the LUKS2 partition starts in the disk image, and its size. */
+const PART_OFFSET_MIB = 1;
+const PART_SIZE_MIB = 48;
 
 export interface BootDisk {
   path: string;
@@ -34,7 +41,7 @@ export async function makeBootDisk(dir: string, simState: string): Promise<BootD
   const keyDir = join('/dev/shm', `zkluks-bootkey-${process.pid}`);
   mkdirSync(keyDir, { recursive: true, mode: 0o700 });
   try {
-    await run('truncate', ['-s', '48M', part]);
+    await run('truncate', ['-s', `${PART_SIZE_MIB}M`, part]);
     await run('mkfs.ext4', ['-q', '-F', '-L', 'root', '-d', rootfs, part, '32M']);
     const passFile = join(keyDir, 'pass');
     writeFileSync(passFile, PASSPHRASE, { mode: 0o600 });
@@ -74,7 +81,70 @@ export async function makeBootDisk(dir: string, simState: string): Promise<BootD
   const disk = join(dir, 'disk.img');
   await run('truncate', ['-s', '50M', disk]);
   await run('sfdisk', ['-q', disk], 'label: gpt\nstart=2048, size=98304, type=L\n');
-  await run('dd', [`if=${part}`, `of=${disk}`, 'bs=1M', 'seek=1', 'conv=notrunc', 'status=none']);
+  await run('dd', [
+    `if=${part}`,
+    `of=${disk}`,
+    'bs=1M',
+    `seek=${PART_OFFSET_MIB}`,
+    'conv=notrunc',
+    'status=none',
+  ]);
   rmSync(part);
   return { path: disk, uuid };
+}
+
+/**
+ * A copy of `disk` whose zkluks-zymkey token holds a key the same Zymkey sealed for another volume
+ * (as when a token is copied from another volume's header): the Zymkey unseals it, but it opens no
+ * keyslot of this volume. Checked on the host before it is returned.
+ */
+export async function withForeignSealedKey(disk: BootDisk, simState: string, out: string): Promise<BootDisk> {
+  const part = `${out}.part`;
+  try {
+    await run('dd', [
+      `if=${disk.path}`,
+      `of=${part}`,
+      'bs=1M',
+      `skip=${PART_OFFSET_MIB}`,
+      `count=${PART_SIZE_MIB}`,
+      'status=none',
+    ]);
+    const meta = JSON.parse(
+      (await execa('cryptsetup', ['luksDump', '--dump-json-metadata', part])).stdout,
+    ) as {
+      tokens: Record<string, { type: string }>;
+    };
+    const id = Object.entries(meta.tokens).find(([, t]) => t.type === 'zkluks-zymkey')?.[0];
+    if (id === undefined) throw new Error(`no zkluks-zymkey token on ${disk.path}`);
+    const token = JSON.parse(
+      (await execa('cryptsetup', ['token', 'export', '--token-id', id, part])).stdout,
+    ) as {
+      sealed: string;
+    };
+    const port = openZymkey({ backend: 'sim', simState, runner: createRunner() });
+    const otherKey = randomBytes(64);
+    token.sealed = (await port.seal(otherKey)).toString('base64');
+    await run(
+      'cryptsetup',
+      ['token', 'import', '--token-id', id, '--token-replace', part],
+      JSON.stringify(token),
+    );
+    const opens = await execa('cryptsetup', ['open', '--test-passphrase', '--key-file', '-', part], {
+      input: otherKey,
+      reject: false,
+    });
+    if (opens.exitCode === 0) throw new Error('the foreign key opens the volume');
+    copyFileSync(disk.path, out);
+    await run('dd', [
+      `if=${part}`,
+      `of=${out}`,
+      'bs=1M',
+      `seek=${PART_OFFSET_MIB}`,
+      'conv=notrunc',
+      'status=none',
+    ]);
+  } finally {
+    rmSync(part, { force: true });
+  }
+  return { path: out, uuid: disk.uuid };
 }

@@ -238,10 +238,23 @@ export async function applyPlan(
         case 'set-priority':
           return setPriority(runner, volume, step.slot, step.priority);
         case 'import-token': {
+          // The token records its keyslot's salt, so a later remove or rotate wipes that slot only
+          // while it is still the one this token was made for.
+          const salt = (await readHeader(runner, volume)).keyslots.find((k) => k.id === step.slot)?.salt;
+          if (!salt) throw new Error(`keyslot ${step.slot} has no KDF salt to bind its token to`);
           const token =
             step.type === 'zkluks-zymkey'
-              ? { ...(sealedToken as ZymkeyToken), keyslots: [String(step.slot)] as [string] }
-              : recoveryToken({ keyslot: step.slot, created: now(), ...(escrow ? { escrow } : {}) });
+              ? {
+                  ...(sealedToken as ZymkeyToken),
+                  keyslots: [String(step.slot)] as [string],
+                  keyslot_salt: salt,
+                }
+              : recoveryToken({
+                  keyslot: step.slot,
+                  created: now(),
+                  keyslotSalt: salt,
+                  ...(escrow ? { escrow } : {}),
+                });
           return importToken(runner, volume, step.tokenId, serializeToken(token));
         }
         case 'verify-key': {

@@ -24,6 +24,11 @@ export interface KeyslotFacts {
   priority: KeyslotPriority;
   /** Size of the volume key this slot holds, in bytes. */
   keySize: number;
+  /**
+   * The KDF salt (base64), new for every key added to a slot: it tells this keyslot apart from an
+   * earlier or another volume's keyslot with the same id. Null when the header has none.
+   */
+  salt: string | null;
 }
 
 export interface TokenFacts {
@@ -112,6 +117,7 @@ export function parseHeader(json: string, context: { volume: string; uuid: strin
       memoryKiB: toInt(kdf.memory),
       priority: priorityOf(slot.priority),
       keySize: toInt(slot.key_size) ?? 0,
+      salt: typeof kdf.salt === 'string' && kdf.salt !== '' ? kdf.salt : null,
     };
   });
   const tokens = ids(data.tokens, 'tokens', volume).map(([id, token]): TokenFacts => {

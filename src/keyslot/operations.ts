@@ -81,7 +81,10 @@ export async function checkZymkeyTokens(deps: KeyslotDeps, view: VolumeView): Pr
         opens: false,
         reason: 'key-rejected',
         zymkeyReason: null,
-        detail: `the Zymkey unsealed token ${z.tokenId}, but its key does not open keyslot ${z.slot} (a token copied from another volume, or a replaced keyslot)`,
+        detail:
+          z.match === 'mismatch'
+            ? `the Zymkey unsealed token ${z.tokenId}, but its key does not open keyslot ${z.slot}: the token was not made for that keyslot (its recorded keyslot salt differs: a token copied from another volume, or a keyslot replaced since)`
+            : `the Zymkey unsealed token ${z.tokenId}, but its key does not open keyslot ${z.slot} (a token copied from another volume, or a replaced keyslot)`,
       });
     }
   }

@@ -7,7 +7,10 @@ import {
   JSON_BYTES,
   requireFreeKeyslots,
   requireJsonRoom,
+  provenSlots,
   requireWayInWithoutZymkey,
+  oldToken,
+  slotsToWipe,
   unchangedPlan,
   type Plan,
   type Step,
@@ -71,17 +74,13 @@ export function planEnroll(facts: EnrollFacts, options: EnrollOptions): Plan {
   }
 
   const createRecovery = options.recoveryKey && !hasRecovery;
-  const oldTokens = [...view.zymkey.map((z) => ({ tokenId: z.tokenId, slot: z.slot })), ...problems];
-  const existingSlots = new Set(header.keyslots.map((k) => k.id));
-  const kills = [
-    ...new Set(oldTokens.map((t) => t.slot).filter((s): s is number => s !== null && existingSlots.has(s))),
-  ].filter((slot) => {
-    if (!facts.unlockOpens.includes(slot)) return true;
-    notes.push(
-      `keyslot ${slot} opens with the passphrase you gave, so only its zkluks-zymkey token is removed`,
-    );
-    return false;
+  const oldTokens = [...view.zymkey.map(oldToken), ...problems];
+  const wipe = slotsToWipe(view, oldTokens, {
+    proven: provenSlots(facts.checks),
+    unlockOpens: facts.unlockOpens,
   });
+  const kills = wipe.kills;
+  notes.push(...wipe.notes);
 
   requireFreeKeyslots(
     'enroll',

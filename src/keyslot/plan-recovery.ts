@@ -7,6 +7,8 @@ import {
   requireFreeKeyslots,
   requireJsonRoom,
   requireWayInWithoutZymkey,
+  oldToken,
+  slotsToWipe,
   unchangedPlan,
   type KeyRef,
   type LockOutConsent,
@@ -56,21 +58,13 @@ export function planRecoveryAdd(facts: RecoveryAddFacts, options: RecoveryAddOpt
   for (const r of view.recovery)
     steps.push({ op: 'remove-token', tokenId: r.tokenId, type: RECOVERY_TOKEN_TYPE });
   const problems = view.problems.filter((p) => p.type === RECOVERY_TOKEN_TYPE);
-  for (const p of problems) {
-    steps.push({ op: 'remove-token', tokenId: p.tokenId, type: RECOVERY_TOKEN_TYPE });
-    if (p.slot !== null && header.keyslots.some((k) => k.id === p.slot)) {
-      notes.push(
-        `keyslot ${p.slot} (named by corrupt token ${p.tokenId}) is kept; wipe it with cryptsetup luksKillSlot if no one uses it`,
-      );
-    }
-  }
-  for (const r of view.recovery) {
-    if (facts.unlockOpens.includes(r.slot)) {
-      notes.push(
-        `keyslot ${r.slot} opens with the key you gave, so only its zkluks-recovery token is removed`,
-      );
-    } else steps.push({ op: 'kill-slot', slot: r.slot });
-  }
+  for (const p of problems) steps.push({ op: 'remove-token', tokenId: p.tokenId, type: RECOVERY_TOKEN_TYPE });
+  const wipe = slotsToWipe(view, [...view.recovery.map(oldToken), ...problems], {
+    unlockOpens: facts.unlockOpens,
+    unlockName: 'key',
+  });
+  notes.push(...wipe.notes);
+  for (const slot of wipe.kills) steps.push({ op: 'kill-slot', slot });
   return {
     operation: 'recovery-add',
     volume,
@@ -92,15 +86,8 @@ export function planRecoveryRemove(view: VolumeView, consent: LockOutConsent): P
       `'${volume}' has no zkluks-recovery token: nothing to remove`,
     );
   }
-  const existing = new Set(view.header.keyslots.map((k) => k.id));
-  const kills = [
-    ...new Set(
-      [...view.recovery.map((r) => r.slot), ...problems.map((p) => p.slot)].filter(
-        (s): s is number => s !== null && existing.has(s),
-      ),
-    ),
-  ];
-  const notes = requireWayInWithoutZymkey('recovery-remove', view, kills, consent);
+  const { kills, notes: kept } = slotsToWipe(view, [...view.recovery.map(oldToken), ...problems]);
+  const notes = [...kept, ...requireWayInWithoutZymkey('recovery-remove', view, kills, consent)];
   const steps: Step[] = [
     ...view.recovery.map((r): Step => ({
       op: 'remove-token',

@@ -1,8 +1,11 @@
 // Plan `zkluks remove`: wipe the Zymkey keyslot and remove its token (and any zkluks-zymkey token
-// left dangling or corrupt) — refused when no passphrase or recovery slot would remain.
+// left dangling or corrupt) — refused when no passphrase or recovery slot would remain. A slot the
+// token was not made for keeps its key (slotsToWipe).
 import { ZYMKEY_TOKEN_TYPE } from './token.ts';
 import {
   requireWayInWithoutZymkey,
+  oldToken,
+  slotsToWipe,
   unchangedPlan,
   type LockOutConsent,
   type Plan,
@@ -16,15 +19,8 @@ export function planRemove(view: VolumeView, consent: LockOutConsent): Plan {
   if (view.zymkey.length === 0 && problems.length === 0) {
     return unchangedPlan('remove', volume, `'${volume}' has no zkluks-zymkey token: nothing to remove`);
   }
-  const existing = new Set(view.header.keyslots.map((k) => k.id));
-  const kills = [
-    ...new Set(
-      [...view.zymkey.map((z) => z.slot), ...problems.map((p) => p.slot)].filter(
-        (s): s is number => s !== null && existing.has(s),
-      ),
-    ),
-  ];
-  const notes = requireWayInWithoutZymkey('remove', view, kills, consent);
+  const { kills, notes: kept } = slotsToWipe(view, [...view.zymkey.map(oldToken), ...problems]);
+  const notes = [...kept, ...requireWayInWithoutZymkey('remove', view, kills, consent)];
   const steps: Step[] = [
     ...view.zymkey.map((z): Step => ({ op: 'remove-token', tokenId: z.tokenId, type: ZYMKEY_TOKEN_TYPE })),
     ...problems.map((p): Step => ({ op: 'remove-token', tokenId: p.tokenId, type: ZYMKEY_TOKEN_TYPE })),

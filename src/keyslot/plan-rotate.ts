@@ -2,7 +2,16 @@
 // slot and token wiped — one call, never the other way round.
 import { RefusedError, ZkluksError } from '../errors.ts';
 import { ZYMKEY_TOKEN_TYPE } from './token.ts';
-import { JSON_BYTES, requireFreeKeyslots, requireJsonRoom, type Plan, type Step } from './plan.ts';
+import {
+  JSON_BYTES,
+  provenSlots,
+  requireFreeKeyslots,
+  requireJsonRoom,
+  oldToken,
+  slotsToWipe,
+  type Plan,
+  type Step,
+} from './plan.ts';
 import { freeKeyslots, freeTokenIds, waysInWithoutZymkey, type VolumeView } from './volume-view.ts';
 import type { ZymkeyCheck } from './zymkey-check.ts';
 
@@ -59,13 +68,12 @@ export function planRotate(facts: RotateFacts): Plan {
   for (const z of view.zymkey)
     steps.push({ op: 'remove-token', tokenId: z.tokenId, type: ZYMKEY_TOKEN_TYPE });
   for (const p of problems) steps.push({ op: 'remove-token', tokenId: p.tokenId, type: ZYMKEY_TOKEN_TYPE });
-  for (const z of view.zymkey) {
-    if (facts.unlockOpens.includes(z.slot)) {
-      notes.push(
-        `keyslot ${z.slot} opens with the passphrase you gave, so only its zkluks-zymkey token is removed`,
-      );
-    } else steps.push({ op: 'kill-slot', slot: z.slot });
-  }
+  const wipe = slotsToWipe(view, view.zymkey.map(oldToken), {
+    proven: provenSlots(facts.checks),
+    unlockOpens: facts.unlockOpens,
+  });
+  notes.push(...wipe.notes);
+  for (const slot of wipe.kills) steps.push({ op: 'kill-slot', slot });
   if (waysInWithoutZymkey(view).length === 0) {
     notes.push(
       `'${volume}' has no passphrase or recovery keyslot: add one with zkluks recovery add '${volume}'`,

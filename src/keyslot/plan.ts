@@ -3,8 +3,9 @@
 // Keys appear only by name: they are made or read while applying, never stored in a plan.
 import { RefusedError, ZkluksError } from '../errors.ts';
 import type { HeaderFacts } from './header.ts';
-import type { ZkluksTokenType } from './token.ts';
-import { waysInWithoutZymkey, type VolumeView } from './volume-view.ts';
+import type { ZkluksToken, ZkluksTokenType } from './token.ts';
+import type { ZymkeyCheck } from './zymkey-check.ts';
+import { waysInWithoutZymkey, type OurToken, type SlotMatch, type VolumeView } from './volume-view.ts';
 
 /** A key the executor holds while applying. */
 export type KeyRef = 'unlock' | 'zymkey-old' | 'zymkey-new' | 'recovery-new';
@@ -157,4 +158,69 @@ export function describePlan(plan: Plan): string {
   }
   for (const n of plan.notes) lines.push(`  note: ${n}`);
   return lines.join('\n');
+}
+
+/** A zkluks token an operation removes, and the keyslot it names (null when none can be read). */
+export interface OldToken {
+  tokenId: number;
+  type: ZkluksTokenType;
+  slot: number | null;
+  match: SlotMatch;
+}
+
+/** Keyslots the Zymkey's unsealed key was seen to open. */
+export function provenSlots(checks: readonly ZymkeyCheck[]): number[] {
+  return checks.flatMap((c) => (c.opens && c.slot !== null ? [c.slot] : []));
+}
+
+export function oldToken(o: OurToken<ZkluksToken>): OldToken {
+  return { tokenId: o.tokenId, type: o.token.type, slot: o.slot, match: o.match };
+}
+
+export interface WipeFacts {
+  /** Slots the Zymkey's unsealed key opens: they hold a zkluks key whatever the salt says. */
+  proven?: readonly number[];
+  /** Slots the key the admin gave opens: never wiped. */
+  unlockOpens?: readonly number[];
+  /** How the notes name the key the admin gave. */
+  unlockName?: string;
+}
+
+/**
+ * Safety rule: removing a zkluks token wipes the keyslot it names only when that slot is the one
+ * the token was made for — its recorded keyslot salt matches, or the unsealed key opens it — and
+ * never a slot the admin's own key opens. Any other slot (a token copied from another volume
+ * naming a passphrase slot, a slot replaced since) keeps its key: only the token goes, with a note.
+ */
+export function slotsToWipe(
+  view: VolumeView,
+  tokens: readonly OldToken[],
+  facts: WipeFacts = {},
+): { kills: number[]; notes: string[] } {
+  const volume = view.header.volume;
+  const existing = new Set(view.header.keyslots.map((k) => k.id));
+  const kills: number[] = [];
+  const notes: string[] = [];
+  const seen = new Set<number>();
+  for (const t of tokens) {
+    if (t.slot === null || !existing.has(t.slot) || seen.has(t.slot)) continue;
+    seen.add(t.slot);
+    const slot = t.slot;
+    if (facts.unlockOpens?.includes(slot)) {
+      notes.push(
+        `keyslot ${slot} opens with the ${facts.unlockName ?? 'passphrase'} you gave, so only its ${t.type} token is removed`,
+      );
+    } else if (t.match === 'match' || facts.proven?.includes(slot)) {
+      kills.push(slot);
+    } else if (t.match === 'mismatch') {
+      notes.push(
+        `keyslot ${slot} is kept: ${t.type} token ${t.tokenId} was not made for it (the slot's salt differs from the one the token recorded: a token copied from another volume, or a keyslot replaced since); only the token is removed`,
+      );
+    } else {
+      notes.push(
+        `keyslot ${slot} is kept: ${t.type} token ${t.tokenId} does not record which keyslot it was made for; only the token is removed (wipe the slot with cryptsetup luksKillSlot '${volume}' ${slot} if no one uses it)`,
+      );
+    }
+  }
+  return { kills, notes };
 }

@@ -28,6 +28,8 @@ export interface ZymkeyToken {
   zymkey: ZymkeyTokenInfo;
   /** ISO 8601 creation time. */
   created: string;
+  /** The KDF salt of the keyslot when the token was made (see KeyslotBinding). */
+  keyslot_salt?: string;
 }
 
 export interface AgeEscrow {
@@ -44,6 +46,8 @@ export interface RecoveryToken {
   version: 1;
   created: string;
   escrow?: AgeEscrow;
+  /** The KDF salt of the keyslot when the token was made (see KeyslotBinding). */
+  keyslot_salt?: string;
 }
 
 export type ZkluksToken = ZymkeyToken | RecoveryToken;
@@ -112,6 +116,16 @@ function common(type: ZkluksTokenType, value: unknown, fail: (problem: string) =
   return value;
 }
 
+/** The optional `keyslot_salt` field: absent, or a base64 string. */
+function keyslotSalt(value: Json, fail: (problem: string) => TokenError): { keyslot_salt?: string } {
+  const salt = value.keyslot_salt;
+  if (salt === undefined) return {};
+  if (typeof salt !== 'string' || salt === '' || !BASE64.test(salt)) {
+    throw fail('keyslot_salt is not a base64 string');
+  }
+  return { keyslot_salt: salt };
+}
+
 function text(value: Json, key: string, fail: (problem: string) => TokenError, path = key): string {
   const v = value[key];
   if (typeof v !== 'string' || v === '') throw fail(`${path} is missing or not a string`);
@@ -144,6 +158,7 @@ export function parseZymkeyToken(value: unknown, context: TokenContext = {}): Zy
       binding,
     },
     created: v.created as string,
+    ...keyslotSalt(v, fail),
   };
 }
 
@@ -156,6 +171,7 @@ export function parseRecoveryToken(value: unknown, context: TokenContext = {}): 
     keyslots: [(v.keyslots as string[])[0] as string],
     version: 1,
     created: v.created as string,
+    ...keyslotSalt(v, fail),
   };
   if (v.escrow !== undefined) {
     if (!isObject(v.escrow)) throw fail('escrow is not an object');
@@ -188,6 +204,7 @@ export function zymkeyToken(fields: {
   backend: Backend;
   zymkey: ZymkeyTokenInfo;
   created: Date;
+  keyslotSalt?: string;
 }): ZymkeyToken {
   return {
     type: ZYMKEY_TOKEN_TYPE,
@@ -197,15 +214,22 @@ export function zymkeyToken(fields: {
     backend: fields.backend,
     zymkey: { ...fields.zymkey },
     created: fields.created.toISOString(),
+    ...(fields.keyslotSalt ? { keyslot_salt: fields.keyslotSalt } : {}),
   };
 }
 
-export function recoveryToken(fields: { keyslot: number; created: Date; escrow?: AgeEscrow }): RecoveryToken {
+export function recoveryToken(fields: {
+  keyslot: number;
+  created: Date;
+  escrow?: AgeEscrow;
+  keyslotSalt?: string;
+}): RecoveryToken {
   return {
     type: RECOVERY_TOKEN_TYPE,
     keyslots: [String(fields.keyslot)],
     version: 1,
     created: fields.created.toISOString(),
+    ...(fields.keyslotSalt ? { keyslot_salt: fields.keyslotSalt } : {}),
     ...(fields.escrow ? { escrow: { ...fields.escrow } } : {}),
   };
 }

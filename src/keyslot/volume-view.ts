@@ -27,10 +27,18 @@ export interface SlotView {
   tokens: Array<{ id: number; type: string }>;
 }
 
+/**
+ * Whether a zkluks token was made for the keyslot it names now: the `keyslot_salt` it recorded
+ * against that slot's current KDF salt (new for every key added). `mismatch` is a token copied from
+ * another volume, or a slot replaced since; `unrecorded` a token that holds no salt.
+ */
+export type SlotMatch = 'match' | 'mismatch' | 'unrecorded';
+
 export interface OurToken<T> {
   tokenId: number;
   slot: number;
   token: T;
+  match: SlotMatch;
 }
 
 /** A zkluks token that cannot be used. */
@@ -41,6 +49,8 @@ export interface TokenProblem {
   kind: 'dangling' | 'slot-gone' | 'corrupt';
   /** The slot it names, when it names one that can be read. */
   slot: number | null;
+  /** Whether a salt it records (readable even in a corrupt token) matches that slot's. */
+  match: SlotMatch;
   error: TokenError;
 }
 
@@ -50,6 +60,18 @@ export interface VolumeView {
   zymkey: Array<OurToken<ZymkeyToken>>;
   recovery: Array<OurToken<RecoveryToken>>;
   problems: TokenProblem[];
+}
+
+/** Compare the `keyslot_salt` a token (valid or not) records with the salt of the slot it names. */
+export function slotMatch(
+  header: HeaderFacts,
+  json: Record<string, unknown>,
+  slot: number | null,
+): SlotMatch {
+  const recorded = json.keyslot_salt;
+  if (typeof recorded !== 'string' || recorded === '') return 'unrecorded';
+  const current = header.keyslots.find((k) => k.id === slot)?.salt;
+  return current !== undefined && current !== null && current === recorded ? 'match' : 'mismatch';
 }
 
 function problemOf(
@@ -65,11 +87,11 @@ function problemOf(
       volume: header.volume,
       tokenId,
     });
-    return { tokenId, type, kind: 'dangling', slot: null, error: e };
+    return { tokenId, type, kind: 'dangling', slot: null, match: 'unrecorded', error: e };
   }
   const first = slots?.[0];
   const slot = typeof first === 'string' && /^\d+$/.test(first) ? Number(first) : null;
-  return { tokenId, type, kind: 'corrupt', slot, error };
+  return { tokenId, type, kind: 'corrupt', slot, match: slotMatch(header, json, slot), error };
 }
 
 export function viewVolume(header: HeaderFacts): VolumeView {
@@ -83,10 +105,12 @@ export function viewVolume(header: HeaderFacts): VolumeView {
     try {
       if (t.type === ZYMKEY_TOKEN_TYPE) {
         const token = parseZymkeyToken(t.json, context(t.id));
-        zymkey.push({ tokenId: t.id, slot: Number(token.keyslots[0]), token });
+        const slot = Number(token.keyslots[0]);
+        zymkey.push({ tokenId: t.id, slot, token, match: slotMatch(header, t.json, slot) });
       } else {
         const token = parseRecoveryToken(t.json, context(t.id));
-        recovery.push({ tokenId: t.id, slot: Number(token.keyslots[0]), token });
+        const slot = Number(token.keyslots[0]);
+        recovery.push({ tokenId: t.id, slot, token, match: slotMatch(header, t.json, slot) });
       }
     } catch (error) {
       if (!(error instanceof TokenError)) throw error;
@@ -109,6 +133,7 @@ export function viewVolume(header: HeaderFacts): VolumeView {
         type: ours.token.type,
         kind: 'slot-gone',
         slot: ours.slot,
+        match: ours.match,
         error,
       });
     }
@@ -117,12 +142,19 @@ export function viewVolume(header: HeaderFacts): VolumeView {
     const tokens = header.tokens
       .filter((t) => t.keyslots.includes(k.id))
       .map((t) => ({ id: t.id, type: t.type }));
-    const corruptOurs = problems.find((p) => p.slot === k.id);
+    // A zkluks token made for another keyslot (its recorded salt differs) says nothing about this
+    // one: the slot is what it was before the token was copied onto it.
+    const names = (o: { slot: number | null; match: SlotMatch }) => o.slot === k.id && o.match !== 'mismatch';
+    const corruptOurs = problems.find(names);
+    const foreign = new Set(
+      [...zymkey, ...recovery, ...problems]
+        .filter((o) => o.slot === k.id && o.match === 'mismatch')
+        .map((o) => o.tokenId),
+    );
     let kind: SlotKind = 'passphrase';
-    if (zymkey.some((z) => z.slot === k.id) || corruptOurs?.type === ZYMKEY_TOKEN_TYPE) kind = 'zymkey';
-    else if (recovery.some((r) => r.slot === k.id) || corruptOurs?.type === RECOVERY_TOKEN_TYPE)
-      kind = 'recovery';
-    else if (tokens.length > 0) kind = 'other-token';
+    if (zymkey.some(names) || corruptOurs?.type === ZYMKEY_TOKEN_TYPE) kind = 'zymkey';
+    else if (recovery.some(names) || corruptOurs?.type === RECOVERY_TOKEN_TYPE) kind = 'recovery';
+    else if (tokens.some((t) => !foreign.has(t.id))) kind = 'other-token';
     return { id: k.id, kind, kdf: k.kdf, iterations: k.iterations, priority: k.priority, tokens };
   });
   problems.sort((a, b) => a.tokenId - b.tokenId);

@@ -8,7 +8,11 @@ const runner = createRunner();
 const dump = (extra: { keyslots?: object; tokens?: object } = {}) =>
   JSON.stringify({
     keyslots: {
-      '0': { type: 'luks2', key_size: 64, kdf: { type: 'argon2id', time: 4, memory: 1048576, cpus: 4 } },
+      '0': {
+        type: 'luks2',
+        key_size: 64,
+        kdf: { type: 'argon2id', time: 4, memory: 1048576, cpus: 4, salt: 'c2FsdDA=' },
+      },
       '3': {
         type: 'luks2',
         key_size: 64,
@@ -36,6 +40,7 @@ describe('parseHeader', () => {
         memoryKiB: 1048576,
         priority: 'normal',
         keySize: 64,
+        salt: 'c2FsdDA=',
       },
       {
         id: 3,
@@ -45,6 +50,7 @@ describe('parseHeader', () => {
         memoryKiB: null,
         priority: 'prefer',
         keySize: 64,
+        salt: null,
       },
     ]);
     expect(h.tokens).toEqual([

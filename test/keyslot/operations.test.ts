@@ -139,7 +139,12 @@ describe('keyslot operations on a real LUKS2 image with the simulator', () => {
         input: tokenA,
       },
     );
-    expect(await verifyZymkey(deps, b.path)).toMatchObject({ ok: false, reason: 'key-rejected', slot: 1 });
+    expect(await verifyZymkey(deps, b.path)).toMatchObject({
+      ok: false,
+      reason: 'key-rejected',
+      slot: 1,
+      detail: expect.stringMatching(/not made for that keyslot \(its recorded keyslot salt differs/),
+    });
     await expect(enroll(deps, b.path, { ...base, unlock: Buffer.from(b.passphrase) })).rejects.toMatchObject({
       exitCode: 3,
       message: expect.stringMatching(/does not unlock it/),
@@ -166,5 +171,89 @@ describe('keyslot operations on a real LUKS2 image with the simulator', () => {
       if (rec.args.includes('--key-file')) expect(rec.input).toBe('<redacted>');
       for (const secret of secrets) expect(rec.input ?? '').not.toContain(secret);
     }
+  });
+});
+
+/** Import `volume`'s token `from` into `into` as token `as`, renamed to name keyslot `slot`. */
+async function copyToken(from: string, id: number, into: string, as: number, slot: number): Promise<void> {
+  const exported = JSON.parse(
+    (await runner('cryptsetup', ['token', 'export', '--token-id', String(id), from])).stdout,
+  );
+  await runner('cryptsetup', ['token', 'import', '--token-id', String(as), '--json-file', '-', into], {
+    input: JSON.stringify({ ...exported, keyslots: [String(slot)] }),
+  });
+}
+
+describe('a zkluks token copied from another volume never gets the keyslot it names wiped', () => {
+  // Volume b: 0 passphrase, 1 Zymkey (token 0), 2 recovery (token 1); plus a token copied from a
+  // naming the passphrase slot 0. Each operation must remove the copied token and keep slot 0.
+  async function twoVolumes(type: 'zkluks-zymkey' | 'zkluks-recovery') {
+    const a = await luksImage();
+    const b = await luksImage();
+    const deps = await keyslotDeps();
+    await enroll(deps, a.path, { ...base, unlock: Buffer.from(a.passphrase) });
+    await enroll(deps, b.path, { ...base, unlock: Buffer.from(b.passphrase) });
+    await copyToken(a.path, type === 'zkluks-zymkey' ? 0 : 1, b.path, 5, 0);
+    const view = viewVolume(await readHeader(runner, b.path));
+    expect(view.slots.find((s) => s.id === 0)?.kind).toBe('passphrase');
+    expect([...view.zymkey, ...view.recovery].find((o) => o.tokenId === 5)?.match).toBe('mismatch');
+    return { b, deps };
+  }
+  const kept = /keyslot 0 is kept: .* token 5 was not made for it/;
+
+  it('remove wipes the Zymkey slot only; the passphrase slot the copied token names still opens', async () => {
+    const { b, deps } = await twoVolumes('zkluks-zymkey');
+    const r = await remove(deps, b.path, { dryRun: false, lockMeOut: false, yes: false });
+    expect(r.plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 1 }]);
+    expect(r.plan.notes.join('\n')).toMatch(kept);
+    const h = await readHeader(runner, b.path);
+    expect(h.keyslots.map((k) => k.id)).toEqual([0, 2]);
+    expect(h.tokens.map((t) => t.type)).toEqual(['zkluks-recovery']);
+    expect(await opens(b.path, b.passphrase, 0)).toBe(true);
+    await noDanglingTokens(b.path);
+  });
+
+  it('recovery remove wipes the recovery slot only; the passphrase slot still opens', async () => {
+    const { b, deps } = await twoVolumes('zkluks-recovery');
+    const r = await recoveryRemove(deps, b.path, { dryRun: false, lockMeOut: false, yes: false });
+    expect(r.plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 2 }]);
+    expect(r.plan.notes.join('\n')).toMatch(kept);
+    expect((await readHeader(runner, b.path)).keyslots.map((k) => k.id)).toEqual([0, 1]);
+    expect(await opens(b.path, b.passphrase, 0)).toBe(true);
+    expect(await verifyZymkey(deps, b.path)).toMatchObject({ ok: true, slot: 1 });
+    await noDanglingTokens(b.path);
+  });
+
+  it('rotate replaces the Zymkey slot only; the passphrase slot still opens', async () => {
+    const { b, deps } = await twoVolumes('zkluks-zymkey');
+    const r = await rotate(deps, b.path, { dryRun: false });
+    expect(r.plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 1 }]);
+    expect(r.plan.notes.join('\n')).toMatch(kept);
+    const h = await readHeader(runner, b.path);
+    expect(h.keyslots.map((k) => k.id)).toEqual([0, 2, 3]);
+    expect(await opens(b.path, b.passphrase, 0)).toBe(true);
+    expect(await verifyZymkey(deps, b.path)).toMatchObject({ ok: true, slot: 3 });
+    await noDanglingTokens(b.path);
+  });
+
+  it('enroll --force replaces the enrollment; the passphrase slot still opens', async () => {
+    const { b, deps } = await twoVolumes('zkluks-zymkey');
+    const r = await enroll(deps, b.path, { ...base, force: true, unlock: Buffer.from(b.passphrase) });
+    expect(r.plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 1 }]);
+    expect(await opens(b.path, b.passphrase, 0)).toBe(true);
+    expect(await verifyZymkey(deps, b.path)).toMatchObject({ ok: true, slot: 3 });
+    await noDanglingTokens(b.path);
+  });
+
+  it('every zkluks token records the salt of the keyslot it was made for', async () => {
+    const img = await luksImage();
+    const deps = await keyslotDeps();
+    await enroll(deps, img.path, { ...base, unlock: Buffer.from(img.passphrase) });
+    const h = await readHeader(runner, img.path);
+    for (const t of h.tokens) {
+      expect(t.json.keyslot_salt).toBe(h.keyslots.find((k) => k.id === t.keyslots[0])?.salt);
+    }
+    expect(viewVolume(h).zymkey[0]?.match).toBe('match');
+    expect(viewVolume(h).recovery[0]?.match).toBe('match');
   });
 });

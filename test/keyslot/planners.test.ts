@@ -10,6 +10,8 @@ import { recoveryToken, zymkeyToken } from '../../src/keyslot/token.ts';
 import { viewVolume } from '../../src/keyslot/volume-view.ts';
 import type { ZymkeyCheck } from '../../src/keyslot/zymkey-check.ts';
 
+/** Each fixture keyslot has its own salt; zkluks tokens record the salt of the slot they name. */
+const saltOf = (id: number) => Buffer.from(`salt of keyslot ${id}`).toString('base64');
 const slot = (id: number, kdf = 'pbkdf2'): KeyslotFacts => ({
   id,
   type: 'luks2',
@@ -18,6 +20,7 @@ const slot = (id: number, kdf = 'pbkdf2'): KeyslotFacts => ({
   memoryKiB: null,
   priority: 'normal',
   keySize: 64,
+  salt: saltOf(id),
 });
 const created = new Date('2026-01-01T00:00:00Z');
 const zToken = (id: number, s: number): TokenFacts => ({
@@ -30,13 +33,14 @@ const zToken = (id: number, s: number): TokenFacts => ({
     backend: 'sim',
     zymkey: { model: 'ZYMKEY4i', serial: 'S', binding: 'developer' },
     created,
+    keyslotSalt: saltOf(s),
   }) as unknown as Record<string, unknown>,
 });
 const rToken = (id: number, s: number): TokenFacts => ({
   id,
   type: 'zkluks-recovery',
   keyslots: [s],
-  json: recoveryToken({ keyslot: s, created }) as unknown as Record<string, unknown>,
+  json: recoveryToken({ keyslot: s, created, keyslotSalt: saltOf(s) }) as unknown as Record<string, unknown>,
 });
 const header = (
   keyslots: KeyslotFacts[],
@@ -316,5 +320,64 @@ describe('viewVolume', () => {
       [4, 'zymkey'],
     ]);
     expect(view.problems).toMatchObject([{ tokenId: 5, kind: 'corrupt', slot: 4 }]);
+  });
+});
+
+describe('slotsToWipe: a keyslot is wiped only when it is the one its token was made for', () => {
+  /** A token naming `s` that recorded another slot's salt (copied), or none (unrecorded). */
+  const retarget = (t: TokenFacts, s: number, salt: string | undefined): TokenFacts => {
+    const json: Record<string, unknown> = { ...t.json, keyslots: [String(s)] };
+    if (salt === undefined) delete json.keyslot_salt;
+    else json.keyslot_salt = salt;
+    return { ...t, keyslots: [s], json };
+  };
+
+  it('a copied zkluks-zymkey token naming the passphrase slot: the slot stays a passphrase slot and is kept', () => {
+    const view = viewVolume(
+      header([slot(0), slot(1), slot(2)], [zToken(0, 1), rToken(1, 2), retarget(zToken(2, 0), 0, saltOf(9))]),
+    );
+    expect(view.slots.map((s) => s.kind)).toEqual(['passphrase', 'zymkey', 'recovery']);
+    const plan = planRemove(view, noConsent);
+    expect(plan.steps).toEqual([
+      { op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' },
+      { op: 'remove-token', tokenId: 2, type: 'zkluks-zymkey' },
+      { op: 'kill-slot', slot: 1 },
+    ]);
+    expect(plan.notes.join('\n')).toMatch(/keyslot 0 is kept: zkluks-zymkey token 2 was not made for it/);
+  });
+
+  it('a copied zkluks-recovery token naming the passphrase slot is removed and the slot kept', () => {
+    const view = viewVolume(header([slot(0), slot(2)], [rToken(1, 2), retarget(rToken(3, 0), 0, saltOf(7))]));
+    const plan = planRecoveryRemove(view, noConsent);
+    expect(plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 2 }]);
+    expect(plan.steps.filter((s) => s.op === 'remove-token')).toHaveLength(2);
+  });
+
+  it('a token that records no salt: remove keeps its slot (and says how to wipe it); rotate wipes it once the unsealed key opens it', () => {
+    const view = viewVolume(header([slot(0), slot(1)], [retarget(zToken(0, 1), 1, undefined)]));
+    expect(view.zymkey[0]?.match).toBe('unrecorded');
+    const removal = planRemove(view, noConsent);
+    expect(removal.steps).toEqual([{ op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' }]);
+    expect(removal.notes.join('\n')).toMatch(/keyslot 1 is kept: .*cryptsetup luksKillSlot 'v.img' 1/);
+    const rotation = planRotate({
+      view,
+      checks: [check(0, 1, true)],
+      authorizedBy: 'zymkey-old',
+      unlockOpens: [],
+    });
+    expect(rotation.steps.at(-1)).toEqual({ op: 'kill-slot', slot: 1 });
+  });
+
+  it('a corrupt token keeps its slot unless the salt it still records matches', () => {
+    const corrupt = (salt: string): TokenFacts => ({
+      id: 4,
+      type: 'zkluks-zymkey',
+      keyslots: [1],
+      json: { type: 'zkluks-zymkey', keyslots: ['1'], version: 1, keyslot_salt: salt },
+    });
+    const own = planRemove(viewVolume(header([slot(0), slot(1)], [corrupt(saltOf(1))])), noConsent);
+    expect(own.steps.at(-1)).toEqual({ op: 'kill-slot', slot: 1 });
+    const other = planRemove(viewVolume(header([slot(0), slot(1)], [corrupt(saltOf(0))])), noConsent);
+    expect(other.steps.some((s) => s.op === 'kill-slot')).toBe(false);
   });
 });

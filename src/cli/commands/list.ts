@@ -51,12 +51,19 @@ export const listCommand: CommandModule = {
         .trimEnd(),
     );
     for (const p of problems) table.push(`warning: token ${p.token} (${p.type}) is unusable: ${p.problem}`);
+    const foreign = [...view.zymkey, ...view.recovery].filter((o) => o.match === 'mismatch');
+    for (const o of foreign) {
+      table.push(
+        `warning: token ${o.tokenId} (${o.token.type}) was not made for keyslot ${o.slot} (the slot's salt differs from the one it recorded: copied from another volume, or the slot was replaced); zkluks will not wipe that slot`,
+      );
+    }
     createOutput(g.json).data(table.join('\n'), {
       volume,
       uuid: view.header.uuid,
       freeKeyslots: view.header.freeKeyslots,
       slots,
       problems,
+      foreignTokens: foreign.map((o) => ({ token: o.tokenId, type: o.token.type, slot: o.slot })),
     });
   },
 };

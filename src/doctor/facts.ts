@@ -73,6 +73,8 @@ export interface TokenFacts {
   /** For zkluks tokens: whether the token parsed against its schema, and why not. */
   valid: boolean;
   problem: string | null;
+  /** For zkluks tokens: whether the keyslot salt it recorded matches the slot it names now. */
+  slotMatch?: 'match' | 'mismatch' | 'unrecorded';
   /** zkluks-zymkey: the sealed key (base64), the module it was sealed by and its binding then. */
   sealed?: string;
   backend?: string;

@@ -7,6 +7,7 @@ import {
   RECOVERY_TOKEN_TYPE,
   ZYMKEY_TOKEN_TYPE,
 } from '../keyslot/token.ts';
+import { slotMatch } from '../keyslot/volume-view.ts';
 import { known, unreadable, type Fact, type HeaderFacts, type TokenFacts } from './facts.ts';
 
 function problemOf(error: unknown): string {
@@ -23,6 +24,9 @@ export async function gatherHeader(runner: Runner, volume: string): Promise<Fact
   }
   const tokens = header.tokens.map((t): TokenFacts => {
     const base: TokenFacts = { id: t.id, type: t.type, keyslots: t.keyslots, valid: true, problem: null };
+    if (t.type === ZYMKEY_TOKEN_TYPE || t.type === RECOVERY_TOKEN_TYPE) {
+      base.slotMatch = slotMatch(header, t.json, t.keyslots[0] ?? null);
+    }
     try {
       if (t.type === ZYMKEY_TOKEN_TYPE) {
         const z = parseZymkeyToken(t.json, { volume, tokenId: t.id });

@@ -283,6 +283,21 @@ describe('zkluks doctor scenarios', () => {
     expect(pin.summary).toMatch(/'keyslot=1'/);
   });
 
+  it('8b: a zkluks-zymkey token copied onto the passphrase slot is named, with the fix that keeps that slot', async () => {
+    tree = await buildTree();
+    const original = JSON.parse(await tree.cryptsetup('token', 'export', '--token-id', '0', tree.volume));
+    await createRunner()('cryptsetup', ['token', 'import', '--token-id', '3', tree.volume], {
+      input: JSON.stringify({ ...original, keyslots: ['0'] }),
+    });
+    const { exitCode, diagnosis } = await doctor(tree);
+    expect(exitCode).toBe(1);
+    const foreign = finding(diagnosis, 'luks.token-foreign');
+    expect(foreign.severity).toBe('error');
+    expect(foreign.summary).toMatch(/Token 3 \(zkluks-zymkey\) was not made for keyslot 0/);
+    expect(foreign.hint).toMatch(/zkluks enroll --force .* keeps keyslot 0/);
+    expect(diagnosis.findings.filter((f) => f.id === 'luks.token-foreign')).toHaveLength(1);
+  });
+
   it('9: a healthy system is all ok, exits 0, and fits on one screen', async () => {
     tree = await buildTree();
     const { exitCode, diagnosis, human } = await doctor(tree);

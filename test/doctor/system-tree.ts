@@ -9,6 +9,15 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { bundle } from '../helpers/cli.ts';
 import { recoveryToken, serializeToken, zymkeyToken } from '../../src/keyslot/token.ts';
+import { readHeader } from '../../src/keyslot/header.ts';
+import { createRunner } from '../../src/exec.ts';
+
+/** The KDF salt of a keyslot, which zkluks records in the slot's token. */
+async function saltOf(volume: string, slot: number): Promise<string> {
+  const salt = (await readHeader(createRunner(), volume)).keyslots.find((k) => k.id === slot)?.salt;
+  if (!salt) throw new Error(`keyslot ${slot} of ${volume} has no salt`);
+  return salt;
+}
 
 export const KERNEL = '6.6.51+rpt-rpi-v8';
 export const MODEL = 'Raspberry Pi 4 Model B Rev 1.4';
@@ -125,6 +134,7 @@ export async function buildTree(options: TreeOptions = {}): Promise<Tree> {
       backend: 'sim',
       zymkey: { model: status.model, serial: status.serial, binding: status.binding.mode },
       created: new Date(),
+      keyslotSalt: await saltOf(volume, zymkeySlot),
     });
     await run('cryptsetup', ['token', 'import', '--token-id', '0', volume], { input: serializeToken(token) });
   }
@@ -143,7 +153,9 @@ export async function buildTree(options: TreeOptions = {}): Promise<Tree> {
       recoveryFile,
     );
     await run('cryptsetup', ['token', 'import', '--token-id', '1', volume], {
-      input: serializeToken(recoveryToken({ keyslot: 2, created: new Date() })),
+      input: serializeToken(
+        recoveryToken({ keyslot: 2, created: new Date(), keyslotSalt: await saltOf(volume, 2) }),
+      ),
     });
   }
 

@@ -101,6 +101,22 @@ export function checkLuksHeader(facts: Facts): Finding[] {
         hint: `cryptsetup token remove --token-id ${t.id} '${v}', then 'zkluks rotate ${v}'`,
       });
     }
+    const named = t.keyslots[0];
+    if (t.slotMatch === 'mismatch' && named !== undefined && slots.includes(named)) {
+      const zymkey = t.type === 'zkluks-zymkey';
+      findings.push({
+        id: 'luks.token-foreign',
+        area,
+        severity: zymkey ? 'error' : 'warning',
+        summary: `Token ${t.id} (${t.type}) was not made for keyslot ${named}: the keyslot's salt differs from the one the token recorded — a token copied from another volume, or a slot replaced since. ${zymkey ? 'Its sealed key does not belong to this slot, so the boot falls back to the passphrase prompt.' : 'The recovery key it describes is not this slot.'}`,
+        evidence: [
+          `token ${t.id} names keyslot ${named}; keyslot_salt recorded in the token does not match keyslot ${named}'s kdf.salt`,
+        ],
+        hint: zymkey
+          ? `'zkluks enroll --force ${v}' (removes this token and keeps keyslot ${named} as it is)`
+          : `'zkluks recovery add --force ${v}' (removes this token and keeps keyslot ${named} as it is)`,
+      });
+    }
     const dangling =
       t.keyslots.length === 0 ? ['none'] : t.keyslots.filter((s) => !slots.includes(s)).map(String);
     if (dangling.length > 0) {

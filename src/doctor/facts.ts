@@ -105,6 +105,8 @@ export interface InitramfsFacts {
   files: string[];
   /** Kernel versions whose modules are inside the image (lib/modules/<v>). */
   kernelVersions: string[];
+  /** Modules built into those kernels (the image's modules.builtin), named with '-'. */
+  builtinModules?: string[];
   /** Digests of the Zymbit state inside the image (var/lib/zymbit/**). */
   zymbitState: FileDigest[];
 }

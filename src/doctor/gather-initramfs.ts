@@ -1,6 +1,7 @@
 // The initramfs image the firmware will load, unpacked once with unmkinitramfs into a private tmpfs
 // directory (it may hold key material) that is removed before this returns: its file list and the
-// kernel it was built for (both read from the unpacked tree, so the image is read only once), digests
+// kernel it was built for and the modules built into it (all read from the unpacked tree, so the
+// image is read only once), digests
 // of the Zymbit state inside it, and files that look like plaintext keys, each tested against the
 // header.
 import { existsSync, readdirSync, lstatSync } from 'node:fs';
@@ -17,6 +18,7 @@ import {
   type KeyMaterialFacts,
 } from './facts.ts';
 import { zymbitStateDigests } from './gather-system.ts';
+import { builtinModules } from '../initramfs/inspect.ts';
 
 /** Names that hold a LUKS key in plaintext by convention (Zymbit's key.bin, crypttab key files). */
 const KEY_NAME = /(^|\/)(key\.bin|[^/]*\.key|keyfile[^/]*)$|(^|\/)cryptroot\/keyfiles\//;
@@ -93,6 +95,7 @@ export async function gatherInitramfs(opts: {
     }
     const dir = mainDir(out);
     const files = walk(dir);
+    const versions = kernelVersions(dir);
     const stateDir = join(dir, 'var/lib/zymbit');
     const zymbitState = existsSync(stateDir) ? zymbitStateDigests(stateDir) : [];
     const keyFile = opts.crypttabKeyFile?.replace(/^\/+/, '');
@@ -103,7 +106,14 @@ export async function gatherInitramfs(opts: {
       keyMaterial.push({ where: 'initramfs', path: `/${f}`, opensSlot: slot, tried: true });
     }
     return {
-      initramfs: known({ image, chosenBecause, files, kernelVersions: kernelVersions(dir), zymbitState }),
+      initramfs: known({
+        image,
+        chosenBecause,
+        files,
+        kernelVersions: versions,
+        builtinModules: versions.flatMap((v) => builtinModules(dir, v) ?? []),
+        zymbitState,
+      }),
       keyMaterial,
     };
   });

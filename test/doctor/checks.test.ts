@@ -207,4 +207,28 @@ describe('doctor checks', () => {
       "zkluks enroll '/dev/mmcblk0p2'",
     );
   });
+
+  it('counts I2C drivers built into the image kernel (modules.builtin) as present', () => {
+    const f = healthy();
+    const image = (builtinModules: string[] | undefined, files: string[] = []) =>
+      known({
+        image: '/boot/firmware/initramfs8',
+        chosenBecause: 'auto',
+        files,
+        kernelVersions: ['6.6.51+rpt-rpi-v8'],
+        ...(builtinModules ? { builtinModules } : {}),
+        zymbitState: [],
+      });
+    f.initramfs = image(['i2c-dev', 'i2c-bcm2835']);
+    expect(ids(f).filter((i) => i.startsWith('initramfs.i2c-modules'))).toEqual([]);
+    f.initramfs = image(
+      ['i2c-dev'],
+      ['usr/lib/modules/6.6.51+rpt-rpi-v8/kernel/drivers/i2c/busses/i2c-bcm2835.ko'],
+    );
+    expect(ids(f).filter((i) => i.startsWith('initramfs.i2c-modules'))).toEqual([]);
+    f.initramfs = image(['ext4']);
+    const missing = diagnose(f).findings.find((x) => x.id === 'initramfs.i2c-modules');
+    expect(missing?.summary).toMatch(/no i2c-dev and no I2C bus driver \(i2c-bcm2835\) module/);
+    expect(missing?.evidence).toContain('modules.builtin lists no I2C driver');
+  });
 });

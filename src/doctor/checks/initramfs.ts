@@ -54,17 +54,25 @@ function contents(facts: Facts): Finding[] {
         : REBUILD,
     });
   }
-  const i2cDev = image.files.some((f) => /\/i2c-dev\.ko/.test(f));
-  const busDriver = image.files.some((f) =>
-    /\/i2c-(bcm2835|bcm2708|designware-platform|designware-core)\.ko/.test(f),
-  );
+  // A driver counts whether it is a module inside the image or built into its kernel.
+  const builtin = new Set(image.builtinModules ?? []);
+  const i2cDev = builtin.has('i2c-dev') || image.files.some((f) => /\/i2c-dev\.ko/.test(f));
+  const busDrivers = ['i2c-bcm2835', 'i2c-bcm2708', 'i2c-designware-platform', 'i2c-designware-core'];
+  const busDriver =
+    busDrivers.some((d) => builtin.has(d)) ||
+    image.files.some((f) => /\/i2c-(bcm2835|bcm2708|designware-platform|designware-core)\.ko/.test(f));
   if (!i2cDev || !busDriver) {
     findings.push({
       id: 'initramfs.i2c-modules',
       area,
       severity: 'warning',
-      summary: `The image has no ${[!i2cDev && 'i2c-dev', !busDriver && 'I2C bus driver (i2c-bcm2835)'].filter(Boolean).join(' and no ')} module: unless built into the kernel, the keyscript cannot reach the Zymkey.`,
-      evidence: [`image: ${image.image}`],
+      summary: `The image has no ${[!i2cDev && 'i2c-dev', !busDriver && 'I2C bus driver (i2c-bcm2835)'].filter(Boolean).join(' and no ')} module, and its kernel does not build one in: the keyscript cannot reach the Zymkey.`,
+      evidence: [
+        `image: ${image.image}`,
+        image.builtinModules === undefined
+          ? 'the image carries no modules.builtin'
+          : `modules.builtin lists ${image.builtinModules.filter((m) => m.startsWith('i2c')).join(', ') || 'no I2C driver'}`,
+      ],
       hint: `add i2c-dev and i2c-bcm2835 to /etc/initramfs-tools/modules, then ${REBUILD}`,
     });
   }

@@ -288,9 +288,11 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
 
   it('gives up on a zkunlockifs that hangs once the time budget is spent', async () => {
     const run = await runKeyscript(shell, { unlock: join(W, 'hang'), conf: 'ZKLUKS_TIMEOUT=2\n' });
-    // The budget, plus one second for the KILL that follows an ignored TERM.
-    expectFallback(run, 'timeout', 2000 + 1500);
-    expect(run.elapsedMs).toBeGreaterThanOrEqual(1500);
+    // The budget is kept to within the 0.1 s poll and the 0.1 s between an ignored TERM and KILL
+    // (plus margin for a shared machine): no whole-second rounding.
+    expectFallback(run, 'timeout', 2000 + 700);
+    expect(Number(run.record.elapsed_ms)).toBeGreaterThanOrEqual(2000);
+    expect(run.record.detail).toMatch(/gave no answer within the 2s time budget/);
   });
 
   it('falls back to askpass when zkunlockifs is not installed', async () => {

@@ -1,183 +1,21 @@
 // zkluks enroll VOLUME: seal a new key with the Zymkey into its own keyslot, beside a recovery key.
-// Also the pieces every keyslot command shares (deps, key input, showing a new recovery key).
-import type { Argv, CommandModule } from 'yargs';
-import { openZymkey } from '../../device/open.ts';
-import { UsageError } from '../../errors.ts';
-import { createRunner } from '../../exec.ts';
-import type { MadeKeys } from '../../keyslot/apply.ts';
-import { checkRecipient } from '../../keyslot/escrow.ts';
+import type { CommandModule } from 'yargs';
 import { withInterruptSignal } from '../../keyslot/interrupt.ts';
+import { enroll } from '../../keyslot/operations.ts';
+import { globalOptions } from '../global-options.ts';
+import { createOutput } from '../output.ts';
 import {
-  promptHidden,
-  readKeyFile,
-  removeRecoveryKeyFile,
-  writeRecoveryKeyFile,
-} from '../../keyslot/key-input.ts';
-import { enroll, type KeyslotDeps, type OperationResult } from '../../keyslot/operations.ts';
-import { describePlan } from '../../keyslot/plan.ts';
-import { globalOptions, type GlobalOptions } from '../global-options.ts';
-import { createOutput, type Output } from '../output.ts';
-
-export function keyslotDeps(g: GlobalOptions, signal?: AbortSignal): KeyslotDeps {
-  const runner = createRunner();
-  const out = createOutput(g.json);
-  return {
-    runner,
-    signal,
-    zymkey: () =>
-      openZymkey({
-        backend: g.backend,
-        simState: g.simState,
-        runner,
-        root: g.root,
-        onWarning: (l) => out.warn(l),
-      }),
-  };
-}
-
-export function volumeArg<T>(y: Argv<T>) {
-  return y.positional('volume', {
-    type: 'string',
-    demandOption: true,
-    describe: 'The LUKS2 volume: a partition such as /dev/mmcblk0p2, or an image file',
-  });
-}
-
-export function volumeOf(argv: Record<string, unknown>): string {
-  const v = argv.volume;
-  if (typeof v !== 'string' || v === '')
-    throw new UsageError('Failed to read VOLUME: none given', { hint: 'zkluks --help' });
-  return v;
-}
-
-/** Ask for the existing passphrase on the terminal, without echo. */
-export function promptUnlockKey(volume: string): Promise<Buffer> {
-  return promptHidden(`Existing passphrase for '${volume}'`, {
-    stdin: process.stdin,
-    stderr: process.stderr,
-  });
-}
-
-/** --unlock-key-file FILE / -, or nothing when it is not given. */
-export function optionalUnlockKey(argv: Record<string, unknown>): Promise<Buffer> | undefined {
-  const file = argv['unlock-key-file'];
-  return typeof file === 'string' ? readKeyFile(file, 'unlock key') : undefined;
-}
-
-/** --unlock-key-file FILE / -, or a prompt on the terminal. */
-export async function unlockKey(argv: Record<string, unknown>, volume: string): Promise<Buffer> {
-  return (await optionalUnlockKey(argv)) ?? promptUnlockKey(volume);
-}
-
-export const unlockKeyOption = {
-  type: 'string',
-  nargs: 1, // so that `--unlock-key-file -` takes '-' as its value
-
-  describe: 'Read an existing passphrase or key from FILE, exactly as cryptsetup --key-file does (- = stdin)',
-} as const;
-
-export const recoveryOptions = {
-  'recovery-key-file': {
-    type: 'string',
-    describe: 'Write the new recovery key to FILE (created 0600, never overwritten) instead of showing it',
-  },
-  qr: { type: 'boolean', default: false, describe: 'Also show the new recovery key as a QR code (qrencode)' },
-  escrow: {
-    type: 'string',
-    describe: 'Also keep the recovery key encrypted to this age recipient (age1…) in its LUKS2 token',
-  },
-} as const;
-
-export function escrowOf(argv: Record<string, unknown>): string | null {
-  return typeof argv.escrow === 'string' ? checkRecipient(argv.escrow) : null;
-}
-
-/** Writes --recovery-key-file before the header changes; removes it again if the change fails. */
-export function recoveryKeyFileHooks(argv: Record<string, unknown>) {
-  const file = typeof argv['recovery-key-file'] === 'string' ? argv['recovery-key-file'] : null;
-  let written = false;
-  return {
-    file,
-    hooks: {
-      beforeChange: async (keys: MadeKeys) => {
-        if (file && keys.recoveryKey) {
-          await writeRecoveryKeyFile(file, keys.recoveryKey);
-          written = true;
-        }
-      },
-    },
-    async undo() {
-      if (written && file) await removeRecoveryKeyFile(file);
-    },
-  };
-}
-
-/** Show a new recovery key once, on stderr (the terminal), unless it went to a file. */
-export async function showRecoveryKey(
-  g: GlobalOptions,
-  argv: Record<string, unknown>,
-  key: string,
-  slot: number | null,
-  file: string | null,
-): Promise<void> {
-  const err = process.stderr;
-  if (file) err.write(`The recovery key for keyslot ${slot} was written to '${file}' (mode 0600).\n`);
-  else {
-    err.write(
-      [
-        '',
-        `A new recovery key was added to keyslot ${slot}. It is shown only this once:`,
-        '',
-        `    ${key}`,
-        '',
-        'Write it down and keep it away from this device. It unlocks the volume at the passphrase prompt',
-        '(dashes included) when the Zymkey cannot, e.g. after a tamper event or on another Pi.',
-        '',
-      ].join('\n'),
-    );
-  }
-  if (argv.qr === true) {
-    const r = await createRunner()('qrencode', ['-t', 'ansiutf8'], {
-      input: key,
-      secretInput: true,
-      reject: false,
-    });
-    if (r.exitCode === 0) err.write(r.stdout);
-    else
-      createOutput(g.json).warn(
-        `could not draw the QR code (qrencode: ${r.stderr.trim() || r.exitCode}); apt-get install qrencode`,
-      );
-  }
-}
-
-/** Print an operation's outcome: the plan for --dry-run, otherwise what changed. */
-export function printResult(
-  out: Output,
-  g: GlobalOptions,
-  result: OperationResult,
-  summary: string,
-  extra: Record<string, unknown> = {},
-): void {
-  const { plan, applied } = result;
-  const json = {
-    volume: plan.volume,
-    operation: plan.operation,
-    dryRun: g.dryRun,
-    changed: applied !== null,
-    unchanged: plan.unchanged,
-    plan: { steps: plan.steps, generates: plan.generates, escrowRecipient: plan.escrowRecipient },
-    notes: plan.notes,
-    zymkeySlot: applied?.zymkeySlot ?? null,
-    recoverySlot: applied?.recoverySlot ?? null,
-    escrowRecipient: applied?.escrowRecipient ?? null,
-    ...extra,
-  };
-  if (g.dryRun) return out.data(describePlan(plan), json);
-  if (plan.unchanged) {
-    out.data(`unchanged: ${plan.unchanged}`, json);
-  } else out.data(summary, json);
-  if (!g.json) for (const n of plan.notes) out.info(`note: ${n}`);
-}
+  escrowOf,
+  keyslotDeps,
+  printResult,
+  recoveryKeyFileHooks,
+  recoveryOptions,
+  showRecoveryKey,
+  unlockKey,
+  unlockKeyOption,
+  volumeArg,
+  volumeOf,
+} from '../keyslot-command.ts';
 
 export const enrollCommand: CommandModule = {
   command: 'enroll <volume>',

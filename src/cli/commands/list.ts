@@ -6,7 +6,7 @@ import { readHeader } from '../../keyslot/header.ts';
 import { viewVolume } from '../../keyslot/volume-view.ts';
 import { globalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
-import { volumeArg, volumeOf } from './enroll.ts';
+import { volumeArg, volumeOf } from '../keyslot-command.ts';
 
 export const listCommand: CommandModule = {
   command: 'list <volume>',

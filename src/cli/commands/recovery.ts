@@ -13,6 +13,7 @@ import {
   keyslotDeps,
   optionalUnlockKey,
   printResult,
+  removalCommand,
   promptUnlockKey,
   recoveryKeyFileHooks,
   recoveryOptions,
@@ -20,8 +21,7 @@ import {
   unlockKeyOption,
   volumeArg,
   volumeOf,
-} from './enroll.ts';
-import { lockOutOption } from './remove.ts';
+} from '../keyslot-command.ts';
 
 const add: CommandModule = {
   command: 'add <volume>',
@@ -107,21 +107,13 @@ const verify: CommandModule = {
   },
 };
 
-const removeCmd: CommandModule = {
+const removeCmd = removalCommand({
   command: 'remove <volume>',
   describe:
     'Wipe the recovery keyslot and its token (refused if no other way in without the Zymkey would remain)',
-  builder: (y) => volumeArg(y).option('i-understand-this-locks-me-out', lockOutOption),
-  handler: async (argv) => {
-    const g = globalOptions(argv);
-    const volume = volumeOf(argv);
-    const consent = { lockMeOut: argv['i-understand-this-locks-me-out'] === true, yes: g.yes };
-    const result = await withInterruptSignal((signal) =>
-      recoveryRemove(keyslotDeps(g, signal), volume, { ...consent, dryRun: g.dryRun }),
-    );
-    printResult(createOutput(g.json), g, result, `removed the recovery keyslot and token from '${volume}'`);
-  },
-};
+  remove: recoveryRemove,
+  done: (volume) => `removed the recovery keyslot and token from '${volume}'`,
+});
 
 const unlock: CommandModule = {
   command: 'unlock <volume>',

@@ -11,7 +11,7 @@ import {
   unlockKeyOption,
   volumeArg,
   volumeOf,
-} from './enroll.ts';
+} from '../keyslot-command.ts';
 
 export const rotateCommand: CommandModule = {
   command: 'rotate <volume>',

@@ -5,7 +5,7 @@ import { ExitCode } from '../../errors.ts';
 import { verifyZymkey } from '../../keyslot/operations.ts';
 import { globalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
-import { keyslotDeps, volumeArg, volumeOf } from './enroll.ts';
+import { keyslotDeps, volumeArg, volumeOf } from '../keyslot-command.ts';
 
 const HINTS: Record<string, string> = {
   'no-token': 'zkluks enroll VOLUME',

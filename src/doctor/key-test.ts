@@ -1,11 +1,8 @@
-// Does this key open the volume? `cryptsetup open --test-passphrase` answers without activating
-// anything. Keys go in on stdin (secret) or as a file path; never as bytes on argv.
+// Does this key open the volume? The doctor asks through the keyslot subsystem's testKey
+// (`cryptsetup open --test-passphrase`, nothing activated) and wants the slot that opened, or null
+// for any failure: a finding, never a crash.
 import type { Runner } from '../exec.ts';
-
-function unlockedSlot(output: string, asked: number | null): number {
-  const m = /Key slot (\d+) unlocked/.exec(output);
-  return m ? Number(m[1]) : (asked ?? -1);
-}
+import { testKey } from '../keyslot/cryptsetup.ts';
 
 /** The slot `key` opens (only `slot` when given), or null. */
 export async function keyOpens(
@@ -14,27 +11,12 @@ export async function keyOpens(
   key: Buffer,
   slot: number | null,
 ): Promise<number | null> {
-  const r = await runner(
-    'cryptsetup',
-    [
-      '-v',
-      'open',
-      '--test-passphrase',
-      '--key-file',
-      '-',
-      ...(slot === null ? [] : ['--key-slot', String(slot)]),
-      volume,
-    ],
-    { input: key, secretInput: true, reject: false, timeoutMs: 30_000 },
-  );
-  return r.exitCode === 0 ? unlockedSlot(r.stdout + r.stderr, slot) : null;
+  const r = await testKey(runner, volume, { bytes: key }, slot ?? undefined);
+  return r.opens ? r.slot : null;
 }
 
 /** The slot the key file at `file` opens, or null. */
 export async function keyFileOpens(runner: Runner, volume: string, file: string): Promise<number | null> {
-  const r = await runner('cryptsetup', ['-v', 'open', '--test-passphrase', '--key-file', file, volume], {
-    reject: false,
-    timeoutMs: 30_000,
-  });
-  return r.exitCode === 0 ? unlockedSlot(r.stdout + r.stderr, null) : null;
+  const r = await testKey(runner, volume, { file });
+  return r.opens ? r.slot : null;
 }

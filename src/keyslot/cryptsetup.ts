@@ -3,6 +3,43 @@
 import { ZkluksError } from '../errors.ts';
 import type { Runner } from '../exec.ts';
 
+/** The outcome of `cryptsetup -v open --test-passphrase`: the slot that opened, or why none did. */
+export type KeyTest = { opens: true; slot: number } | { opens: false; exitCode: number; stderr: string };
+
+/**
+ * Test a key against `volume` (only `slot` when given) without activating anything: the key's bytes
+ * go on stdin, or cryptsetup reads a key file by path — never the key on argv.
+ */
+export async function testKey(
+  runner: Runner,
+  volume: string,
+  key: { bytes: Buffer | string } | { file: string },
+  slot?: number,
+): Promise<KeyTest> {
+  const r = await runner(
+    'cryptsetup',
+    [
+      '-v',
+      'open',
+      '--test-passphrase',
+      ...(slot === undefined ? [] : ['--key-slot', String(slot)]),
+      '--key-file',
+      'file' in key ? key.file : '-',
+      volume,
+    ],
+    {
+      ...('bytes' in key ? { input: key.bytes, secretInput: true } : {}),
+      reject: false,
+      // A volume with several argon2 slots on a slow board takes seconds a slot; a hung device must
+      // still end.
+      timeoutMs: 120_000,
+    },
+  );
+  if (r.exitCode !== 0) return { opens: false, exitCode: r.exitCode, stderr: r.stderr };
+  const m = /Key slot (\d+) unlocked/.exec(r.stdout + r.stderr);
+  return { opens: true, slot: m ? Number(m[1]) : (slot ?? -1) };
+}
+
 /** True when `key` opens `slot` (exit 2 from cryptsetup means it does not). */
 export async function keyOpensSlot(
   runner: Runner,
@@ -10,19 +47,8 @@ export async function keyOpensSlot(
   key: Buffer | string,
   slot?: number,
 ): Promise<boolean> {
-  const r = await runner(
-    'cryptsetup',
-    [
-      'open',
-      '--test-passphrase',
-      ...(slot === undefined ? [] : ['--key-slot', String(slot)]),
-      '--key-file',
-      '-',
-      volume,
-    ],
-    { input: key, secretInput: true, reject: false },
-  );
-  if (r.exitCode === 0) return true;
+  const r = await testKey(runner, volume, { bytes: key }, slot);
+  if (r.opens) return true;
   if (r.exitCode === 2 || /No key available/i.test(r.stderr)) return false;
   throw new ZkluksError(
     `Failed to test a key against '${volume}': ${r.stderr.trim() || `cryptsetup exited ${r.exitCode}`}`,

@@ -115,6 +115,34 @@ function records(result: BootResult): Record<string, string> {
   );
 }
 
+const promptFor = (reason: string) => `Please unlock disk cryptroot (Zymkey: ${reason}): `;
+
+/** Boot `diskPath` with the Zymkey behind `socket`, typing the passphrase at the prompt for `reason`. */
+function bootTypingPassphrase(reason: string, diskPath: string, socket: string): Promise<BootResult> {
+  return bootVm({
+    kernel,
+    initrd,
+    disk: diskPath,
+    simSocket: socket,
+    answer: { prompt: promptFor(reason), reply: PASSPHRASE },
+    timeoutMs: 180_000,
+  });
+}
+
+/**
+ * The boot fell back to the passphrase for `reason`: the prompt said why, the reason reached the
+ * console, the typed passphrase opened the root (never echoed), and the boot record says so.
+ */
+function expectPassphraseFallback(boot: BootResult, reason: string): Record<string, string> {
+  expect(boot.console, boot.console).toContain(promptFor(reason));
+  expect(boot.console).toContain(`zkluks: cryptroot: Zymkey unlock failed: ${reason}:`);
+  expect(boot.console).toContain('MARKER-ROOT-REACHED');
+  expect(boot.console).not.toContain(PASSPHRASE);
+  const record = records(boot);
+  expect(record).toMatchObject({ name: 'cryptroot', method: 'passphrase', reason });
+  return record;
+}
+
 describe('booting a LUKS2 root with the zkluks keyscript', () => {
   it('unlocks with the Zymkey and reaches the root with method=zymkey', async () => {
     const { value: boot, log } = await withSimulator(simState, (socket) =>
@@ -129,54 +157,26 @@ describe('booting a LUKS2 root with the zkluks keyscript', () => {
   });
 
   it('shows the prompt with the reason when the Zymkey self-destructed, and unlocks with the typed passphrase', async () => {
-    const prompt = 'Please unlock disk cryptroot (Zymkey: self-destructed): ';
     const { value: boot } = await withSimulator(destroyedState, (socket) =>
-      bootVm({
-        kernel,
-        initrd,
-        disk: disk.path,
-        simSocket: socket,
-        answer: { prompt, reply: PASSPHRASE },
-        timeoutMs: 180_000,
-      }),
+      bootTypingPassphrase('self-destructed', disk.path, socket),
     );
     console.log(
       `boot (passphrase fallback): ${Math.round(boot.durationMs)} ms, prompt at ${Math.round(boot.promptAtMs ?? -1)} ms`,
     );
-    expect(boot.console, boot.console).toContain(prompt);
-    expect(boot.console).toContain('zkluks: cryptroot: Zymkey unlock failed: self-destructed:');
-    expect(boot.console).toContain('MARKER-ROOT-REACHED');
-    expect(boot.console).not.toContain(PASSPHRASE);
-    expect(records(boot)).toMatchObject({
-      name: 'cryptroot',
-      method: 'passphrase',
-      reason: 'self-destructed',
-    });
+    expectPassphraseFallback(boot, 'self-destructed');
   });
 
   it('gives up on a Zymkey that never answers within its time bound, prompts with reason timeout, and unlocks with the typed passphrase', async () => {
     expect(timeoutS).toBe(DEFAULT_TIMEOUT_S);
-    const prompt = 'Please unlock disk cryptroot (Zymkey: timeout): ';
     const { value: boot, received } = await withSilentZymkey(join(W, 'silent.sock'), (socket) =>
-      bootVm({
-        kernel,
-        initrd,
-        disk: disk.path,
-        simSocket: socket,
-        answer: { prompt, reply: PASSPHRASE },
-        timeoutMs: 180_000,
-      }),
+      bootTypingPassphrase('timeout', disk.path, socket),
     );
     const record = records(boot);
     console.log(
       `boot (silent Zymkey): ${Math.round(boot.durationMs)} ms, prompt ${record.elapsed_ms} ms after the keyscript started`,
     );
     expect(received, 'the guest asked the Zymkey').toMatch(/^UNSEAL [A-Za-z0-9+/]+=*\n$/);
-    expect(boot.console, boot.console).toContain(prompt);
-    expect(boot.console).toContain('zkluks: cryptroot: Zymkey unlock failed: timeout:');
-    expect(boot.console).toContain('MARKER-ROOT-REACHED');
-    expect(boot.console).not.toContain(PASSPHRASE);
-    expect(record).toMatchObject({ name: 'cryptroot', method: 'passphrase', reason: 'timeout', tried: '0' });
+    expect(expectPassphraseFallback(boot, 'timeout')).toMatchObject({ tried: '0' });
     // The record is written just before the prompt; elapsed_ms counts from the keyscript's start.
     // The keyscript polls zkunlockifs every 0.1 s; 1.5 s is the margin for an emulated CPU.
     const elapsed = Number(record.elapsed_ms);
@@ -185,35 +185,21 @@ describe('booting a LUKS2 root with the zkluks keyscript', () => {
   });
 
   it('asks for the passphrase with reason key-rejected when cryptsetup rejects the key the Zymkey unsealed', async () => {
-    const prompt = 'Please unlock disk cryptroot (Zymkey: key-rejected): ';
     const { value: boot, log } = await withSimulator(simState, (socket) =>
-      bootVm({
-        kernel,
-        initrd,
-        disk: foreignDisk.path,
-        simSocket: socket,
-        answer: { prompt, reply: PASSPHRASE },
-        timeoutMs: 180_000,
-      }),
+      bootTypingPassphrase('key-rejected', foreignDisk.path, socket),
     );
     console.log(
       `boot (key rejected): ${Math.round(boot.durationMs)} ms, prompt at ${Math.round(boot.promptAtMs ?? -1)} ms`,
     );
     expect(log).toMatch(/UNSEAL ok/);
     expect(boot.console, boot.console).toContain('cryptroot: cryptsetup failed, bad password or options?');
-    expect(boot.console).toContain(prompt);
-    expect(boot.console.indexOf('bad password or options?')).toBeLessThan(boot.console.indexOf(prompt));
+    expect(boot.console.indexOf('bad password or options?')).toBeLessThan(
+      boot.console.indexOf(promptFor('key-rejected')),
+    );
     expect(boot.console).toContain(
       'zkluks: cryptroot: Zymkey unlock failed: key-rejected: cryptsetup rejected the key the Zymkey unsealed',
     );
-    expect(boot.console).toContain('MARKER-ROOT-REACHED');
-    expect(boot.console).not.toContain(PASSPHRASE);
-    expect(records(boot)).toMatchObject({
-      name: 'cryptroot',
-      method: 'passphrase',
-      reason: 'key-rejected',
-      tried: '1',
-    });
+    expect(expectPassphraseFallback(boot, 'key-rejected')).toMatchObject({ tried: '1' });
   });
 
   it('runs zkluks device probe in the guest against i2c-stub: bus missing, ok, conflict at 0x30', async () => {

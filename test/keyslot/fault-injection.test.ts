@@ -12,7 +12,15 @@ import { luksImage, opens, type TestImage } from '../helpers/luks.ts';
 import { keyslotDeps } from './sim-fixture.ts';
 
 const real = createRunner();
-const STEPS = new Set(['luksAddKey', 'config', 'token', 'luksKillSlot', 'luksHeaderBackup', 'open']);
+const STEPS = new Set([
+  'luksAddKey',
+  'config',
+  'token',
+  'luksKillSlot',
+  'luksHeaderBackup',
+  'open',
+  'luksDump',
+]);
 const isStep = (file: string, args: readonly string[]) => file === 'cryptsetup' && STEPS.has(args[0] ?? '');
 
 /** A runner that counts step calls and fails the `failAt`-th (0-based; -1 never). */

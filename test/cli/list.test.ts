@@ -38,6 +38,30 @@ describe('zkluks list', () => {
     expect(json.problems).toEqual([]);
   });
 
+  it('warns about a zkluks token copied onto another keyslot and keeps that slot a passphrase slot', async () => {
+    const img = await luksImage();
+    const sim = await simStateDir();
+    const keyFile = `${img.dir}/unlock.key`;
+    await writeFile(keyFile, img.passphrase, { mode: 0o600 });
+    expect(
+      (await zkluks(['enroll', img.path, '--unlock-key-file', keyFile], { env: simEnv(sim) })).exitCode,
+    ).toBe(0);
+    const run = createRunner();
+    const token = JSON.parse(
+      (await run('cryptsetup', ['token', 'export', '--token-id', '0', img.path])).stdout,
+    );
+    await run('cryptsetup', ['token', 'import', '--token-id', '3', '--json-file', '-', img.path], {
+      input: JSON.stringify({ ...token, keyslots: ['0'] }),
+    });
+    const table = await zkluks(['list', img.path]);
+    expect(table.stdout.split('\n')[1]).toBe('0     passphrase  pbkdf2 (1000)  normal    3:zkluks-zymkey');
+    expect(table.stdout).toContain(
+      "warning: token 3 (zkluks-zymkey) was not made for keyslot 0 (the slot's salt differs from the one it recorded",
+    );
+    const json = JSON.parse((await zkluks(['list', img.path, '--json'])).stdout);
+    expect(json.foreignTokens).toEqual([{ token: 3, type: 'zkluks-zymkey', slot: 0 }]);
+  });
+
   it('fails on a file that is not LUKS', async () => {
     const img = await luksImage({ type: 'none' });
     const r = await zkluks(['list', img.path]);

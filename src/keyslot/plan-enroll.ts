@@ -7,7 +7,6 @@ import {
   JSON_BYTES,
   requireFreeKeyslots,
   requireJsonRoom,
-  provenSlots,
   requireWayInWithoutZymkey,
   oldToken,
   slotsToWipe,
@@ -75,8 +74,8 @@ export function planEnroll(facts: EnrollFacts, options: EnrollOptions): Plan {
 
   const createRecovery = options.recoveryKey && !hasRecovery;
   const oldTokens = [...view.zymkey.map(oldToken), ...problems];
-  const wipe = slotsToWipe(view, oldTokens, {
-    proven: provenSlots(facts.checks),
+  const wipe = slotsToWipe('enroll', view, oldTokens, {
+    checks: facts.checks,
     unlockOpens: facts.unlockOpens,
   });
   const kills = wipe.kills;

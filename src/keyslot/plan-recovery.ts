@@ -59,7 +59,7 @@ export function planRecoveryAdd(facts: RecoveryAddFacts, options: RecoveryAddOpt
     steps.push({ op: 'remove-token', tokenId: r.tokenId, type: RECOVERY_TOKEN_TYPE });
   const problems = view.problems.filter((p) => p.type === RECOVERY_TOKEN_TYPE);
   for (const p of problems) steps.push({ op: 'remove-token', tokenId: p.tokenId, type: RECOVERY_TOKEN_TYPE });
-  const wipe = slotsToWipe(view, [...view.recovery.map(oldToken), ...problems], {
+  const wipe = slotsToWipe('recovery-add', view, [...view.recovery.map(oldToken), ...problems], {
     unlockOpens: facts.unlockOpens,
     unlockName: 'key',
   });
@@ -86,7 +86,10 @@ export function planRecoveryRemove(view: VolumeView, consent: LockOutConsent): P
       `'${volume}' has no zkluks-recovery token: nothing to remove`,
     );
   }
-  const { kills, notes: kept } = slotsToWipe(view, [...view.recovery.map(oldToken), ...problems]);
+  const { kills, notes: kept } = slotsToWipe('recovery-remove', view, [
+    ...view.recovery.map(oldToken),
+    ...problems,
+  ]);
   const notes = [...kept, ...requireWayInWithoutZymkey('recovery-remove', view, kills, consent)];
   const steps: Step[] = [
     ...view.recovery.map((r): Step => ({

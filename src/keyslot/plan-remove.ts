@@ -12,14 +12,22 @@ import {
   type Step,
 } from './plan.ts';
 import type { VolumeView } from './volume-view.ts';
+import type { ZymkeyCheck } from './zymkey-check.ts';
 
-export function planRemove(view: VolumeView, consent: LockOutConsent): Plan {
+/** `checks`: the Zymkey's test of each token whose keyslot salt does not match (see slotsToWipe). */
+export function planRemove(
+  view: VolumeView,
+  consent: LockOutConsent,
+  checks: readonly ZymkeyCheck[] = [],
+): Plan {
   const volume = view.header.volume;
   const problems = view.problems.filter((p) => p.type === ZYMKEY_TOKEN_TYPE);
   if (view.zymkey.length === 0 && problems.length === 0) {
     return unchangedPlan('remove', volume, `'${volume}' has no zkluks-zymkey token: nothing to remove`);
   }
-  const { kills, notes: kept } = slotsToWipe(view, [...view.zymkey.map(oldToken), ...problems]);
+  const { kills, notes: kept } = slotsToWipe('remove', view, [...view.zymkey.map(oldToken), ...problems], {
+    checks,
+  });
   const notes = [...kept, ...requireWayInWithoutZymkey('remove', view, kills, consent)];
   const steps: Step[] = [
     ...view.zymkey.map((z): Step => ({ op: 'remove-token', tokenId: z.tokenId, type: ZYMKEY_TOKEN_TYPE })),

@@ -4,7 +4,6 @@ import { RefusedError, ZkluksError } from '../errors.ts';
 import { ZYMKEY_TOKEN_TYPE } from './token.ts';
 import {
   JSON_BYTES,
-  provenSlots,
   requireFreeKeyslots,
   requireJsonRoom,
   oldToken,
@@ -68,8 +67,8 @@ export function planRotate(facts: RotateFacts): Plan {
   for (const z of view.zymkey)
     steps.push({ op: 'remove-token', tokenId: z.tokenId, type: ZYMKEY_TOKEN_TYPE });
   for (const p of problems) steps.push({ op: 'remove-token', tokenId: p.tokenId, type: ZYMKEY_TOKEN_TYPE });
-  const wipe = slotsToWipe(view, view.zymkey.map(oldToken), {
-    proven: provenSlots(facts.checks),
+  const wipe = slotsToWipe('rotate', view, view.zymkey.map(oldToken), {
+    checks: facts.checks,
     unlockOpens: facts.unlockOpens,
   });
   notes.push(...wipe.notes);

@@ -3,7 +3,7 @@
 // Keys appear only by name: they are made or read while applying, never stored in a plan.
 import { RefusedError, ZkluksError } from '../errors.ts';
 import type { HeaderFacts } from './header.ts';
-import type { ZkluksToken, ZkluksTokenType } from './token.ts';
+import { RECOVERY_TOKEN_TYPE, type ZkluksToken, type ZkluksTokenType } from './token.ts';
 import type { ZymkeyCheck } from './zymkey-check.ts';
 import { waysInWithoutZymkey, type OurToken, type SlotMatch, type VolumeView } from './volume-view.ts';
 
@@ -104,9 +104,17 @@ export function requireWayInWithoutZymkey(
   if (waysInWithoutZymkey(view, killed).length > 0) return [];
   const rule = `zkluks never leaves a volume without a way in that does not need the Zymkey (a passphrase or recovery keyslot), unless told twice with --i-understand-this-locks-me-out and --yes`;
   if (!consent.lockMeOut || !consent.yes) {
+    const volume = view.header.volume;
+    const unverified = view.slots.filter((s) => s.kind === 'unverified' && !killed.includes(s.id));
+    const tokens = unverified.flatMap((s) => s.tokens.filter((t) => t.type.startsWith('zkluks-')));
     throw new RefusedError(
-      `Refused to ${VERBS[operation]} '${view.header.volume}': it would leave no passphrase or recovery keyslot; ${rule}`,
-      { hint: `zkluks recovery add '${view.header.volume}' (then run this again)` },
+      `Refused to ${VERBS[operation]} '${volume}': it would leave no passphrase or recovery keyslot${unverified.length > 0 ? ` that zkluks can count (keyslot ${unverified.map((s) => s.id).join(', ')} ${unverified.length > 1 ? 'are' : 'is'} named by zkluks tokens made for another keyslot, so what opens ${unverified.length > 1 ? 'them' : 'it'} cannot be told)` : ''}; ${rule}`,
+      {
+        hint:
+          tokens.length > 0
+            ? `if keyslot ${unverified.map((s) => s.id).join(', ')} opens with a passphrase you know (cryptsetup open --test-passphrase --key-slot N '${volume}'), remove the copied token: ${tokens.map((t) => `cryptsetup token remove --token-id ${t.id} '${volume}'`).join('; ')}; otherwise zkluks recovery add '${volume}' first`
+            : `zkluks recovery add '${volume}' (then run this again)`,
+      },
     );
   }
   return [
@@ -168,18 +176,13 @@ export interface OldToken {
   match: SlotMatch;
 }
 
-/** Keyslots the Zymkey's unsealed key was seen to open. */
-export function provenSlots(checks: readonly ZymkeyCheck[]): number[] {
-  return checks.flatMap((c) => (c.opens && c.slot !== null ? [c.slot] : []));
-}
-
 export function oldToken(o: OurToken<ZkluksToken>): OldToken {
   return { tokenId: o.tokenId, type: o.token.type, slot: o.slot, match: o.match };
 }
 
 export interface WipeFacts {
-  /** Slots the Zymkey's unsealed key opens: they hold a zkluks key whatever the salt says. */
-  proven?: readonly number[];
+  /** The outcome of unsealing each valid zkluks-zymkey token and testing it against its slot. */
+  checks?: readonly ZymkeyCheck[];
   /** Slots the key the admin gave opens: never wiped. */
   unlockOpens?: readonly number[];
   /** How the notes name the key the admin gave. */
@@ -187,40 +190,58 @@ export interface WipeFacts {
 }
 
 /**
- * Safety rule: removing a zkluks token wipes the keyslot it names only when that slot is the one
- * the token was made for — its recorded keyslot salt matches, or the unsealed key opens it — and
- * never a slot the admin's own key opens. Any other slot (a token copied from another volume
- * naming a passphrase slot, a slot replaced since) keeps its key: only the token goes, with a note.
+ * Safety rule: removing zkluks tokens wipes a keyslot they name only when it is known to be theirs —
+ * a token naming it recorded its current salt, or the Zymkey's unsealed key opens it — and never a
+ * slot the admin's own key opens. A slot a token was not made for (copied from another volume,
+ * replaced since) keeps its key and loses only the token, with a note. When that cannot be told —
+ * a zkluks-zymkey token without a matching salt and no Zymkey answer for its key — the operation is
+ * refused: keeping the slot could leave a dead slot that later passes for a passphrase, and wiping
+ * it could destroy one.
  */
 export function slotsToWipe(
+  operation: Operation,
   view: VolumeView,
   tokens: readonly OldToken[],
   facts: WipeFacts = {},
 ): { kills: number[]; notes: string[] } {
   const volume = view.header.volume;
-  const existing = new Set(view.header.keyslots.map((k) => k.id));
   const kills: number[] = [];
   const notes: string[] = [];
-  const seen = new Set<number>();
-  for (const t of tokens) {
-    if (t.slot === null || !existing.has(t.slot) || seen.has(t.slot)) continue;
-    seen.add(t.slot);
-    const slot = t.slot;
+  const undecided: string[] = [];
+  for (const k of view.header.keyslots) {
+    const slot = k.id;
+    const naming = tokens.filter((t) => t.slot === slot);
+    const first = naming[0];
+    if (!first) continue;
+    const ids = naming.map((t) => `${t.type} token ${t.tokenId}`).join(', ');
+    const checks = (facts.checks ?? []).filter((c) => c.slot === slot);
     if (facts.unlockOpens?.includes(slot)) {
       notes.push(
-        `keyslot ${slot} opens with the ${facts.unlockName ?? 'passphrase'} you gave, so only its ${t.type} token is removed`,
+        `keyslot ${slot} opens with the ${facts.unlockName ?? 'passphrase'} you gave, so only its ${first.type} token is removed`,
       );
-    } else if (t.match === 'match' || facts.proven?.includes(slot)) {
+    } else if (naming.some((t) => t.match === 'match') || checks.some((c) => c.opens)) {
       kills.push(slot);
-    } else if (t.match === 'mismatch') {
+    } else if (
+      naming.every((t) => t.type === RECOVERY_TOKEN_TYPE) ||
+      checks.some((c) => c.reason === 'key-rejected')
+    ) {
+      const why = naming.some((t) => t.match === 'mismatch')
+        ? "the slot's salt differs from the one recorded: a token copied from another volume, or a keyslot replaced since"
+        : 'no keyslot salt is recorded';
       notes.push(
-        `keyslot ${slot} is kept: ${t.type} token ${t.tokenId} was not made for it (the slot's salt differs from the one the token recorded: a token copied from another volume, or a keyslot replaced since); only the token is removed`,
+        `keyslot ${slot} is kept: ${ids} ${naming.length > 1 ? 'were' : 'was'} not made for it (${why}); only the token is removed. If the slot should go too: cryptsetup luksKillSlot '${volume}' ${slot}`,
       );
     } else {
-      notes.push(
-        `keyslot ${slot} is kept: ${t.type} token ${t.tokenId} does not record which keyslot it was made for; only the token is removed (wipe the slot with cryptsetup luksKillSlot '${volume}' ${slot} if no one uses it)`,
-      );
+      undecided.push(`keyslot ${slot} (${ids})`);
     }
+  }
+  if (undecided.length > 0) {
+    throw new RefusedError(
+      `Refused to ${VERBS[operation]} '${volume}': zkluks cannot tell whether ${undecided.join('; ')} ${undecided.length > 1 ? 'hold' : 'holds'} the Zymkey-sealed key: the token records no matching keyslot salt and the Zymkey could not test its key`,
+      {
+        hint: `if the keyslot opens with a passphrase you know (cryptsetup open --test-passphrase --key-slot N '${volume}'), remove only the token: cryptsetup token remove --token-id T '${volume}'; otherwise wipe it: cryptsetup luksKillSlot '${volume}' N`,
+      },
+    );
   }
   return { kills, notes };
 }

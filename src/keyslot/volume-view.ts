@@ -15,7 +15,12 @@ import {
   type ZymkeyToken,
 } from './token.ts';
 
-export type SlotKind = 'zymkey' | 'recovery' | 'passphrase' | 'other-token';
+/**
+ * `unverified`: named only by zkluks tokens made for another keyslot (their recorded salt differs),
+ * so what opens it cannot be told — a passphrase, or a Zymkey key whose slot was re-keyed. It never
+ * counts as a way in without the Zymkey.
+ */
+export type SlotKind = 'zymkey' | 'recovery' | 'passphrase' | 'other-token' | 'unverified';
 
 export interface SlotView {
   id: number;
@@ -142,19 +147,17 @@ export function viewVolume(header: HeaderFacts): VolumeView {
     const tokens = header.tokens
       .filter((t) => t.keyslots.includes(k.id))
       .map((t) => ({ id: t.id, type: t.type }));
-    // A zkluks token made for another keyslot (its recorded salt differs) says nothing about this
-    // one: the slot is what it was before the token was copied onto it.
-    const names = (o: { slot: number | null; match: SlotMatch }) => o.slot === k.id && o.match !== 'mismatch';
-    const corruptOurs = problems.find(names);
-    const foreign = new Set(
-      [...zymkey, ...recovery, ...problems]
-        .filter((o) => o.slot === k.id && o.match === 'mismatch')
-        .map((o) => o.tokenId),
+    // A zkluks token made for another keyslot (its recorded salt differs) does not say what this
+    // slot is; when only such tokens name it, the slot is unverified.
+    const ours = [...[...zymkey, ...recovery].map((o) => ({ ...o, type: o.token.type })), ...problems].filter(
+      (o) => o.slot === k.id,
     );
+    const trusted = ours.filter((o) => o.match !== 'mismatch');
     let kind: SlotKind = 'passphrase';
-    if (zymkey.some(names) || corruptOurs?.type === ZYMKEY_TOKEN_TYPE) kind = 'zymkey';
-    else if (recovery.some(names) || corruptOurs?.type === RECOVERY_TOKEN_TYPE) kind = 'recovery';
-    else if (tokens.some((t) => !foreign.has(t.id))) kind = 'other-token';
+    if (ours.length > 0 && trusted.length === 0) kind = 'unverified';
+    else if (trusted.some((o) => o.type === ZYMKEY_TOKEN_TYPE)) kind = 'zymkey';
+    else if (trusted.some((o) => o.type === RECOVERY_TOKEN_TYPE)) kind = 'recovery';
+    else if (tokens.some((t) => !ours.some((o) => o.tokenId === t.id))) kind = 'other-token';
     return { id: k.id, kind, kdf: k.kdf, iterations: k.iterations, priority: k.priority, tokens };
   });
   problems.sort((a, b) => a.tokenId - b.tokenId);

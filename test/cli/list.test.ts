@@ -38,7 +38,7 @@ describe('zkluks list', () => {
     expect(json.problems).toEqual([]);
   });
 
-  it('warns about a zkluks token copied onto another keyslot and keeps that slot a passphrase slot', async () => {
+  it('warns about a zkluks token copied onto another keyslot and shows that slot as unverified', async () => {
     const img = await luksImage();
     const sim = await simStateDir();
     const keyFile = `${img.dir}/unlock.key`;
@@ -54,7 +54,7 @@ describe('zkluks list', () => {
       input: JSON.stringify({ ...token, keyslots: ['0'] }),
     });
     const table = await zkluks(['list', img.path]);
-    expect(table.stdout.split('\n')[1]).toBe('0     passphrase  pbkdf2 (1000)  normal    3:zkluks-zymkey');
+    expect(table.stdout.split('\n')[1]).toBe('0     unverified  pbkdf2 (1000)  normal    3:zkluks-zymkey');
     expect(table.stdout).toContain(
       "warning: token 3 (zkluks-zymkey) was not made for keyslot 0 (the slot's salt differs from the one it recorded",
     );

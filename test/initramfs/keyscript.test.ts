@@ -77,6 +77,13 @@ beforeAll(async () => {
   writeFileSync(join(W, 'zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
   // A modprobe that only notes what it was asked to load, next to the run directory.
   writeScript(join(W, 'modprobe'), 'printf \'%s\\n\' "$*" >>"$ZKLUKS_RUN_DIR/../modprobe.log"');
+  // A zkunlockifs that needs 0.4 s more than the simulator's.
+  writeScript(join(W, 'slow-zkunlockifs'), 'sleep 0.4; exec zkunlockifs "$1"');
+  // A modprobe whose first call takes 1.6 s, as a slow module load eats the time budget.
+  writeScript(
+    join(W, 'slow-modprobe'),
+    'm="$ZKLUKS_RUN_DIR/../slow"; [ -e "$m" ] && exit 0; : >"$m"; sleep 1.6',
+  );
 
   simInit(simState);
   const keyFile = join(W, 'plain.key');
@@ -143,6 +150,7 @@ interface RunOptions {
   conf?: string;
   /** A record left by an earlier try in the same boot. */
   previous?: string;
+  modprobe?: string;
 }
 
 let caseNo = 0;
@@ -169,7 +177,7 @@ async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> 
       ZKLUKS_SIM_STATE: opts.state ?? simState,
       ZKLUKS_ASKPASS: join(W, 'askpass'),
       ZKLUKS_UNLOCK: opts.unlock ?? 'zkunlockifs',
-      ZKLUKS_MODPROBE: join(W, 'modprobe'),
+      ZKLUKS_MODPROBE: opts.modprobe ?? join(W, 'modprobe'),
       ZKLUKS_RUN_DIR: runDir,
       ZKLUKS_WORK_DIR: workDir,
       ZKLUKS_CONF: join(dir, 'boot.conf'),
@@ -293,6 +301,18 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
     expectFallback(run, 'timeout', 2000 + 700);
     expect(Number(run.record.elapsed_ms)).toBeGreaterThanOrEqual(2000);
     expect(run.record.detail).toMatch(/gave no answer within the 2s time budget/);
+  });
+
+  it('gives the unseal at least 1 s when loading the modules used up most of the budget', async () => {
+    // 1.6 s of the 2 s budget go to the modules; the unseal then needs more than the 0.4 s left.
+    const run = await runKeyscript(shell, {
+      modprobe: join(W, 'slow-modprobe'),
+      unlock: join(W, 'slow-zkunlockifs'),
+      conf: 'ZKLUKS_TIMEOUT=2\n',
+    });
+    expect(run.stdout.equals(key), run.stderr).toBe(true);
+    expect(run.record).toMatchObject({ method: 'zymkey', reason: 'ok' });
+    expect(Number(run.record.elapsed_ms)).toBeGreaterThanOrEqual(1600);
   });
 
   it('falls back to askpass when zkunlockifs is not installed', async () => {

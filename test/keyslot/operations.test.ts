@@ -195,7 +195,7 @@ describe('a zkluks token copied from another volume never gets the keyslot it na
     await enroll(deps, b.path, { ...base, unlock: Buffer.from(b.passphrase) });
     await copyToken(a.path, type === 'zkluks-zymkey' ? 0 : 1, b.path, 5, 0);
     const view = viewVolume(await readHeader(runner, b.path));
-    expect(view.slots.find((s) => s.id === 0)?.kind).toBe('passphrase');
+    expect(view.slots.find((s) => s.id === 0)?.kind).toBe('unverified');
     expect([...view.zymkey, ...view.recovery].find((o) => o.tokenId === 5)?.match).toBe('mismatch');
     return { b, deps };
   }
@@ -213,14 +213,32 @@ describe('a zkluks token copied from another volume never gets the keyslot it na
     await noDanglingTokens(b.path);
   });
 
-  it('recovery remove wipes the recovery slot only; the passphrase slot still opens', async () => {
+  it('recovery remove will not count the slot a copied token names; once that token is gone it keeps the passphrase slot', async () => {
     const { b, deps } = await twoVolumes('zkluks-recovery');
+    const before = await readHeader(runner, b.path);
+    const refused = recoveryRemove(deps, b.path, { dryRun: false, lockMeOut: false, yes: false });
+    await expect(refused).rejects.toMatchObject({
+      exitCode: 3,
+      message: expect.stringMatching(/keyslot 0 is named by zkluks tokens made for another keyslot/),
+      hint: expect.stringMatching(/cryptsetup token remove --token-id 5/),
+    });
+    expect(await readHeader(runner, b.path)).toEqual(before);
+    await runner('cryptsetup', ['token', 'remove', '--token-id', '5', b.path]);
     const r = await recoveryRemove(deps, b.path, { dryRun: false, lockMeOut: false, yes: false });
     expect(r.plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 2 }]);
-    expect(r.plan.notes.join('\n')).toMatch(kept);
     expect((await readHeader(runner, b.path)).keyslots.map((k) => k.id)).toEqual([0, 1]);
     expect(await opens(b.path, b.passphrase, 0)).toBe(true);
     expect(await verifyZymkey(deps, b.path)).toMatchObject({ ok: true, slot: 1 });
+    await noDanglingTokens(b.path);
+  });
+
+  it('recovery add --force replaces the recovery key; the passphrase slot a copied recovery token names is kept', async () => {
+    const { b, deps } = await twoVolumes('zkluks-recovery');
+    const r = await recoveryAdd(deps, b.path, { force: true, escrow: null, dryRun: false });
+    expect(r.plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 2 }]);
+    expect(r.plan.notes.join('\n')).toMatch(kept);
+    expect(await opens(b.path, b.passphrase, 0)).toBe(true);
+    expect(await opens(b.path, r.applied?.recoveryKey as string, 3)).toBe(true);
     await noDanglingTokens(b.path);
   });
 
@@ -255,5 +273,50 @@ describe('a zkluks token copied from another volume never gets the keyslot it na
     }
     expect(viewVolume(h).zymkey[0]?.match).toBe('match');
     expect(viewVolume(h).recovery[0]?.match).toBe('match');
+  });
+
+  it('a Zymkey slot re-keyed in place (luksConvertKey: new salt, same key) never counts as a way in, and remove proves it with the Zymkey', async () => {
+    const img = await luksImage();
+    const deps = await keyslotDeps();
+    const r = await enroll(deps, img.path, { ...base, unlock: Buffer.from(img.passphrase) });
+    const recovery = r.applied?.recoveryKey as string;
+    await runner('cryptsetup', ['luksKillSlot', '--batch-mode', '--key-file', '-', img.path, '0'], {
+      input: recovery,
+    });
+    const sealed = viewVolume(await readHeader(runner, img.path)).zymkey[0]?.token.sealed as string;
+    const key = await deps.zymkey().unseal(Buffer.from(sealed, 'base64'));
+    await runner(
+      'cryptsetup',
+      [
+        'luksConvertKey',
+        '--key-slot',
+        '1',
+        '--pbkdf',
+        'pbkdf2',
+        '--pbkdf-force-iterations',
+        '1001',
+        '--key-file',
+        '-',
+        img.path,
+      ],
+      { input: key },
+    );
+    const view = viewVolume(await readHeader(runner, img.path));
+    expect(view.zymkey[0]?.match).toBe('mismatch');
+    expect(view.slots.map((s) => [s.id, s.kind])).toEqual([
+      [1, 'unverified'],
+      [2, 'recovery'],
+    ]);
+    // Removing the recovery key would leave only the Zymkey: refused, as for any Zymkey slot.
+    await expect(
+      recoveryRemove(deps, img.path, { dryRun: false, lockMeOut: false, yes: false }),
+    ).rejects.toMatchObject({ exitCode: 3 });
+    expect(await verifyZymkey(deps, img.path)).toMatchObject({ ok: true, slot: 1 });
+    // remove asks the Zymkey, whose key still opens slot 1: the slot goes with its token.
+    const removed = await remove(deps, img.path, { dryRun: false, lockMeOut: false, yes: false });
+    expect(removed.plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 1 }]);
+    expect((await readHeader(runner, img.path)).keyslots.map((k) => k.id)).toEqual([2]);
+    expect(await opens(img.path, recovery, 2)).toBe(true);
+    await noDanglingTokens(img.path);
   });
 });

@@ -331,13 +331,27 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
     else json.keyslot_salt = salt;
     return { ...t, keyslots: [s], json };
   };
-
-  it('a copied zkluks-zymkey token naming the passphrase slot: the slot stays a passphrase slot and is kept', () => {
-    const view = viewVolume(
+  // 0 passphrase with a zkluks-zymkey token copied onto it (token 2), 1 Zymkey, 2 recovery.
+  const copiedOntoPassphrase = () =>
+    viewVolume(
       header([slot(0), slot(1), slot(2)], [zToken(0, 1), rToken(1, 2), retarget(zToken(2, 0), 0, saltOf(9))]),
     );
-    expect(view.slots.map((s) => s.kind)).toEqual(['passphrase', 'zymkey', 'recovery']);
-    const plan = planRemove(view, noConsent);
+
+  it('a slot named only by a token made for another slot is unverified, and never counts as a way in', () => {
+    const view = copiedOntoPassphrase();
+    expect(view.slots.map((s) => s.kind)).toEqual(['unverified', 'zymkey', 'recovery']);
+    expect(() => planRecoveryRemove(view, noConsent)).toThrow(
+      /no passphrase or recovery keyslot that zkluks can count \(keyslot 0 is named by zkluks tokens made for another keyslot/,
+    );
+    try {
+      planRecoveryRemove(view, noConsent);
+    } catch (error) {
+      expect((error as RefusedError).hint).toMatch(/cryptsetup token remove --token-id 2 'v.img'/);
+    }
+  });
+
+  it('remove: the copied token whose key the Zymkey shows does not open slot 0 goes; slot 0 stays', () => {
+    const plan = planRemove(copiedOntoPassphrase(), noConsent, [check(0, 1, true), check(2, 0, false)]);
     expect(plan.steps).toEqual([
       { op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' },
       { op: 'remove-token', tokenId: 2, type: 'zkluks-zymkey' },
@@ -346,19 +360,57 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
     expect(plan.notes.join('\n')).toMatch(/keyslot 0 is kept: zkluks-zymkey token 2 was not made for it/);
   });
 
-  it('a copied zkluks-recovery token naming the passphrase slot is removed and the slot kept', () => {
-    const view = viewVolume(header([slot(0), slot(2)], [rToken(1, 2), retarget(rToken(3, 0), 0, saltOf(7))]));
+  it('remove is refused when neither the salt nor the Zymkey can tell whose slot it is', () => {
+    const unavailable: ZymkeyCheck = {
+      ...check(2, 0, false),
+      reason: 'zymkey-unavailable',
+      zymkeyReason: 'unreachable',
+    };
+    for (const checks of [[], [unavailable]]) {
+      expect(() => planRemove(copiedOntoPassphrase(), noConsent, checks)).toThrow(
+        /cannot tell whether keyslot 0 \(zkluks-zymkey token 2\) holds the Zymkey-sealed key/,
+      );
+    }
+  });
+
+  it('a slot whose salt changed but whose key the Zymkey still opens (re-keyed with luksConvertKey) is wiped', () => {
+    const view = viewVolume(header([slot(0), slot(1)], [retarget(zToken(0, 1), 1, saltOf(8))]));
+    expect(view.slots.map((s) => s.kind)).toEqual(['passphrase', 'unverified']);
+    expect(planRemove(view, noConsent, [check(0, 1, true)]).steps.at(-1)).toEqual({
+      op: 'kill-slot',
+      slot: 1,
+    });
+  });
+
+  it('one token made for the slot is enough, whatever copied tokens name it too', () => {
+    const view = viewVolume(header([slot(0), slot(1)], [retarget(rToken(0, 1), 1, saltOf(5)), rToken(5, 1)]));
+    expect(view.slots.map((s) => s.kind)).toEqual(['passphrase', 'recovery']);
+    const plan = planRecoveryAdd(
+      { view, authorizedBy: 'unlock', unlockOpens: [] },
+      { force: true, escrow: null },
+    );
+    expect(plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 1 }]);
+  });
+
+  it('a copied zkluks-recovery token: the slot it names is kept, the genuine recovery slot wiped', () => {
+    const view = viewVolume(
+      header([slot(0), slot(2), slot(4)], [rToken(1, 2), retarget(rToken(3, 4), 4, saltOf(7))]),
+    );
     const plan = planRecoveryRemove(view, noConsent);
     expect(plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 2 }]);
     expect(plan.steps.filter((s) => s.op === 'remove-token')).toHaveLength(2);
+    expect(plan.notes.join('\n')).toMatch(/keyslot 4 is kept: zkluks-recovery token 3 was not made for it/);
   });
 
-  it('a token that records no salt: remove keeps its slot (and says how to wipe it); rotate wipes it once the unsealed key opens it', () => {
+  it('a token that records no salt: its slot goes once the unsealed key opens it, stays if the key is rejected', () => {
     const view = viewVolume(header([slot(0), slot(1)], [retarget(zToken(0, 1), 1, undefined)]));
     expect(view.zymkey[0]?.match).toBe('unrecorded');
-    const removal = planRemove(view, noConsent);
-    expect(removal.steps).toEqual([{ op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' }]);
-    expect(removal.notes.join('\n')).toMatch(/keyslot 1 is kept: .*cryptsetup luksKillSlot 'v.img' 1/);
+    expect(view.slots.map((s) => s.kind)).toEqual(['passphrase', 'zymkey']);
+    const kept = planRemove(view, noConsent, [check(0, 1, false)]);
+    expect(kept.steps).toEqual([{ op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' }]);
+    expect(kept.notes.join('\n')).toMatch(
+      /keyslot 1 is kept: .*no keyslot salt is recorded.*luksKillSlot 'v.img' 1/,
+    );
     const rotation = planRotate({
       view,
       checks: [check(0, 1, true)],
@@ -368,7 +420,7 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
     expect(rotation.steps.at(-1)).toEqual({ op: 'kill-slot', slot: 1 });
   });
 
-  it('a corrupt token keeps its slot unless the salt it still records matches', () => {
+  it('a corrupt token: its slot goes if the salt it still records matches; otherwise remove is refused', () => {
     const corrupt = (salt: string): TokenFacts => ({
       id: 4,
       type: 'zkluks-zymkey',
@@ -377,7 +429,8 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
     });
     const own = planRemove(viewVolume(header([slot(0), slot(1)], [corrupt(saltOf(1))])), noConsent);
     expect(own.steps.at(-1)).toEqual({ op: 'kill-slot', slot: 1 });
-    const other = planRemove(viewVolume(header([slot(0), slot(1)], [corrupt(saltOf(0))])), noConsent);
-    expect(other.steps.some((s) => s.op === 'kill-slot')).toBe(false);
+    expect(() => planRemove(viewVolume(header([slot(0), slot(1)], [corrupt(saltOf(0))])), noConsent)).toThrow(
+      RefusedError,
+    );
   });
 });

@@ -54,7 +54,7 @@ export const listCommand: CommandModule = {
     const foreign = [...view.zymkey, ...view.recovery].filter((o) => o.match === 'mismatch');
     for (const o of foreign) {
       table.push(
-        `warning: token ${o.tokenId} (${o.token.type}) was not made for keyslot ${o.slot} (the slot's salt differs from the one it recorded: copied from another volume, or the slot was replaced); zkluks will not wipe that slot`,
+        `warning: token ${o.tokenId} (${o.token.type}) was not made for keyslot ${o.slot} (the slot's salt differs from the one it recorded: copied from another volume, or the slot was re-keyed); zkluks ${o.token.type === 'zkluks-zymkey' ? "wipes that slot only if the Zymkey's key opens it" : 'never wipes that slot'}`,
       );
     }
     createOutput(g.json).data(table.join('\n'), {

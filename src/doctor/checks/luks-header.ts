@@ -107,14 +107,14 @@ export function checkLuksHeader(facts: Facts): Finding[] {
       findings.push({
         id: 'luks.token-foreign',
         area,
-        severity: zymkey ? 'error' : 'warning',
-        summary: `Token ${t.id} (${t.type}) was not made for keyslot ${named}: the keyslot's salt differs from the one the token recorded — a token copied from another volume, or a slot replaced since. ${zymkey ? 'Its sealed key does not belong to this slot, so the boot falls back to the passphrase prompt.' : 'The recovery key it describes is not this slot.'}`,
+        severity: 'warning',
+        summary: `Token ${t.id} (${t.type}) was not made for keyslot ${named}: the keyslot's salt differs from the one the token recorded — a token copied from another volume, or a slot re-keyed since (luksChangeKey, luksConvertKey). ${zymkey ? 'Unless its key still opens the slot, the boot falls back to the passphrase prompt.' : 'The recovery key it describes may not open this slot.'}`,
         evidence: [
           `token ${t.id} names keyslot ${named}; keyslot_salt recorded in the token does not match keyslot ${named}'s kdf.salt`,
         ],
         hint: zymkey
-          ? `'zkluks enroll --force ${v}' (removes this token and keeps keyslot ${named} as it is)`
-          : `'zkluks recovery add --force ${v}' (removes this token and keeps keyslot ${named} as it is)`,
+          ? `'zkluks verify ${v}' (does its key still open keyslot ${named}?), then 'zkluks enroll --force ${v}' (replaces the token; keyslot ${named} is wiped only if the Zymkey's key opens it)`
+          : `'zkluks recovery add --force ${v}' (a new recovery key; keyslot ${named} is kept, since zkluks cannot tell who opens it)`,
       });
     }
     const dangling =

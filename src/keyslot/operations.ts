@@ -295,7 +295,8 @@ export async function recoveryAdd(
       const view = viewVolume(header);
       let unlock = request.unlock;
       let zymkeyOld: Buffer | undefined;
-      if (!unlock && !(view.recovery.length > 0 && !request.force)) {
+      const hasRecovery = view.recovery.some((r) => r.match !== 'mismatch');
+      if (!unlock && !(hasRecovery && !request.force)) {
         const working = await workingZymkeyKey(deps, view);
         zymkeyOld = working.key;
         if (!zymkeyOld) {
@@ -381,7 +382,7 @@ export async function verifyRecovery(
   typed: string,
 ): Promise<RecoveryVerifyReport> {
   const view = viewVolume(await readHeader(deps.runner, volume));
-  const r = view.recovery[0];
+  const r = view.recovery.find((x) => x.match !== 'mismatch') ?? view.recovery[0];
   if (!r) {
     return {
       volume,
@@ -411,7 +412,9 @@ export async function unlockEscrow(
   identityFile: string,
 ): Promise<{ key: string; slot: number }> {
   const view = viewVolume(await readHeader(deps.runner, volume));
-  const r = view.recovery.find((x) => x.token.escrow);
+  const r =
+    view.recovery.find((x) => x.token.escrow && x.match !== 'mismatch') ??
+    view.recovery.find((x) => x.token.escrow);
   if (!r?.token.escrow) {
     const problem = view.problems.find((p) => p.type === 'zkluks-recovery');
     if (problem) throw problem.error;

@@ -41,10 +41,12 @@ export function planEnroll(facts: EnrollFacts, options: EnrollOptions): Plan {
   const problems = view.problems.filter((p) => p.type === ZYMKEY_TOKEN_TYPE);
   const working = facts.checks.filter((c) => c.opens);
   const notes: string[] = [];
-  const hasRecovery = view.recovery.length > 0;
+  // A recovery token copied from another volume is not this volume's recovery key.
+  const recovery = view.recovery.filter((r) => r.match !== 'mismatch');
+  const hasRecovery = recovery.length > 0;
   if (options.escrow && hasRecovery) {
     notes.push(
-      `'${volume}' already has a recovery key (keyslot ${view.recovery[0]?.slot}); to escrow a new one run zkluks recovery add --force --escrow ${options.escrow} '${volume}'`,
+      `'${volume}' already has a recovery key (keyslot ${recovery[0]?.slot}); to escrow a new one run zkluks recovery add --force --escrow ${options.escrow} '${volume}'`,
     );
   }
 
@@ -99,7 +101,14 @@ export function planEnroll(facts: EnrollFacts, options: EnrollOptions): Plan {
         : 0),
   );
   if (!createRecovery)
-    notes.push(...requireWayInWithoutZymkey('enroll', view, kills, { lockMeOut: false, yes: false }));
+    notes.push(
+      ...requireWayInWithoutZymkey(
+        'enroll',
+        view,
+        { killed: kills, removedTokens: oldTokens.map((t) => t.tokenId) },
+        { lockMeOut: false, yes: false },
+      ),
+    );
 
   const [zSlot, rSlot] = freeKeyslots(header) as [number, number];
   const [zToken, rToken] = freeTokenIds(header) as [number, number];

@@ -33,7 +33,8 @@ export function planRecoveryAdd(facts: RecoveryAddFacts, options: RecoveryAddOpt
   const { view } = facts;
   const header = view.header;
   const volume = header.volume;
-  const existing = view.recovery[0];
+  // A recovery token copied from another volume is not this volume's recovery key.
+  const existing = view.recovery.find((r) => r.match !== 'mismatch');
   if (existing && !options.force) {
     return unchangedPlan(
       'recovery-add',
@@ -90,7 +91,18 @@ export function planRecoveryRemove(view: VolumeView, consent: LockOutConsent): P
     ...view.recovery.map(oldToken),
     ...problems,
   ]);
-  const notes = [...kept, ...requireWayInWithoutZymkey('recovery-remove', view, kills, consent)];
+  const notes = [
+    ...kept,
+    ...requireWayInWithoutZymkey(
+      'recovery-remove',
+      view,
+      {
+        killed: kills,
+        removedTokens: [...view.recovery.map((r) => r.tokenId), ...problems.map((p) => p.tokenId)],
+      },
+      consent,
+    ),
+  ];
   const steps: Step[] = [
     ...view.recovery.map((r): Step => ({
       op: 'remove-token',

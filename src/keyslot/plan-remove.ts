@@ -28,7 +28,18 @@ export function planRemove(
   const { kills, notes: kept } = slotsToWipe('remove', view, [...view.zymkey.map(oldToken), ...problems], {
     checks,
   });
-  const notes = [...kept, ...requireWayInWithoutZymkey('remove', view, kills, consent)];
+  const notes = [
+    ...kept,
+    ...requireWayInWithoutZymkey(
+      'remove',
+      view,
+      {
+        killed: kills,
+        removedTokens: [...view.zymkey.map((z) => z.tokenId), ...problems.map((p) => p.tokenId)],
+      },
+      consent,
+    ),
+  ];
   const steps: Step[] = [
     ...view.zymkey.map((z): Step => ({ op: 'remove-token', tokenId: z.tokenId, type: ZYMKEY_TOKEN_TYPE })),
     ...problems.map((p): Step => ({ op: 'remove-token', tokenId: p.tokenId, type: ZYMKEY_TOKEN_TYPE })),

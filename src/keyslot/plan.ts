@@ -5,7 +5,13 @@ import { RefusedError, ZkluksError } from '../errors.ts';
 import type { HeaderFacts } from './header.ts';
 import { RECOVERY_TOKEN_TYPE, type ZkluksToken, type ZkluksTokenType } from './token.ts';
 import type { ZymkeyCheck } from './zymkey-check.ts';
-import { waysInWithoutZymkey, type OurToken, type SlotMatch, type VolumeView } from './volume-view.ts';
+import {
+  viewVolume,
+  waysInWithoutZymkey,
+  type OurToken,
+  type SlotMatch,
+  type VolumeView,
+} from './volume-view.ts';
 
 /** A key the executor holds while applying. */
 export type KeyRef = 'unlock' | 'zymkey-old' | 'zymkey-new' | 'recovery-new';
@@ -97,15 +103,22 @@ export interface LockOutConsent {
  */
 export function requireWayInWithoutZymkey(
   operation: Operation,
-  view: VolumeView,
-  killed: readonly number[],
+  before: VolumeView,
+  change: { killed: readonly number[]; removedTokens: readonly number[] },
   consent: LockOutConsent,
 ): string[] {
-  if (waysInWithoutZymkey(view, killed).length > 0) return [];
+  // Judged on the volume as it will be: a slot whose copied token goes is no longer unverified.
+  const { killed, removedTokens } = change;
+  const view = viewVolume({
+    ...before.header,
+    keyslots: before.header.keyslots.filter((k) => !killed.includes(k.id)),
+    tokens: before.header.tokens.filter((t) => !removedTokens.includes(t.id)),
+  });
+  if (waysInWithoutZymkey(view).length > 0) return [];
   const rule = `zkluks never leaves a volume without a way in that does not need the Zymkey (a passphrase or recovery keyslot), unless told twice with --i-understand-this-locks-me-out and --yes`;
   if (!consent.lockMeOut || !consent.yes) {
     const volume = view.header.volume;
-    const unverified = view.slots.filter((s) => s.kind === 'unverified' && !killed.includes(s.id));
+    const unverified = view.slots.filter((s) => s.kind === 'unverified');
     const tokens = unverified.flatMap((s) => s.tokens.filter((t) => t.type.startsWith('zkluks-')));
     throw new RefusedError(
       `Refused to ${VERBS[operation]} '${volume}': it would leave no passphrase or recovery keyslot${unverified.length > 0 ? ` that zkluks can count (keyslot ${unverified.map((s) => s.id).join(', ')} ${unverified.length > 1 ? 'are' : 'is'} named by zkluks tokens made for another keyslot, so what opens ${unverified.length > 1 ? 'them' : 'it'} cannot be told)` : ''}; ${rule}`,
@@ -215,9 +228,16 @@ export function slotsToWipe(
     if (!first) continue;
     const ids = naming.map((t) => `${t.type} token ${t.tokenId}`).join(', ');
     const checks = (facts.checks ?? []).filter((c) => c.slot === slot);
+    const others = view.header.tokens.filter(
+      (t) => t.keyslots.includes(slot) && !tokens.some((o) => o.tokenId === t.id),
+    );
     if (facts.unlockOpens?.includes(slot)) {
       notes.push(
         `keyslot ${slot} opens with the ${facts.unlockName ?? 'passphrase'} you gave, so only its ${first.type} token is removed`,
+      );
+    } else if (others.length > 0) {
+      notes.push(
+        `keyslot ${slot} is kept: ${others.map((t) => `${t.type} token ${t.id}`).join(', ')} also ${others.length > 1 ? 'use' : 'uses'} it; only the ${first.type} token is removed`,
       );
     } else if (naming.some((t) => t.match === 'match') || checks.some((c) => c.opens)) {
       kills.push(slot);
@@ -237,7 +257,7 @@ export function slotsToWipe(
   }
   if (undecided.length > 0) {
     throw new RefusedError(
-      `Refused to ${VERBS[operation]} '${volume}': zkluks cannot tell whether ${undecided.join('; ')} ${undecided.length > 1 ? 'hold' : 'holds'} the Zymkey-sealed key: the token records no matching keyslot salt and the Zymkey could not test its key`,
+      `Refused to ${VERBS[operation]} '${volume}': zkluks cannot tell whether ${undecided.join('; ')} ${undecided.length > 1 ? 'hold' : 'holds'} the Zymkey-sealed key: no token naming it recorded its current salt, and the Zymkey did not show that the key it seals opens it (it could not answer, or the token is corrupt)`,
       {
         hint: `if the keyslot opens with a passphrase you know (cryptsetup open --test-passphrase --key-slot N '${volume}'), remove only the token: cryptsetup token remove --token-id T '${volume}'; otherwise wipe it: cryptsetup luksKillSlot '${volume}' N`,
       },

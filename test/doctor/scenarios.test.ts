@@ -296,7 +296,7 @@ describe('zkluks doctor scenarios', () => {
     expect(foreign.severity).toBe('warning');
     expect(foreign.summary).toMatch(/Token 3 \(zkluks-zymkey\) was not made for keyslot 0/);
     expect(foreign.hint).toMatch(
-      /zkluks verify .*, then 'zkluks enroll --force .*keyslot 0 is wiped only if the Zymkey's key opens it/,
+      /zkluks verify .*, then 'zkluks enroll --force .*keyslot 0 is wiped only if the Zymkey shows its key opens it/,
     );
     expect(diagnosis.findings.filter((f) => f.id === 'luks.token-foreign')).toHaveLength(1);
   });

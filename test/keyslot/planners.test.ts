@@ -433,4 +433,37 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
       RefusedError,
     );
   });
+
+  it('a copied recovery token is not a recovery key: enroll still makes one, recovery add is not a no-op', () => {
+    const view = viewVolume(header([slot(0)], [retarget(rToken(4, 0), 0, saltOf(6))]));
+    const enroll = planEnroll({ view, checks: [], unlockOpens: [0] }, enrollOpts);
+    expect(enroll.generates).toEqual(['zymkey-new', 'recovery-new']);
+    const add = planRecoveryAdd(
+      { view, authorizedBy: 'unlock', unlockOpens: [0] },
+      { force: false, escrow: null },
+    );
+    expect(add.unchanged).toBeNull();
+  });
+
+  it('the lock-out rule judges the volume as it will be: a passphrase slot whose copied token goes counts', () => {
+    const view = viewVolume(header([slot(0), slot(1)], [zToken(0, 1), retarget(zToken(2, 0), 0, saltOf(9))]));
+    expect(view.slots.map((s) => s.kind)).toEqual(['unverified', 'zymkey']);
+    const plan = planEnroll(
+      { view, checks: [check(0, 1, true), check(2, 0, false)], unlockOpens: [0] },
+      { force: true, recoveryKey: false, escrow: null },
+    );
+    expect(plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 1 }]);
+    expect(plan.steps.filter((s) => s.op === 'remove-token').map((s) => 'tokenId' in s && s.tokenId)).toEqual(
+      [0, 2],
+    );
+  });
+
+  it("a slot another tool's token also uses is never wiped", () => {
+    const view = viewVolume(
+      header([slot(0), slot(1)], [zToken(0, 1), { id: 3, type: 'systemd-tpm2', keyslots: [1], json: {} }]),
+    );
+    const plan = planRemove(view, noConsent);
+    expect(plan.steps).toEqual([{ op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' }]);
+    expect(plan.notes.join('\n')).toMatch(/keyslot 1 is kept: systemd-tpm2 token 3 also uses it/);
+  });
 });

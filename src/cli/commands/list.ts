@@ -54,7 +54,7 @@ export const listCommand: CommandModule = {
     const foreign = [...view.zymkey, ...view.recovery].filter((o) => o.match === 'mismatch');
     for (const o of foreign) {
       table.push(
-        `warning: token ${o.tokenId} (${o.token.type}) was not made for keyslot ${o.slot} (the slot's salt differs from the one it recorded: copied from another volume, or the slot was re-keyed); zkluks ${o.token.type === 'zkluks-zymkey' ? "wipes that slot only if the Zymkey's key opens it" : 'never wipes that slot'}`,
+        `warning: token ${o.tokenId} (${o.token.type}) was not made for keyslot ${o.slot} (the slot's salt differs from the one it recorded: copied from another volume, or the slot was re-keyed); zkluks ${o.token.type === 'zkluks-zymkey' ? 'wipes that slot only once the Zymkey shows its key opens it, and refuses to guess while the Zymkey cannot answer' : 'keeps that slot when it removes the token'}`,
       );
     }
     createOutput(g.json).data(table.join('\n'), {

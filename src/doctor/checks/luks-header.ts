@@ -113,7 +113,7 @@ export function checkLuksHeader(facts: Facts): Finding[] {
           `token ${t.id} names keyslot ${named}; keyslot_salt recorded in the token does not match keyslot ${named}'s kdf.salt`,
         ],
         hint: zymkey
-          ? `'zkluks verify ${v}' (does its key still open keyslot ${named}?), then 'zkluks enroll --force ${v}' (replaces the token; keyslot ${named} is wiped only if the Zymkey's key opens it)`
+          ? `'zkluks verify ${v}' (does its key still open keyslot ${named}?), then 'zkluks enroll --force ${v}' (replaces the token; keyslot ${named} is wiped only if the Zymkey shows its key opens it, kept if it does not)`
           : `'zkluks recovery add --force ${v}' (a new recovery key; keyslot ${named} is kept, since zkluks cannot tell who opens it)`,
       });
     }

@@ -34,8 +34,12 @@ export function waysIn(facts: Facts): WaysIn {
   };
   if (!header) return { known: false, zymkeySlots: [], recoverySlots: [], otherSlots: [], ...base };
   const slots = header.keyslots.map((k) => k.id);
+  // A zkluks-zymkey token counts even when copied from elsewhere (the cautious reading: that slot may
+  // need the Zymkey); a copied zkluks-recovery token names no recovery key of this volume.
   const tokenSlots = (type: string) =>
-    header.tokens.filter((t) => t.type === type).flatMap((t) => t.keyslots.filter((s) => slots.includes(s)));
+    header.tokens
+      .filter((t) => t.type === type && (type === 'zkluks-zymkey' || t.slotMatch !== 'mismatch'))
+      .flatMap((t) => t.keyslots.filter((s) => slots.includes(s)));
   let zymkeySlots = tokenSlots('zkluks-zymkey');
   const recoverySlots = tokenSlots('zkluks-recovery');
   // Zymbit's own script formats the volume with the sealed key as its one and only slot.

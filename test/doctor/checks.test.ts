@@ -231,4 +231,34 @@ describe('doctor checks', () => {
     expect(missing?.summary).toMatch(/no i2c-dev and no I2C bus driver \(i2c-bcm2835\) module/);
     expect(missing?.evidence).toContain('modules.builtin lists no I2C driver');
   });
+
+  it("a zkluks-recovery token copied from another volume is not named as this volume's recovery key", () => {
+    const f = healthy();
+    const recovery = (slotMatch: 'match' | 'mismatch') => ({
+      id: 1,
+      type: 'zkluks-recovery',
+      keyslots: [0],
+      valid: true,
+      problem: null,
+      slotMatch,
+    });
+    const zymkey = {
+      id: 0,
+      type: 'zkluks-zymkey',
+      keyslots: [1],
+      valid: true,
+      problem: null,
+      sealed: 'AA==',
+    };
+    const keyslots = [
+      { id: 0, kdf: 'argon2id', priority: 'normal' as const },
+      { id: 1, kdf: 'pbkdf2', priority: 'prefer' as const },
+    ];
+    const summary = () => diagnose(f).findings.find((x) => x.id === 'luks.recovery-path')?.summary;
+    f.header = known({ uuid: 'u', keyslots, tokens: [zymkey, recovery('match')] });
+    expect(summary()).toMatch(/\(recovery key in slot 0\)/);
+    f.header = known({ uuid: 'u', keyslots, tokens: [zymkey, recovery('mismatch')] });
+    expect(summary()).toBe('Slot 0 opens without the Zymkey.');
+    expect(ids(f)).toContain('luks.token-foreign:warning');
+  });
 });

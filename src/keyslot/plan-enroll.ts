@@ -8,8 +8,8 @@ import {
   requireFreeKeyslots,
   requireJsonRoom,
   requireWayInWithoutZymkey,
-  oldToken,
-  slotsToWipe,
+  retireTokens,
+  tokensOfType,
   unchangedPlan,
   type Plan,
   type Step,
@@ -75,13 +75,11 @@ export function planEnroll(facts: EnrollFacts, options: EnrollOptions): Plan {
   }
 
   const createRecovery = options.recoveryKey && !hasRecovery;
-  const oldTokens = [...view.zymkey.map(oldToken), ...problems];
-  const wipe = slotsToWipe('enroll', view, oldTokens, {
+  const retired = retireTokens('enroll', view, tokensOfType(view, ZYMKEY_TOKEN_TYPE), {
     checks: facts.checks,
     unlockOpens: facts.unlockOpens,
   });
-  const kills = wipe.kills;
-  notes.push(...wipe.notes);
+  notes.push(...retired.notes);
 
   requireFreeKeyslots(
     'enroll',
@@ -100,15 +98,9 @@ export function planEnroll(facts: EnrollFacts, options: EnrollOptions): Plan {
         ? JSON_BYTES.keyslot + JSON_BYTES.recoveryToken + (options.escrow ? JSON_BYTES.escrow : 0)
         : 0),
   );
-  if (!createRecovery)
-    notes.push(
-      ...requireWayInWithoutZymkey(
-        'enroll',
-        view,
-        { killed: kills, removedTokens: oldTokens.map((t) => t.tokenId) },
-        { lockMeOut: false, yes: false },
-      ),
-    );
+  if (!createRecovery) {
+    notes.push(...requireWayInWithoutZymkey('enroll', view, retired.steps, { lockMeOut: false, yes: false }));
+  }
 
   const [zSlot, rSlot] = freeKeyslots(header) as [number, number];
   const [zToken, rToken] = freeTokenIds(header) as [number, number];
@@ -129,8 +121,7 @@ export function planEnroll(facts: EnrollFacts, options: EnrollOptions): Plan {
       `no recovery key is made (--no-recovery-key): keep the passphrase you gave, it stays the way in without the Zymkey`,
     );
   }
-  for (const t of oldTokens) steps.push({ op: 'remove-token', tokenId: t.tokenId, type: ZYMKEY_TOKEN_TYPE });
-  for (const slot of kills) steps.push({ op: 'kill-slot', slot });
+  steps.push(...retired.steps);
   return {
     operation: 'enroll',
     volume,

@@ -6,15 +6,15 @@ import {
   JSON_BYTES,
   requireFreeKeyslots,
   requireJsonRoom,
-  requireWayInWithoutZymkey,
-  oldToken,
-  slotsToWipe,
+  retireTokens,
+  tokensOfType,
   unchangedPlan,
   type KeyRef,
   type LockOutConsent,
   type Plan,
   type Step,
 } from './plan.ts';
+import { planTokenRemoval } from './plan-remove.ts';
 import { freeKeyslots, freeTokenIds, type VolumeView } from './volume-view.ts';
 
 export interface RecoveryAddFacts {
@@ -56,16 +56,12 @@ export function planRecoveryAdd(facts: RecoveryAddFacts, options: RecoveryAddOpt
     { op: 'import-token', tokenId, type: RECOVERY_TOKEN_TYPE, slot },
     { op: 'verify-key', slot, key: 'recovery-new' },
   ];
-  for (const r of view.recovery)
-    steps.push({ op: 'remove-token', tokenId: r.tokenId, type: RECOVERY_TOKEN_TYPE });
-  const problems = view.problems.filter((p) => p.type === RECOVERY_TOKEN_TYPE);
-  for (const p of problems) steps.push({ op: 'remove-token', tokenId: p.tokenId, type: RECOVERY_TOKEN_TYPE });
-  const wipe = slotsToWipe('recovery-add', view, [...view.recovery.map(oldToken), ...problems], {
+  const retired = retireTokens('recovery-add', view, tokensOfType(view, RECOVERY_TOKEN_TYPE), {
     unlockOpens: facts.unlockOpens,
     unlockName: 'key',
   });
-  notes.push(...wipe.notes);
-  for (const slot of wipe.kills) steps.push({ op: 'kill-slot', slot });
+  steps.push(...retired.steps);
+  notes.push(...retired.notes);
   return {
     operation: 'recovery-add',
     volume,
@@ -78,47 +74,5 @@ export function planRecoveryAdd(facts: RecoveryAddFacts, options: RecoveryAddOpt
 }
 
 export function planRecoveryRemove(view: VolumeView, consent: LockOutConsent): Plan {
-  const volume = view.header.volume;
-  const problems = view.problems.filter((p) => p.type === RECOVERY_TOKEN_TYPE);
-  if (view.recovery.length === 0 && problems.length === 0) {
-    return unchangedPlan(
-      'recovery-remove',
-      volume,
-      `'${volume}' has no zkluks-recovery token: nothing to remove`,
-    );
-  }
-  const { kills, notes: kept } = slotsToWipe('recovery-remove', view, [
-    ...view.recovery.map(oldToken),
-    ...problems,
-  ]);
-  const notes = [
-    ...kept,
-    ...requireWayInWithoutZymkey(
-      'recovery-remove',
-      view,
-      {
-        killed: kills,
-        removedTokens: [...view.recovery.map((r) => r.tokenId), ...problems.map((p) => p.tokenId)],
-      },
-      consent,
-    ),
-  ];
-  const steps: Step[] = [
-    ...view.recovery.map((r): Step => ({
-      op: 'remove-token',
-      tokenId: r.tokenId,
-      type: RECOVERY_TOKEN_TYPE,
-    })),
-    ...problems.map((p): Step => ({ op: 'remove-token', tokenId: p.tokenId, type: RECOVERY_TOKEN_TYPE })),
-    ...kills.map((slot): Step => ({ op: 'kill-slot', slot })),
-  ];
-  return {
-    operation: 'recovery-remove',
-    volume,
-    unchanged: null,
-    generates: [],
-    escrowRecipient: null,
-    steps,
-    notes,
-  };
+  return planTokenRemoval('recovery-remove', view, consent);
 }

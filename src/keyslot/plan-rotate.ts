@@ -6,8 +6,8 @@ import {
   JSON_BYTES,
   requireFreeKeyslots,
   requireJsonRoom,
-  oldToken,
-  slotsToWipe,
+  retireTokens,
+  tokensOfType,
   type Plan,
   type Step,
 } from './plan.ts';
@@ -64,15 +64,12 @@ export function planRotate(facts: RotateFacts): Plan {
     { op: 'import-token', tokenId, type: ZYMKEY_TOKEN_TYPE, slot },
     { op: 'verify-key', slot, key: 'zymkey-new' },
   ];
-  for (const z of view.zymkey)
-    steps.push({ op: 'remove-token', tokenId: z.tokenId, type: ZYMKEY_TOKEN_TYPE });
-  for (const p of problems) steps.push({ op: 'remove-token', tokenId: p.tokenId, type: ZYMKEY_TOKEN_TYPE });
-  const wipe = slotsToWipe('rotate', view, view.zymkey.map(oldToken), {
+  const retired = retireTokens('rotate', view, tokensOfType(view, ZYMKEY_TOKEN_TYPE), {
     checks: facts.checks,
     unlockOpens: facts.unlockOpens,
   });
-  notes.push(...wipe.notes);
-  for (const slot of wipe.kills) steps.push({ op: 'kill-slot', slot });
+  steps.push(...retired.steps);
+  notes.push(...retired.notes);
   if (waysInWithoutZymkey(view).length === 0) {
     notes.push(
       `'${volume}' has no passphrase or recovery keyslot: add one with zkluks recovery add '${volume}'`,

@@ -3,7 +3,7 @@
 // Keys appear only by name: they are made or read while applying, never stored in a plan.
 import { RefusedError, ZkluksError } from '../errors.ts';
 import type { HeaderFacts } from './header.ts';
-import { RECOVERY_TOKEN_TYPE, type ZkluksToken, type ZkluksTokenType } from './token.ts';
+import { RECOVERY_TOKEN_TYPE, ZYMKEY_TOKEN_TYPE, type ZkluksToken, type ZkluksTokenType } from './token.ts';
 import type { ZymkeyCheck } from './zymkey-check.ts';
 import {
   viewVolume,
@@ -104,15 +104,16 @@ export interface LockOutConsent {
 export function requireWayInWithoutZymkey(
   operation: Operation,
   before: VolumeView,
-  change: { killed: readonly number[]; removedTokens: readonly number[] },
+  steps: readonly Step[],
   consent: LockOutConsent,
 ): string[] {
-  // Judged on the volume as it will be: a slot whose copied token goes is no longer unverified.
-  const { killed, removedTokens } = change;
+  // Judged on the volume as the steps leave it: a slot whose copied token goes is no longer unverified.
+  const killed = steps.flatMap((s) => (s.op === 'kill-slot' ? [s.slot] : []));
+  const removed = steps.flatMap((s) => (s.op === 'remove-token' ? [s.tokenId] : []));
   const view = viewVolume({
     ...before.header,
     keyslots: before.header.keyslots.filter((k) => !killed.includes(k.id)),
-    tokens: before.header.tokens.filter((t) => !removedTokens.includes(t.id)),
+    tokens: before.header.tokens.filter((t) => !removed.includes(t.id)),
   });
   if (waysInWithoutZymkey(view).length > 0) return [];
   const rule = `zkluks never leaves a volume without a way in that does not need the Zymkey (a passphrase or recovery keyslot), unless told twice with --i-understand-this-locks-me-out and --yes`;
@@ -189,8 +190,13 @@ export interface OldToken {
   match: SlotMatch;
 }
 
-export function oldToken(o: OurToken<ZkluksToken>): OldToken {
-  return { tokenId: o.tokenId, type: o.token.type, slot: o.slot, match: o.match };
+/** Every zkluks token of `type` in the volume, usable or not: what replacing or removing them retires. */
+export function tokensOfType(view: VolumeView, type: ZkluksTokenType): OldToken[] {
+  const usable: Array<OurToken<ZkluksToken>> = type === ZYMKEY_TOKEN_TYPE ? view.zymkey : view.recovery;
+  return [
+    ...usable.map((o) => ({ tokenId: o.tokenId, type, slot: o.slot, match: o.match })),
+    ...view.problems.filter((p) => p.type === type),
+  ];
 }
 
 export interface WipeFacts {
@@ -211,7 +217,7 @@ export interface WipeFacts {
  * refused: keeping the slot could leave a dead slot that later passes for a passphrase, and wiping
  * it could destroy one.
  */
-export function slotsToWipe(
+function slotsToWipe(
   operation: Operation,
   view: VolumeView,
   tokens: readonly OldToken[],
@@ -264,4 +270,21 @@ export function slotsToWipe(
     );
   }
   return { kills, notes };
+}
+
+/** Steps that remove `tokens` and then wipe the keyslots slotsToWipe allows, with its notes. */
+export function retireTokens(
+  operation: Operation,
+  view: VolumeView,
+  tokens: readonly OldToken[],
+  facts: WipeFacts = {},
+): { steps: Step[]; notes: string[] } {
+  const { kills, notes } = slotsToWipe(operation, view, tokens, facts);
+  return {
+    steps: [
+      ...tokens.map((t): Step => ({ op: 'remove-token', tokenId: t.tokenId, type: t.type })),
+      ...kills.map((slot): Step => ({ op: 'kill-slot', slot })),
+    ],
+    notes,
+  };
 }

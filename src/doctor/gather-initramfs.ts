@@ -1,13 +1,14 @@
 // The initramfs image the firmware will load, unpacked once with unmkinitramfs into a private tmpfs
-// directory (it may hold key material) that is removed before this returns: its file list and the
-// kernel it was built for and the modules built into it (all read from the unpacked tree, so the
-// image is read only once), digests
-// of the Zymbit state inside it, and files that look like plaintext keys, each tested against the
-// header.
+// directory (it may hold key material) that is removed before this returns. From the unpacked tree
+// alone (the image is read once): its file list, the kernel it was built for and the modules built
+// into it, digests of the Zymbit state inside it, and files that look like plaintext keys, each
+// tested against the header.
 import { existsSync, readdirSync, lstatSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Runner } from '../exec.ts';
 import { withPrivateTmpfsDir } from '../device/tmpfs-dir.ts';
+import { builtinModules } from '../initramfs/inspect.ts';
+import { installedKernels } from '../initramfs/install-facts.ts';
 import { under } from '../root-path.ts';
 import {
   known,
@@ -18,7 +19,6 @@ import {
   type KeyMaterialFacts,
 } from './facts.ts';
 import { zymbitStateDigests } from './gather-system.ts';
-import { builtinModules } from '../initramfs/inspect.ts';
 
 /** Names that hold a LUKS key in plaintext by convention (Zymbit's key.bin, crypttab key files). */
 const KEY_NAME = /(^|\/)(key\.bin|[^/]*\.key|keyfile[^/]*)$|(^|\/)cryptroot\/keyfiles\//;
@@ -35,19 +35,6 @@ function walk(dir: string): string[] {
   };
   go(dir);
   return out.sort();
-}
-
-/** Kernel versions with a modules directory in the unpacked image (lib may be a link to usr/lib). */
-function kernelVersions(dir: string): string[] {
-  const versions = new Set<string>();
-  for (const modules of ['lib/modules', 'usr/lib/modules']) {
-    try {
-      for (const v of readdirSync(join(dir, modules))) versions.add(v);
-    } catch {
-      // No modules directory there.
-    }
-  }
-  return [...versions].sort();
 }
 
 /** The directory holding the main archive: unmkinitramfs splits early (microcode) and main cpios. */
@@ -95,7 +82,7 @@ export async function gatherInitramfs(opts: {
     }
     const dir = mainDir(out);
     const files = walk(dir);
-    const versions = kernelVersions(dir);
+    const versions = installedKernels(dir);
     const stateDir = join(dir, 'var/lib/zymbit');
     const zymbitState = existsSync(stateDir) ? zymbitStateDigests(stateDir) : [];
     const keyFile = opts.crypttabKeyFile?.replace(/^\/+/, '');

@@ -44,7 +44,8 @@ export function hasFile(files: readonly string[], path: string): boolean {
   );
 }
 
-function moduleName(file: string): string | null {
+/** The module a .ko file (possibly compressed) is, named with '-'; null for any other file. */
+export function moduleName(file: string): string | null {
   const m = /\/([^/]+)\.ko(?:\.(?:xz|zst|gz))?$/.exec(file);
   return m?.[1] ? m[1].replaceAll('_', '-') : null;
 }

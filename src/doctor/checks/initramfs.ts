@@ -1,6 +1,7 @@
 // The initramfs image the firmware will load: built for the right kernel, holding what the unlock
 // needs, in step with /var/lib/zymbit, and free of plaintext keys.
-import { hasFile } from '../../initramfs/inspect.ts';
+import { I2C_MODULES } from '../../initramfs/boot-files.ts';
+import { hasFile, moduleName } from '../../initramfs/inspect.ts';
 import { valueOf, type Facts } from '../facts.ts';
 import type { Finding } from '../finding.ts';
 import { compareKernelVersions } from '../kernel-version.ts';
@@ -55,12 +56,9 @@ function contents(facts: Facts): Finding[] {
     });
   }
   // A driver counts whether it is a module inside the image or built into its kernel.
-  const builtin = new Set(image.builtinModules ?? []);
-  const i2cDev = builtin.has('i2c-dev') || image.files.some((f) => /\/i2c-dev\.ko/.test(f));
-  const busDrivers = ['i2c-bcm2835', 'i2c-bcm2708', 'i2c-designware-platform', 'i2c-designware-core'];
-  const busDriver =
-    busDrivers.some((d) => builtin.has(d)) ||
-    image.files.some((f) => /\/i2c-(bcm2835|bcm2708|designware-platform|designware-core)\.ko/.test(f));
+  const present = new Set([...(image.builtinModules ?? []), ...image.files.map(moduleName)]);
+  const i2cDev = present.has('i2c-dev');
+  const busDriver = I2C_MODULES.some((m) => m !== 'i2c-dev' && present.has(m));
   if (!i2cDev || !busDriver) {
     findings.push({
       id: 'initramfs.i2c-modules',

@@ -7,6 +7,7 @@ import { UsageError } from '../errors.ts';
 import { createRunner } from '../exec.ts';
 import type { MadeKeys } from '../keyslot/apply.ts';
 import { checkRecipient } from '../keyslot/escrow.ts';
+import { withInterruptSignal } from '../keyslot/interrupt.ts';
 import {
   promptHidden,
   readKeyFile,
@@ -17,7 +18,6 @@ import type { KeyslotDeps, OperationResult, RemoveRequest } from '../keyslot/ope
 import { describePlan } from '../keyslot/plan.ts';
 import { globalOptions, type GlobalOptions } from './global-options.ts';
 import { createOutput, type Output } from './output.ts';
-import { withInterruptSignal } from '../keyslot/interrupt.ts';
 
 export function keyslotDeps(g: GlobalOptions, signal?: AbortSignal): KeyslotDeps {
   const runner = createRunner();

@@ -81,10 +81,7 @@ export async function checkZymkeyTokens(deps: KeyslotDeps, view: VolumeView): Pr
         opens: false,
         reason: 'key-rejected',
         zymkeyReason: null,
-        detail:
-          z.match === 'mismatch'
-            ? `the Zymkey unsealed token ${z.tokenId}, but its key does not open keyslot ${z.slot}: the token was not made for that keyslot (its recorded keyslot salt differs: a token copied from another volume, or a keyslot replaced since)`
-            : `the Zymkey unsealed token ${z.tokenId}, but its key does not open keyslot ${z.slot} (a token copied from another volume, or a replaced keyslot)`,
+        detail: `the Zymkey unsealed token ${z.tokenId}, but its key does not open keyslot ${z.slot}${z.match === 'mismatch' ? ': the token was not made for that keyslot (its recorded keyslot salt differs: a token copied from another volume, or a keyslot replaced since)' : ' (a token copied from another volume, or a replaced keyslot)'}`,
       });
     }
   }
@@ -340,8 +337,7 @@ export interface VerifyReport extends ZymkeyCheck {
 /** Would the Zymkey slot unlock this volume at boot? Read-only: unseal, then --test-passphrase. */
 export async function verifyZymkey(deps: KeyslotDeps, volume: string): Promise<VerifyReport> {
   const view = viewVolume(await readHeader(deps.runner, volume));
-  const { checks, keys } = await checkZymkeyTokens(deps, view);
-  for (const k of keys.values()) k.fill(0);
+  const checks = await zymkeyChecksOnly(deps, view);
   const ok = checks.find((c) => c.opens);
   const problem = view.problems.find((p) => p.type === ZYMKEY_TOKEN_TYPE);
   const first: ZymkeyCheck =

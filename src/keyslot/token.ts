@@ -28,7 +28,7 @@ export interface ZymkeyToken {
   zymkey: ZymkeyTokenInfo;
   /** ISO 8601 creation time. */
   created: string;
-  /** The KDF salt of the keyslot when the token was made (see KeyslotBinding). */
+  /** The KDF salt of the keyslot when the token was made (SlotMatch in volume-view.ts compares it). */
   keyslot_salt?: string;
 }
 
@@ -46,7 +46,7 @@ export interface RecoveryToken {
   version: 1;
   created: string;
   escrow?: AgeEscrow;
-  /** The KDF salt of the keyslot when the token was made (see KeyslotBinding). */
+  /** The KDF salt of the keyslot when the token was made (SlotMatch in volume-view.ts compares it). */
   keyslot_salt?: string;
 }
 

@@ -20,7 +20,7 @@ import {
   setPriority,
 } from './cryptsetup.ts';
 import { escrowToAge } from './escrow.ts';
-import { readHeader, type HeaderFacts } from './header.ts';
+import { readHeader, readMetadata, type HeaderFacts } from './header.ts';
 import { keyName, VERBS, type KeyRef, type Plan, type Step } from './plan.ts';
 import { newRecoveryKey } from './recovery-key.ts';
 import { recoveryToken, serializeToken, zymkeyToken, type AgeEscrow, type ZymkeyToken } from './token.ts';
@@ -240,7 +240,7 @@ export async function applyPlan(
         case 'import-token': {
           // The token records its keyslot's salt, so a later remove or rotate wipes that slot only
           // while it is still the one this token was made for.
-          const salt = (await readHeader(runner, volume)).keyslots.find((k) => k.id === step.slot)?.salt;
+          const salt = (await readMetadata(runner, volume)).keyslots.find((k) => k.id === step.slot)?.salt;
           if (!salt) throw new Error(`keyslot ${step.slot} has no KDF salt to bind its token to`);
           const token =
             step.type === 'zkluks-zymkey'
@@ -264,7 +264,7 @@ export async function applyPlan(
           return;
         }
         case 'remove-token': {
-          const current = await readHeader(runner, volume);
+          const current = await readMetadata(runner, volume);
           const t = current.tokens.find((x) => x.id === step.tokenId);
           if (t && t.type !== step.type) {
             throw new Error(

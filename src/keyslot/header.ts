@@ -194,3 +194,19 @@ export async function readHeader(runner: Runner, volume: string): Promise<Header
     throw error;
   }
 }
+
+/**
+ * Keyslots and tokens alone, from one `luksDump` (no UUID lookup, no LUKS-kind diagnosis): what a
+ * change re-reads between its own steps, on a volume readHeader has already read.
+ */
+export async function readMetadata(
+  runner: Runner,
+  volume: string,
+): Promise<Pick<HeaderFacts, 'keyslots' | 'tokens'>> {
+  const dump = await runner('cryptsetup', ['luksDump', '--dump-json-metadata', volume], { reject: false });
+  if (dump.exitCode !== 0) {
+    throw badHeader(volume, dump.stderr.trim() || `cryptsetup exited ${dump.exitCode}`);
+  }
+  const { keyslots, tokens } = parseHeader(dump.stdout, { volume, uuid: '' });
+  return { keyslots, tokens };
+}

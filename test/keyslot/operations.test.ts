@@ -151,6 +151,14 @@ describe('keyslot operations on a real LUKS2 image with the simulator', () => {
     });
   });
 
+  it('enroll asks the volume its UUID twice only (before and after the change), not at every step', async () => {
+    const img = await luksImage();
+    const records: RunRecord[] = [];
+    const deps = await keyslotDeps({ records });
+    await enroll(deps, img.path, { ...base, unlock: Buffer.from(img.passphrase) });
+    expect(records.filter((r) => r.file === 'cryptsetup' && r.args[0] === 'luksUUID')).toHaveLength(2);
+  });
+
   it('no recorded argv ever holds a key: passphrase, Zymkey key or recovery key; key input is redacted', async () => {
     const img = await luksImage();
     const records: RunRecord[] = [];

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRunner } from '../../src/exec.ts';
+import { readHeader } from '../../src/keyslot/header.ts';
 import { openZymkey } from '../../src/device/open.ts';
 import { repoRoot, zkluks } from '../helpers/cli.ts';
 
@@ -81,7 +82,14 @@ export async function makeBootDisk(dir: string, simState: string): Promise<BootD
   const disk = join(dir, 'disk.img');
   await run('truncate', ['-s', '50M', disk]);
   await run('sfdisk', ['-q', disk], 'label: gpt\nstart=2048, size=98304, type=L\n');
-  await run('dd', [
+  await writePartition(part, disk);
+  rmSync(part);
+  return { path: disk, uuid };
+}
+
+/** Write the partition image `part` into the disk image `disk` at the partition's offset. */
+function writePartition(part: string, disk: string): Promise<void> {
+  return run('dd', [
     `if=${part}`,
     `of=${disk}`,
     'bs=1M',
@@ -89,8 +97,6 @@ export async function makeBootDisk(dir: string, simState: string): Promise<BootD
     'conv=notrunc',
     'status=none',
   ]);
-  rmSync(part);
-  return { path: disk, uuid };
 }
 
 /**
@@ -109,13 +115,9 @@ export async function withForeignSealedKey(disk: BootDisk, simState: string, out
       `count=${PART_SIZE_MIB}`,
       'status=none',
     ]);
-    const meta = JSON.parse(
-      (await execa('cryptsetup', ['luksDump', '--dump-json-metadata', part])).stdout,
-    ) as {
-      tokens: Record<string, { type: string }>;
-    };
-    const id = Object.entries(meta.tokens).find(([, t]) => t.type === 'zkluks-zymkey')?.[0];
-    if (id === undefined) throw new Error(`no zkluks-zymkey token on ${disk.path}`);
+    const found = (await readHeader(createRunner(), part)).tokens.find((t) => t.type === 'zkluks-zymkey');
+    if (found === undefined) throw new Error(`no zkluks-zymkey token on ${disk.path}`);
+    const id = String(found.id);
     const token = JSON.parse(
       (await execa('cryptsetup', ['token', 'export', '--token-id', id, part])).stdout,
     ) as {
@@ -135,14 +137,7 @@ export async function withForeignSealedKey(disk: BootDisk, simState: string, out
     });
     if (opens.exitCode === 0) throw new Error('the foreign key opens the volume');
     copyFileSync(disk.path, out);
-    await run('dd', [
-      `if=${part}`,
-      `of=${out}`,
-      'bs=1M',
-      `seek=${PART_OFFSET_MIB}`,
-      'conv=notrunc',
-      'status=none',
-    ]);
+    await writePartition(part, out);
   } finally {
     rmSync(part, { force: true });
   }

@@ -36,6 +36,19 @@ async function doctor(t: Tree, args: string[] = [], volume: string[] = [t.volume
   return { exitCode: json.exitCode, diagnosis, human: human.stdout, stderr: human.stderr };
 }
 
+/** Gather the tree's facts in-process (the CLI cannot take a fake I2C bus or record its runs). */
+function gatherTree(t: Tree, over: Partial<Parameters<typeof gatherFacts>[0]> = {}) {
+  return gatherFacts({
+    root: t.root,
+    volume: t.volume,
+    backend: 'sim',
+    simState: t.simState,
+    led: null,
+    runner: createRunner(),
+    ...over,
+  });
+}
+
 function finding(d: Diagnosis, id: string): Finding {
   const f = d.findings.find((x) => x.id === id);
   if (!f)
@@ -192,13 +205,7 @@ describe('zkluks doctor scenarios', () => {
     // The tree's /sys and /dev name bus 1 (bcm2835); the transfer is answered by a chip at 0x30.
     tree.file('/sys/class/i2c-dev/i2c-1/name', 'bcm2835 (i2c@7e804000)\n');
     tree.file('/dev/i2c-1', '');
-    const facts = await gatherFacts({
-      root: tree.root,
-      volume: tree.volume,
-      backend: 'sim',
-      simState: tree.simState,
-      led: null,
-      runner: createRunner(),
+    const facts = await gatherTree(tree, {
       i2cOpener: async () => ({ receiveByte: async () => 0x5a, close: async () => undefined }),
     });
     const d = diagnose(facts);
@@ -211,14 +218,7 @@ describe('zkluks doctor scenarios', () => {
   it('gathering reads the LUKS header once and the initramfs image once (one unpack, no separate listing)', async () => {
     tree = await buildTree();
     const records: RunRecord[] = [];
-    const facts = await gatherFacts({
-      root: tree.root,
-      volume: tree.volume,
-      backend: 'sim',
-      simState: tree.simState,
-      led: null,
-      runner: createRunner({ records }),
-    });
+    const facts = await gatherTree(tree, { runner: createRunner({ records }) });
     expect(facts.initramfs.ok && facts.header.ok).toBe(true);
     const runs = (file: string, arg?: string) =>
       records.filter((r) => r.file === file && (arg === undefined || r.args[0] === arg)).length;

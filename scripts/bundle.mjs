@@ -4,6 +4,7 @@ import { build } from 'esbuild';
 import { chmodSync, readFileSync, renameSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const outfile = new URL('../dist/zkluks.mjs', import.meta.url).pathname;
 // `import text from './file?raw'` embeds the file as a string (the boot-script templates).
 const rawText = {
@@ -30,6 +31,7 @@ await build({
   outfile: `${outfile}.${process.pid}.tmp`,
   external: ['i2c-bus'],
   logLevel: 'warning',
+  define: { ZKLUKS_VERSION: JSON.stringify(version) },
   banner: {
     js: [
       '#!/usr/bin/env node',

@@ -85,12 +85,19 @@ export const recoveryOptions = {
   qr: { type: 'boolean', default: false, describe: 'Also show the new recovery key as a QR code (qrencode)' },
   escrow: {
     type: 'string',
-    describe: 'Also keep the recovery key encrypted to this age recipient (age1…) in its LUKS2 token',
+    describe:
+      'Also keep the recovery key encrypted to this age recipient (age1…) in its LUKS2 token (replacing a key keeps its recipient; --no-escrow drops it)',
   },
 } as const;
 
 export function escrowOf(argv: Record<string, unknown>): string | null {
   return typeof argv.escrow === 'string' ? checkRecipient(argv.escrow) : null;
+}
+
+/** --escrow RECIPIENT, --no-escrow (null), or undefined when neither was given. */
+export function escrowChoice(argv: Record<string, unknown>): string | null | undefined {
+  if (argv.escrow === false) return null;
+  return argv.escrow === undefined ? undefined : escrowOf(argv);
 }
 
 /** Writes --recovery-key-file before the header changes; removes it again if the change fails. */

@@ -58,6 +58,8 @@ export interface VolumeFacts {
   from: 'argument' | 'crypttab';
   /** The crypttab entry of this volume, when there is one. */
   crypttabName: string | null;
+  /** False when neither the tree's /dev nor this host has it (src/root-device.ts). */
+  present?: boolean;
 }
 
 export interface KeyslotFacts {

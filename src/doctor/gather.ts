@@ -9,6 +9,7 @@ import type { Runner } from '../exec.ts';
 import { probeZymkeyBus, listI2cBuses, type I2cOpener } from '../device/i2c.ts';
 import { openZymkey } from '../device/open.ts';
 import type { Backend, ZymkeyPort } from '../device/port.ts';
+import { resolveRootDevice } from '../root-device.ts';
 import { under } from '../root-path.ts';
 import {
   known,
@@ -56,14 +57,6 @@ export interface GatherOptions {
   i2cOpener?: I2cOpener;
 }
 
-function resolveSource(root: string, source: string, live: boolean): string {
-  const uuid = /^UUID=["']?([^"']+)/i.exec(source)?.[1];
-  const path = uuid ? `/dev/disk/by-uuid/${uuid.toLowerCase()}` : source;
-  if (live) return path;
-  const inTree = under(root, path);
-  return existsSync(inTree) ? inTree : path;
-}
-
 function volumeFact(
   opts: GatherOptions,
   live: boolean,
@@ -72,11 +65,13 @@ function volumeFact(
   const list = valueOf(entries)?.entries ?? [];
   if (opts.volume) {
     const byPath = list.find((e) => e.source === opts.volume);
+    const path = existsSync(opts.volume) || live ? opts.volume : under(opts.root, opts.volume);
     return known({
       name: opts.volume,
-      path: existsSync(opts.volume) || live ? opts.volume : under(opts.root, opts.volume),
+      path,
       from: 'argument',
       crypttabName: byPath?.name ?? null,
+      present: existsSync(path),
     });
   }
   const entry = rootEntry(list);
@@ -87,11 +82,13 @@ function volumeFact(
         : `no volume named and ${entries.reason}`,
     );
   }
+  const device = resolveRootDevice(opts.root, entry.source);
   return known({
     name: entry.source,
-    path: resolveSource(opts.root, entry.source, live),
+    path: device.path ?? device.name,
     from: 'crypttab',
     crypttabName: entry.name,
+    present: device.found !== null,
   });
 }
 

@@ -28,7 +28,8 @@ export function waysIn(facts: Facts): WaysIn {
   const zymbitLayout =
     /zk_get_key$/.test(keyscript) || (zymbitState?.files.some((f) => f.path === 'key.bin.lock') ?? false);
   const base = {
-    volume: volume?.name ?? 'VOLUME',
+    // The path commands can open (found through the tree's /dev for --root), else the name as written.
+    volume: volume ? (volume.present === false ? volume.name : volume.path) : 'VOLUME',
     mapping: volume?.crypttabName ?? null,
     zymbitLayout,
   };

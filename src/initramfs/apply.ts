@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.ts';
 import type { Runner } from '../exec.ts';
 import { ZkluksError } from '../errors.ts';
+import { rebuildInitramfs, zkluksCommand } from '../hint.ts';
 import { under } from '../root-path.ts';
 import { findBootImages, type BootImage, type BootImageReport } from './boot-image.ts';
 import { inspectImage, linkedLibraries, type ImageInspection } from './inspect.ts';
@@ -112,7 +113,7 @@ export async function applyPlan(plan: Plan, opts: { runner: Runner; root: string
           throw new ZkluksError(
             `Failed to rebuild the initramfs: '${step.command.join(' ')}' exited ${r.exitCode}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`,
             {
-              hint: `${step.command.join(' ')} (run it by hand to see every message), then zkluks initramfs check`,
+              hint: `${step.command.join(' ')} (run it by hand to see every message), then ${zkluksCommand(root, 'initramfs', 'check')}`,
             },
           );
         }
@@ -124,7 +125,7 @@ export async function applyPlan(plan: Plan, opts: { runner: Runner; root: string
         images = await verifyImages(runner, root, plan.zkunlockifs);
         if (images.length === 0) {
           throw new ZkluksError('Failed to verify the initramfs: no image was found under /boot', {
-            hint: 'update-initramfs -c -k all, then zkluks initramfs check',
+            hint: `${rebuildInitramfs(root)}, then ${zkluksCommand(root, 'initramfs', 'check')}`,
           });
         }
         const bad = images.flatMap((i) =>
@@ -132,7 +133,7 @@ export async function applyPlan(plan: Plan, opts: { runner: Runner; root: string
         );
         if (bad.length > 0) {
           throw new ZkluksError(`Failed to verify the initramfs: ${bad.join('; ')}`, {
-            hint: 'zkluks initramfs check (lists every finding)',
+            hint: `${zkluksCommand(root, 'initramfs', 'check')} (lists every finding)`,
           });
         }
         break;

@@ -268,6 +268,8 @@ export function setZkluksEntry(
     source?: string;
     /** The device is known, so a same-named line with any other source is another device. */
     deviceKnown?: boolean;
+    /** The way forward when the name belongs to a line for another device (built by the caller). */
+    takeOverHint?: string;
   },
 ): ZkluksEntryChange {
   if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(volume.name)) {
@@ -282,7 +284,7 @@ export function setZkluksEntry(
   if (byName >= 0 && byDevice >= 0 && byName !== byDevice) {
     throw new RefusedError(
       `Refusing to name the volume '${volume.name}' in crypttab: another line already uses that name for a different device`,
-      { hint: 'zkluks initramfs install --name <another name>' },
+      { hint: 'zkluks initramfs install --name NAME VOLUME (a name no other line has)' },
     );
   }
   const index = byDevice >= 0 ? byDevice : byName;
@@ -294,7 +296,9 @@ export function setZkluksEntry(
   ) {
     throw new RefusedError(
       `Refusing to take over the crypttab line '${volume.name}': it names another device (${old.entry.source})`,
-      { hint: 'zkluks initramfs install --name <another name>' },
+      {
+        hint: volume.takeOverHint ?? 'zkluks initramfs install --name NAME VOLUME (a name no other line has)',
+      },
     );
   }
   const { options, dropped } = zkluksOptions(old?.kind === 'entry' ? old.entry.options : []);

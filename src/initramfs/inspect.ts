@@ -19,7 +19,7 @@ export async function listImage(runner: Runner, image: string): Promise<ImageCon
   const r = await runner('lsinitramfs', [image], { reject: false, timeoutMs: 120_000 });
   if (r.exitCode !== 0) {
     throw new ZkluksError(`Failed to list initramfs '${image}': ${r.stderr.trim() || `exit ${r.exitCode}`}`, {
-      hint: 'update-initramfs -u -k all',
+      hint: 'rebuild it: update-initramfs -c -k all (for a --root tree: chroot DIR update-initramfs -c -k all)',
     });
   }
   const files = r.stdout

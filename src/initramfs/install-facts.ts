@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import type { Runner } from '../exec.ts';
 import { UsageError, ZkluksError } from '../errors.ts';
 import { readHeader } from '../keyslot/header.ts';
+import { zkluksCommand } from '../hint.ts';
+import { linkCommand, resolveRootDevice } from '../root-device.ts';
 import { under } from '../root-path.ts';
 import { findBootImages, type BootImageReport } from './boot-image.ts';
 import { BOOT_PATHS, INSTALLED_FILES, TOKEN_TYPE, ZKUNLOCKIFS_CANDIDATES } from './boot-files.ts';
@@ -119,13 +121,34 @@ function realpath(path: string): string | null {
   }
 }
 
-/** The line whose source is `device`, written as it is or as another name of the same node. */
-function findEntryByDevice(tab: Crypttab, device: string): CrypttabEntry | null {
+/**
+ * The line whose source is `device`, written as it is or as another name of the same node: a
+ * source is found through the tree's /dev first, then the host's (src/root-device.ts).
+ */
+function findEntryByDevice(tab: Crypttab, device: string, root: string): CrypttabEntry | null {
   const real = realpath(device);
   return (
     findEntry(tab, { source: device }) ??
-    entries(tab).find((e) => e.source.startsWith('/') && real !== null && realpath(e.source) === real) ??
+    entries(tab).find((e) => {
+      const path = resolveRootDevice(root, e.source).path;
+      return real !== null && path !== null && realpath(path) === real;
+    }) ??
     null
+  );
+}
+
+/** A crypttab source this tree names but neither the tree's /dev nor this host has. */
+function unresolvedError(root: string, entry: CrypttabEntry): UsageError {
+  const device = resolveRootDevice(root, entry.source);
+  const where = root === '/' ? 'this system has no such device' : `neither ${root}/dev nor this host has it`;
+  return new UsageError(
+    `Failed to find the volume of the crypttab line '${entry.name}': it names ${entry.source} and ${where}`,
+    {
+      hint:
+        root === '/'
+          ? 'zkluks initramfs install DEVICE (name the LUKS device; lsblk -f lists them)'
+          : `say which device or image file holds it: ${linkCommand(root, device)}, then ${zkluksCommand(root, 'initramfs', 'install')}`,
+    },
   );
 }
 
@@ -146,6 +169,7 @@ function defaultEntry(tab: Crypttab, onlyOurs: boolean): CrypttabEntry | null {
 
 async function volumeFacts(
   runner: Runner,
+  root: string,
   crypttab: string | null,
   volume: string | undefined,
   name: string | undefined,
@@ -155,6 +179,7 @@ async function volumeFacts(
   let entry: CrypttabEntry | null = null;
   let device: string | null = null;
   let uuid: string | null = null;
+  let headerError: string | null = null;
   if (volume === undefined) {
     entry = defaultEntry(tab, onlyOurs);
   } else if (volume.startsWith('/')) {
@@ -174,13 +199,13 @@ async function volumeFacts(
   }
   if (entry !== null) {
     uuid = sourceUuid(entry.source) ?? null;
-    if (uuid === null) device = entry.source;
+    const found = resolveRootDevice(root, entry.source);
+    if (found.path !== null) device = found.path;
+    else if (uuid === null && !onlyOurs) throw unresolvedError(root, entry);
+    else if (uuid === null) headerError = unresolvedError(root, entry).message;
   }
-  if (device === null && uuid !== null && existsSync(`/dev/disk/by-uuid/${uuid}`)) {
-    device = `/dev/disk/by-uuid/${uuid}`;
-  }
+  if (device === null && uuid !== null) device = resolveRootDevice(root, `UUID=${uuid}`).path;
   let hasZymkeyToken: boolean | null = null;
-  let headerError: string | null = null;
   if (device !== null) {
     try {
       const header = await readHeader(runner, device);
@@ -193,7 +218,7 @@ async function volumeFacts(
     }
   }
   if (entry === null && uuid !== null) entry = findEntry(tab, { uuid }) ?? null;
-  if (entry === null && device !== null) entry = findEntryByDevice(tab, device);
+  if (entry === null && device !== null) entry = findEntryByDevice(tab, device, root);
   return {
     name: name ?? entry?.name ?? null,
     uuid,
@@ -226,7 +251,7 @@ export async function gatherInstallFacts(opts: GatherOptions): Promise<InstallFa
     zkunlockifs: findZkunlockifs(root, opts.zkunlockifs),
     zymbitState: existsSync(under(root, BOOT_PATHS.zymbitState)),
     zkenv: existsSync(under(root, BOOT_PATHS.zkenv)),
-    volume: await volumeFacts(opts.runner, crypttab, opts.volume, opts.name, opts.onlyOurs ?? false),
+    volume: await volumeFacts(opts.runner, root, crypttab, opts.volume, opts.name, opts.onlyOurs ?? false),
     modules: modulesSetting(root),
     bootImages: findBootImages(root),
     kernels: installedKernels(root),

@@ -2,7 +2,10 @@
 // plain data. The safety rules live here and refuse with a sentence that states the rule.
 import { RefusedError, UsageError } from '../errors.ts';
 import { BOOT_PATHS, INSTALLED_FILES, renderBootFiles, type BootFile } from './boot-files.ts';
+import { shellWord, zkluksCommand } from '../hint.ts';
+import { linkCommand, resolveRootDevice } from '../root-device.ts';
 import {
+  findEntry,
   findEntryIndex,
   isZkluksEntry,
   parseCrypttab,
@@ -56,6 +59,21 @@ export function updateCommand(root: string): string[] {
   return root === '/' ? base : ['chroot', root, ...base];
 }
 
+/**
+ * The way forward when the line named `name` names another device. A source neither the tree nor
+ * this host has may be this very disk under the name the Pi gives it: the admin says so with a link.
+ */
+function takeOverHint(facts: InstallFacts, name: string): string {
+  const device = facts.volume.device ?? 'VOLUME';
+  const other = zkluksCommand(facts.root, 'initramfs', 'install', '--name', 'NAME', shellWord(device));
+  const line = findEntry(parseCrypttab(facts.crypttab ?? ''), { name });
+  const source = line ? resolveRootDevice(facts.root, line.source) : null;
+  if (!line || !source || source.found !== null || !source.name.startsWith('/')) {
+    return `${other} (a name no other line has)`;
+  }
+  return `if ${line.source} is this disk (its name on the Pi): ${linkCommand(facts.root, source, device)}, then ${zkluksCommand(facts.root, 'initramfs', 'install', shellWord(device))}; if it is another disk: ${other}`;
+}
+
 export function planInstall(facts: InstallFacts, opts: InstallOptions): Plan {
   const { volume } = facts;
   const name = opts.name ?? volume.name ?? DEFAULT_NAME;
@@ -68,7 +86,9 @@ export function planInstall(facts: InstallFacts, opts: InstallOptions): Plan {
   if (volume.uuid === null) {
     throw new UsageError(
       `Failed to learn the LUKS UUID of '${volume.device ?? volume.entry?.source ?? name}'${volume.headerError ? `: ${volume.headerError}` : ''}`,
-      { hint: 'zkluks initramfs install /dev/mmcblk0p2 (name the LUKS device itself)' },
+      {
+        hint: `${zkluksCommand(facts.root, 'initramfs', 'install', 'VOLUME')} (name the LUKS device or image file itself)`,
+      },
     );
   }
   if (volume.hasZymkeyToken === false) {
@@ -100,6 +120,7 @@ export function planInstall(facts: InstallFacts, opts: InstallOptions): Plan {
     uuid: volume.uuid,
     ...(volume.entry === null ? {} : { source: volume.entry.source }),
     deviceKnown: volume.device !== null,
+    takeOverHint: takeOverHint(facts, name),
   });
   const alreadyOurs = volume.entry !== null && isZkluksEntry(volume.entry);
   if (change.action !== 'unchanged' && facts.crypttabBackup === null && !alreadyOurs) {

@@ -1,7 +1,8 @@
 // Facts about a LUKS2 header, read through `cryptsetup luksDump --dump-json-metadata` (never the
 // text dump). Plain data: planners, `list`, the doctor and the boot installer all read these.
 import { stat } from 'node:fs/promises';
-import { CommandFailedError, ZkluksError } from '../errors.ts';
+import { dirname, resolve } from 'node:path';
+import { CommandFailedError, UsageError, ZkluksError } from '../errors.ts';
 import type { Runner } from '../exec.ts';
 
 /** LUKS2 allows 32 keyslots and 32 tokens (ids "0"…"31"). */
@@ -158,8 +159,11 @@ export async function isLuks(runner: Runner, volume: string): Promise<LuksKind> 
 export function notLuks2Error(volume: string, kind: Exclude<LuksKind, 'luks2'>): ZkluksError {
   switch (kind) {
     case 'missing':
-      return new ZkluksError(`Failed to read LUKS header of '${volume}': no such file or device`, {
-        hint: 'lsblk -f (name the LUKS partition, e.g. /dev/mmcblk0p2)',
+      // A path that does not exist is bad input, exit 2 in every command.
+      return new UsageError(`Failed to read LUKS header of '${volume}': no such file or device`, {
+        hint: volume.startsWith('/dev/')
+          ? 'lsblk -f (name the LUKS partition, e.g. /dev/mmcblk0p2)'
+          : `ls -l '${dirname(resolve(volume))}' (name the image file that holds the LUKS volume)`,
       });
     case 'not-luks':
       return new ZkluksError(`Failed to read LUKS header of '${volume}': not a LUKS volume`, {

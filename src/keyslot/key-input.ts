@@ -20,7 +20,9 @@ export async function readKeyFile(
   try {
     key = path === '-' ? await readStream(stdin) : await readFile(path);
   } catch (error) {
-    throw new ZkluksError(
+    // A file that does not exist is bad input (exit 2), like a missing device.
+    const Failure = (error as NodeJS.ErrnoException).code === 'ENOENT' ? UsageError : ZkluksError;
+    throw new Failure(
       `Failed to read the ${what} from '${path}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
       {
         hint: `ls -l '${path}'`,
@@ -31,12 +33,19 @@ export async function readKeyFile(
   return key;
 }
 
-/** Ask on the terminal without echo; the answer without its line ending. */
-export async function promptHidden(question: string, streams: PromptStreams): Promise<Buffer> {
+/**
+ * Ask on the terminal without echo; the answer without its line ending. Without a terminal the
+ * error's hint is `noTerminalHint`: the command's own way to pass the key from a file.
+ */
+export async function promptHidden(
+  question: string,
+  streams: PromptStreams,
+  noTerminalHint = 'pass it with --unlock-key-file FILE (- reads stdin)',
+): Promise<Buffer> {
   const { stdin, stderr } = streams;
   if (!stdin.isTTY) {
     throw new UsageError(`Failed to ask for ${question}: stdin is not a terminal`, {
-      hint: 'pass it with --unlock-key-file FILE (- reads stdin)',
+      hint: noTerminalHint,
     });
   }
   stderr.write(`${question}: `);

@@ -125,10 +125,21 @@ async function requireKeyOpens(
   key: Buffer,
 ): Promise<void> {
   if (await keyOpensSlot(deps.runner, volume, key)) return;
+  // A key file made with echo ends with a newline, which cryptsetup --key-file (and zkluks) read
+  // as part of the key: say so when the key without it would open.
+  const newline = /\r?\n$/.exec(key.toString('latin1'))?.[0].length ?? 0;
+  if (newline > 0 && (await keyOpensSlot(deps.runner, volume, key.subarray(0, key.length - newline)))) {
+    throw new ZkluksError(
+      `Failed to ${VERBS[operation]} '${volume}': the key file ends with a newline, which is read as part of the key (as cryptsetup --key-file does); without the newline it opens the volume`,
+      {
+        hint: `remove the newline: truncate -s -${newline} FILE (make key files with printf %s, not echo), then run this again`,
+      },
+    );
+  }
   throw new ZkluksError(
-    `Failed to ${VERBS[operation]} '${volume}': wrong passphrase: the key given does not open any keyslot`,
+    `Failed to ${VERBS[operation]} '${volume}': wrong passphrase: the key given does not open any keyslot${newline > 0 ? ' (with or without the newline it ends with)' : ''}`,
     {
-      hint: `check it with: cryptsetup open --test-passphrase '${volume}'`,
+      hint: `check the key file exactly as zkluks reads it: cryptsetup open --test-passphrase --key-file FILE '${volume}'`,
     },
   );
 }
@@ -274,7 +285,8 @@ export interface RecoveryAddRequest {
   /** Asked for a passphrase when neither `unlock` nor the Zymkey can authorize. */
   askUnlock?: () => Promise<Buffer>;
   force: boolean;
-  escrow: string | null;
+  /** The age recipient; null: none; undefined: keep the recipient of the key it replaces. */
+  escrow: string | null | undefined;
   dryRun: boolean;
 }
 
@@ -308,10 +320,21 @@ export async function recoveryAdd(
       }
       if (unlock) await requireKeyOpens(deps, 'recovery-add', volume, unlock);
       const unlockOpens = await slotsOpenedBy(deps, volume, unlock, candidateSlots(view, 'zkluks-recovery'));
+      // Replacing a recovery key keeps what the admin set up: its escrow recipient, unless told.
+      const kept =
+        request.escrow === undefined
+          ? (view.recovery.find((r) => r.match !== 'mismatch' && r.token.escrow)?.token.escrow?.recipient ??
+            null)
+          : null;
       const plan = planRecoveryAdd(
         { view, authorizedBy: unlock ? 'unlock' : 'zymkey-old', unlockOpens },
-        request,
+        { force: request.force, escrow: request.escrow ?? kept },
       );
+      if (kept && plan.unchanged === null) {
+        plan.notes.push(
+          `the new recovery key is escrowed to ${kept}, as the one it replaces was (--no-escrow drops the escrow, --escrow RECIPIENT changes it)`,
+        );
+      }
       return { plan, unlock, zymkeyOld };
     },
     hooks,

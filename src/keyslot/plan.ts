@@ -126,14 +126,23 @@ export function requireWayInWithoutZymkey(
       {
         hint:
           tokens.length > 0
-            ? `if keyslot ${unverified.map((s) => s.id).join(', ')} opens with a passphrase you know (cryptsetup open --test-passphrase --key-slot N '${volume}'), remove the copied token: ${tokens.map((t) => `cryptsetup token remove --token-id ${t.id} '${volume}'`).join('; ')}; otherwise zkluks recovery add '${volume}' first`
-            : `zkluks recovery add '${volume}' (then run this again)`,
+            ? `if keyslot ${unverified.map((s) => s.id).join(', ')} opens with a passphrase you know (cryptsetup open --test-passphrase --key-slot N '${volume}'), remove the copied token: ${tokens.map((t) => `cryptsetup token remove --token-id ${t.id} '${volume}'`).join('; ')}; otherwise ${addWayIn(operation, volume)} first`
+            : `${addWayIn(operation, volume)}, then run this again`,
       },
     );
   }
   return [
     `After this, '${view.header.volume}' opens only with the Zymkey (or other hardware): you said so twice.`,
   ];
+}
+
+/** What gives a volume a way in without the Zymkey, when `operation` would take the last one. */
+function addWayIn(operation: Operation, volume: string): string {
+  // Removing the recovery key: only a passphrase can take its place (a new recovery key would be
+  // the one removed next).
+  return operation === 'recovery-remove'
+    ? `add a passphrase: cryptsetup luksAddKey '${volume}' (it asks for an existing key: the recovery key; then for the new passphrase)`
+    : `add a recovery key: zkluks recovery add '${volume}'`;
 }
 
 export function describeStep(step: Step): string {

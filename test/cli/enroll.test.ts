@@ -93,7 +93,7 @@ describe('zkluks enroll', () => {
   it('explains a missing path, a file that is not LUKS and a LUKS1 volume', async () => {
     const { img, keyFile, run } = await setup({ type: 'none' });
     const missing = await run(['enroll', `${img.dir}/nope.img`, '--unlock-key-file', keyFile]);
-    expect(missing.exitCode).toBe(1);
+    expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toMatch(/Failed to read LUKS header of '.*nope.img': no such file or device/);
     const notLuks = await run(['enroll', img.path, '--unlock-key-file', keyFile]);
     expect(notLuks.stderr).toMatch(/not a LUKS volume/);

@@ -203,8 +203,9 @@ describe('doctor checks', () => {
     f.header = known({ uuid: 'u', keyslots: [{ id: 0, kdf: 'argon2id', priority: 'normal' }], tokens: [] });
     const z = f.zymkey.ok ? f.zymkey.value : (undefined as never);
     f.zymkey = known({ ...z, unseal: unavailable('no sealed key') });
+    // The path the header was read from: the tree's /dev entry, which a command can open.
     expect(diagnose(f).findings.find((x) => x.id === 'luks.not-enrolled')?.hint).toBe(
-      "zkluks enroll '/dev/mmcblk0p2'",
+      "zkluks enroll '/mnt/pi/dev/mmcblk0p2'",
     );
   });
 

@@ -3,6 +3,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { ExitCode, UsageError } from '../../errors.ts';
 import { createRunner } from '../../exec.ts';
+import { rebuildInitramfs } from '../../hint.ts';
 import { applyPlan, type ImageCheck } from '../../initramfs/apply.ts';
 import { runCheck, type CheckReport } from '../../initramfs/check.ts';
 import { formatOptions } from '../../initramfs/crypttab.ts';
@@ -128,9 +129,7 @@ const install: CommandModule = {
       if (boot.kind === 'raspberry-pi') out.info(`firmware boot partition: ${boot.bootPartition}`);
       if (facts.console) out.info(facts.console.summary);
       if (plan.steps.every((s) => s.kind !== 'update-initramfs')) {
-        out.info(
-          `the initramfs was not rebuilt; run: ${g.root === '/' ? '' : `chroot ${g.root} `}update-initramfs -u -k all`,
-        );
+        out.info(`the initramfs was not rebuilt; run: ${rebuildInitramfs(g.root)}`);
       }
     } else {
       printPlan(out, plan, false, true, { images: result.images, bootImages: boot, console: facts.console });

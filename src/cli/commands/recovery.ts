@@ -3,13 +3,14 @@
 // LUKS2 header so the disk can be recovered on any machine with the `age` tool.
 import type { CommandModule } from 'yargs';
 import { ExitCode } from '../../errors.ts';
+import { shellWord } from '../../hint.ts';
 import { withInterruptSignal } from '../../keyslot/interrupt.ts';
 import { promptHidden, readKeyFile } from '../../keyslot/key-input.ts';
 import { recoveryAdd, recoveryRemove, unlockEscrow, verifyRecovery } from '../../keyslot/operations.ts';
 import { globalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
 import {
-  escrowOf,
+  escrowChoice,
   keyslotDeps,
   optionalUnlockKey,
   printResult,
@@ -34,7 +35,7 @@ const add: CommandModule = {
   handler: async (argv) => {
     const g = globalOptions(argv);
     const volume = volumeOf(argv);
-    const escrow = escrowOf(argv);
+    const escrow = escrowChoice(argv);
     const unlock = await optionalUnlockKey(argv);
     const keyFile = recoveryKeyFileHooks(argv);
     try {
@@ -95,7 +96,11 @@ const verify: CommandModule = {
       key = (await readKeyFile(argv['recovery-key-file'], 'recovery key')).toString('utf8');
     } else {
       key = (
-        await promptHidden(`Recovery key for '${volume}'`, { stdin: process.stdin, stderr: process.stderr })
+        await promptHidden(
+          `Recovery key for '${volume}'`,
+          { stdin: process.stdin, stderr: process.stderr },
+          `zkluks recovery verify --recovery-key-file FILE ${shellWord(volume)} (- reads stdin)`,
+        )
       ).toString('utf8');
     }
     const report = await verifyRecovery(deps, volume, key);

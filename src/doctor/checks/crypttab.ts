@@ -1,4 +1,5 @@
 // crypttab: the line that tells the initramfs how to unlock the root.
+import { rebuildInitramfs, zkluksCommand } from '../../hint.ts';
 import { valueOf, type Facts } from '../facts.ts';
 import { isValidOption } from '../../initramfs/crypttab.ts';
 import type { Finding } from '../finding.ts';
@@ -14,7 +15,7 @@ export function checkCrypttab(facts: Facts): Finding[] {
         severity: facts.crypttab.status === 'missing' ? 'warning' : 'error',
         summary: 'No readable crypttab: the initramfs has no entry that unlocks the root.',
         evidence: [facts.crypttab.reason],
-        hint: 'zkluks initramfs install',
+        hint: zkluksCommand(facts.root, 'initramfs', 'install'),
       },
     ];
   }
@@ -30,7 +31,7 @@ export function checkCrypttab(facts: Facts): Finding[] {
         evidence: [
           `${facts.crypttab.value.path}: ${facts.crypttab.value.entries.map((e) => e.name).join(', ') || 'no entries'}`,
         ],
-        hint: 'zkluks initramfs install',
+        hint: zkluksCommand(facts.root, 'initramfs', 'install'),
       },
     ];
   }
@@ -48,7 +49,7 @@ export function checkCrypttab(facts: Facts): Finding[] {
       severity: 'error',
       summary: `'${keyslot}' pins every try to one keyslot: when the Zymkey fails, the passphrase or recovery key typed at the prompt is tested against that slot only and never opens the volume.`,
       evidence: [line],
-      hint: `remove '${keyslot}' from the options (zkluks initramfs install rewrites the line), then update-initramfs -u -k all`,
+      hint: `${zkluksCommand(facts.root, 'initramfs', 'install')} (rewrites the line without '${keyslot}' and rebuilds the initramfs)`,
     });
   }
   if (keyscript && /zk_get_key$/.test(keyscript)) {
@@ -59,7 +60,7 @@ export function checkCrypttab(facts: Facts): Finding[] {
       summary:
         "Zymbit's zk_get_key keyscript unlocks the root: it has no passphrase fallback, so when the Zymkey fails the boot retries and ends in the initramfs shell.",
       evidence: [line],
-      hint: `zkluks enroll '${volume?.name ?? 'VOLUME'}', then zkluks initramfs install (keyscript with a prompt fallback)`,
+      hint: `zkluks enroll '${volume?.path ?? 'VOLUME'}', then ${zkluksCommand(facts.root, 'initramfs', 'install')} (keyscript with a prompt fallback)`,
     });
   } else if (keyscript && /\/zkluks$/.test(keyscript) && entry.keyscriptPresent !== false) {
     findings.push({
@@ -77,7 +78,7 @@ export function checkCrypttab(facts: Facts): Finding[] {
       severity: 'warning',
       summary: `'${entry.name}' has no keyscript: the boot never asks the Zymkey.`,
       evidence: [line],
-      hint: 'zkluks initramfs install',
+      hint: zkluksCommand(facts.root, 'initramfs', 'install'),
     });
   }
   if (keyscript && entry.keyscriptPresent === false) {
@@ -87,7 +88,7 @@ export function checkCrypttab(facts: Facts): Finding[] {
       severity: 'error',
       summary: `The keyscript '${keyscript}' does not exist: update-initramfs skips this entry ("invalid value for 'keyscript' option").`,
       evidence: [line],
-      hint: 'zkluks initramfs install',
+      hint: zkluksCommand(facts.root, 'initramfs', 'install'),
     });
   }
   const unknown = entry.options.map((o) => o.split('=')[0] ?? o).filter((o) => !isValidOption(o));
@@ -116,7 +117,7 @@ export function checkCrypttab(facts: Facts): Finding[] {
           ? `cryptsetup --test-passphrase with '${k.path}': ${k.opensSlot !== null ? `opens slot ${k.opensSlot}` : 'opens no slot'}`
           : 'not tried against the header',
       ],
-      hint: `shred -u '${k.path}'; cryptsetup luksKillSlot '${volume?.name ?? 'VOLUME'}' ${k.opensSlot ?? 'N'} if that slot holds it; set the key field to 'none' and run update-initramfs -u -k all`,
+      hint: `shred -u '${k.path}'; cryptsetup luksKillSlot '${volume?.path ?? 'VOLUME'}' ${k.opensSlot ?? 'N'} if that slot holds it; set the key field to 'none' and run ${rebuildInitramfs(facts.root)}`,
     });
   }
   return findings;

@@ -1,5 +1,6 @@
 // The initramfs image the firmware will load: built for the right kernel, holding what the unlock
 // needs, in step with /var/lib/zymbit, and free of plaintext keys.
+import { inSystem, rebuildInitramfs, systemFile, zkluksCommand } from '../../hint.ts';
 import { I2C_MODULES } from '../../initramfs/boot-files.ts';
 import { hasFile, moduleName } from '../../initramfs/inspect.ts';
 import { valueOf, type Facts } from '../facts.ts';
@@ -8,7 +9,9 @@ import { compareKernelVersions } from '../kernel-version.ts';
 import { waysIn } from '../ways-in.ts';
 
 const area = 'initramfs' as const;
-const REBUILD = 'update-initramfs -u -k all, then zkluks initramfs check';
+/** The one rebuild hint: the tree's own images, through chroot for a --root tree. */
+const rebuild = (facts: Facts) =>
+  `${rebuildInitramfs(facts.root)}, then ${zkluksCommand(facts.root, 'initramfs', 'check')}`;
 
 function contents(facts: Facts): Finding[] {
   const image = valueOf(facts.initramfs);
@@ -33,7 +36,7 @@ function contents(facts: Facts): Finding[] {
       severity: 'error',
       summary: `The image lacks what the Zymkey unlock needs: ${missingFiles.join(', ')}.`,
       evidence: [`image: ${image.image}`],
-      hint: `zkluks initramfs install --root ${facts.root}`,
+      hint: zkluksCommand(facts.root, 'initramfs', 'install'),
     });
   }
   const drift = (rootState?.files ?? []).filter(
@@ -51,8 +54,8 @@ function contents(facts: Facts): Finding[] {
           `var/lib/zymbit/${f.path}: root filesystem sha256 ${f.sha256.slice(0, 12)}…, image ${inImage.get(f.path)?.slice(0, 12)}…`,
       ),
       hint: waysIn(facts).zymbitLayout
-        ? 'update_encr_initrd (or update-initramfs -u -k all and copy the image to the boot partition)'
-        : REBUILD,
+        ? `${inSystem(facts.root, 'update_encr_initrd')} (or ${rebuildInitramfs(facts.root)} and copy the image to the boot partition)`
+        : rebuild(facts),
     });
   }
   // A driver counts whether it is a module inside the image or built into its kernel.
@@ -71,7 +74,7 @@ function contents(facts: Facts): Finding[] {
           ? 'the image carries no modules.builtin'
           : `modules.builtin lists ${image.builtinModules.filter((m) => m.startsWith('i2c')).join(', ') || 'no I2C driver'}`,
       ],
-      hint: `add i2c-dev and i2c-bcm2835 to /etc/initramfs-tools/modules, then ${REBUILD}`,
+      hint: `add i2c-dev and i2c-bcm2835 to ${systemFile(facts.root, '/etc/initramfs-tools/modules')}, then ${rebuild(facts)}`,
     });
   }
   if (findings.length === 0) {
@@ -102,7 +105,7 @@ function kernel(facts: Facts): Finding[] {
         severity: 'warning',
         summary: 'The image holds no kernel modules, so the kernel it was built for is unknown.',
         evidence: [`image: ${image.image}`],
-        hint: REBUILD,
+        hint: rebuild(facts),
       },
     ];
   }
@@ -119,7 +122,7 @@ function kernel(facts: Facts): Finding[] {
           `installed kernels: ${installed.join(', ') || 'none'}`,
           ...(facts.kernel.running ? [`running kernel: ${facts.kernel.running}`] : []),
         ],
-        hint: `update-initramfs -u -k ${target}, make sure the result reaches the boot partition, then zkluks initramfs check`,
+        hint: `${inSystem(facts.root, `update-initramfs -c -k ${target}`)}, make sure the result reaches the boot partition, then ${zkluksCommand(facts.root, 'initramfs', 'check')}`,
       },
     ];
   }
@@ -145,7 +148,7 @@ function environment(facts: Facts): Finding[] {
       summary:
         'initramfs.conf says MODULES=dep: the image holds only the modules the build host was using, which has left out the I2C modules the unlock needs.',
       evidence: ['/etc/initramfs-tools/initramfs.conf: MODULES=dep'],
-      hint: `set MODULES=most in /etc/initramfs-tools/initramfs.conf, then ${REBUILD}`,
+      hint: `set MODULES=most in ${systemFile(facts.root, '/etc/initramfs-tools/initramfs.conf')}, then ${rebuild(facts)}`,
     });
   }
   if (facts.kernelPostinstHook.ok && /update_encr_initrd/.test(facts.kernelPostinstHook.value)) {
@@ -184,7 +187,7 @@ function environment(facts: Facts): Finding[] {
           ? `cryptsetup --test-passphrase with it: ${k.opensSlot !== null ? `opens slot ${k.opensSlot}` : 'opens no slot'}`
           : 'not tried against the header',
       ],
-      hint: `remove it (and the hook or KEYFILE_PATTERN that copies it), ${k.opensSlot !== null ? `replace slot ${k.opensSlot} with 'zkluks rotate', ` : ''}then ${REBUILD}`,
+      hint: `remove it (and the hook or KEYFILE_PATTERN that copies it), ${k.opensSlot !== null ? `replace slot ${k.opensSlot} with 'zkluks rotate', ` : ''}then ${rebuild(facts)}`,
     });
   }
   return findings;
@@ -204,7 +207,7 @@ export function checkInitramfs(facts: Facts): Finding[] {
               ? 'Which initramfs image the firmware loads could not be told, so none was examined.'
               : 'The initramfs image could not be read.',
         evidence: [facts.initramfs.reason],
-        hint: REBUILD,
+        hint: rebuild(facts),
       },
       ...environment(facts),
     ];

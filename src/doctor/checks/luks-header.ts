@@ -1,10 +1,27 @@
 // The LUKS2 header: is there a way in without the Zymkey, and do our tokens match the keyslots.
-import type { Facts } from '../facts.ts';
+import { zkluksCommand } from '../../hint.ts';
+import { linkCommand, resolveRootDevice } from '../../root-device.ts';
+import type { Facts, VolumeFacts } from '../facts.ts';
 import type { Finding } from '../finding.ts';
 import { plural } from '../unlock-path.ts';
 import { waysIn } from '../ways-in.ts';
 
 const area = 'LUKS header' as const;
+
+/** The way on from an unreadable header: say where the volume is, or look at what is there. */
+function headerHint(facts: Facts, volume: VolumeFacts, reason: string): string {
+  const path = volume.path;
+  if (volume.present === false) {
+    const device = resolveRootDevice(facts.root, volume.name);
+    return facts.root === '/' || volume.from === 'argument'
+      ? `name the LUKS partition or image file: ${zkluksCommand(facts.root, 'doctor', 'VOLUME')} (lsblk -f lists partitions)`
+      : `say which device or image file holds ${volume.name}: ${linkCommand(facts.root, device)}, then ${zkluksCommand(facts.root, 'doctor')}`;
+  }
+  if (/LUKS1/.test(reason)) {
+    return `cryptsetup luksHeaderBackup '${path}' --header-backup-file /root/luks1-header.img && cryptsetup convert --type luks2 '${path}'`;
+  }
+  return `cryptsetup luksDump '${path}' (blkid '${path}' says what the device holds)`;
+}
 
 export function checkLuksHeader(facts: Facts): Finding[] {
   const ways = waysIn(facts);
@@ -17,7 +34,7 @@ export function checkLuksHeader(facts: Facts): Finding[] {
         severity: 'warning',
         summary: 'No volume to examine.',
         evidence: [facts.volume.reason],
-        hint: "name it: 'zkluks doctor /dev/mmcblk0p2'",
+        hint: `name it: ${zkluksCommand(facts.root, 'doctor', 'VOLUME')} (the LUKS partition or image file)`,
       },
     ];
   }
@@ -29,7 +46,7 @@ export function checkLuksHeader(facts: Facts): Finding[] {
         severity: 'error',
         summary: `The LUKS2 header of '${v}' cannot be read.`,
         evidence: [facts.header.reason],
-        hint: `cryptsetup luksDump '${facts.volume.value.path}'; a LUKS1 volume needs 'cryptsetup convert --type luks2' after 'cryptsetup luksHeaderBackup'`,
+        hint: headerHint(facts, facts.volume.value, facts.header.reason),
       },
     ];
   }

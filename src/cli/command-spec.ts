@@ -67,23 +67,30 @@ function specOf(module: CommandModule, parent: string[]): CommandSpec {
   return spec;
 }
 
-let tree: CommandSpec | undefined;
+let tree: Promise<CommandSpec> | undefined;
+
+/** A command as commands.ts lists it: the module itself, or an entry that loads it on demand. */
+type Listed = CommandModule | { load: () => Promise<CommandModule> };
 
 /** The whole CLI: the top level holds the global options, its subcommands every command. */
-export function commandTree(): CommandSpec {
-  if (tree) return tree;
-  const top: CommandSpec = { path: [], positionals: [], options: new Map(), subcommands: [] };
-  withGlobalOptions(recorder(top) as never);
-  top.options.set('help', { boolean: true, required: false });
-  top.options.set('version', { boolean: true, required: false });
-  for (const c of commands) top.subcommands.push(specOf(c, []));
-  tree = top;
-  return top;
+export function commandTree(): Promise<CommandSpec> {
+  tree ??= (async () => {
+    const top: CommandSpec = { path: [], positionals: [], options: new Map(), subcommands: [] };
+    withGlobalOptions(recorder(top) as never);
+    top.options.set('help', { boolean: true, required: false });
+    top.options.set('version', { boolean: true, required: false });
+    for (const c of commands as readonly Listed[]) {
+      top.subcommands.push(specOf('load' in c ? await c.load() : c, []));
+    }
+    return top;
+  })();
+  return tree;
 }
 
 /** The deepest command the leading words of `args` select, and the words after it. */
-export function selectCommand(args: readonly string[]): { spec: CommandSpec; rest: string[] } {
-  let spec = commandTree();
+export async function selectCommand(args: readonly string[]): Promise<{ spec: CommandSpec; rest: string[] }> {
+  const top = await commandTree();
+  let spec = top;
   const rest: string[] = [];
   let selecting = true;
   for (const a of args) {
@@ -99,8 +106,11 @@ export function selectCommand(args: readonly string[]): { spec: CommandSpec; res
 }
 
 /** Every option a command accepts: its own and the global ones. */
-export function optionsOf(spec: CommandSpec): Map<string, { boolean: boolean; required: boolean }> {
-  return new Map([...commandTree().options, ...spec.options]);
+function optionsOf(
+  spec: CommandSpec,
+  top: CommandSpec,
+): Map<string, { boolean: boolean; required: boolean }> {
+  return new Map([...top.options, ...spec.options]);
 }
 
 function distance(a: string, b: string): number {
@@ -118,9 +128,9 @@ function distance(a: string, b: string): number {
 }
 
 /** The real option nearest to `name`, when one is near enough to be what was meant. */
-export function nearestOption(spec: CommandSpec, name: string): string | null {
+export async function nearestOption(spec: CommandSpec, name: string): Promise<string | null> {
   let best: { name: string; d: number } | null = null;
-  for (const option of optionsOf(spec).keys()) {
+  for (const option of optionsOf(spec, await commandTree()).keys()) {
     // A shared word ('key-file' in unlock-key-file and recovery-key-file) counts as near.
     const shared = option.split('-').filter((w) => w.length > 2 && name.split('-').includes(w)).length;
     const d = distance(name, option) - shared * 3;
@@ -130,9 +140,11 @@ export function nearestOption(spec: CommandSpec, name: string): string | null {
 }
 
 /** The --flags in `args` the selected command does not know (kebab-case, without --). */
-export function unknownOptions(args: readonly string[]): { spec: CommandSpec; unknown: string[] } {
-  const { spec, rest } = selectCommand(args);
-  const known = optionsOf(spec);
+export async function unknownOptions(
+  args: readonly string[],
+): Promise<{ spec: CommandSpec; unknown: string[] }> {
+  const { spec, rest } = await selectCommand(args);
+  const known = optionsOf(spec, await commandTree());
   const unknown: string[] = [];
   for (const a of rest) {
     if (a === '--') break;
@@ -148,14 +160,14 @@ export function unknownOptions(args: readonly string[]): { spec: CommandSpec; un
  * Why the words of a `zkluks …` command line would not parse (a word that is no command, a flag the
  * command does not have, a missing VOLUME), or null when the CLI accepts it.
  */
-export function commandLineProblem(args: readonly string[]): string | null {
-  const { spec, rest } = selectCommand(args);
+export async function commandLineProblem(args: readonly string[]): Promise<string | null> {
+  const { spec, rest } = await selectCommand(args);
   if (spec.subcommands.length > 0 && !rest.includes('--help'))
     return `'zkluks ${spec.path.join(' ')}' needs a subcommand`;
-  const { unknown } = unknownOptions(args);
+  const { unknown } = await unknownOptions(args);
   if (unknown.length > 0) return `'zkluks ${spec.path.join(' ')}' has no --${unknown.join(', --')}`;
   if (rest.includes('--help')) return null;
-  const known = optionsOf(spec);
+  const known = optionsOf(spec, await commandTree());
   const words: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i] ?? '';

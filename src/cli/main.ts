@@ -1,20 +1,12 @@
 // argv -> yargs -> one command handler. Handlers throw; this is the one place that maps errors to
 // exit codes.
-import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { ExitCode } from '../errors.ts';
 import { commands } from './commands.ts';
-import { usageError } from './usage-error.ts';
 import { withGlobalOptions } from './global-options.ts';
 import { reportError } from './output.ts';
-
-// package.json's version: set by scripts/bundle.mjs; read from package.json when run from source.
-declare const ZKLUKS_VERSION: string | undefined;
-function version(): string {
-  if (typeof ZKLUKS_VERSION === 'string') return ZKLUKS_VERSION;
-  const pkg = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
-  return (JSON.parse(pkg) as { version: string }).version;
-}
+import { ParseFailure, usageError } from './usage-error.ts';
+import { VERSION } from './version.ts';
 
 export async function main(args: string[]): Promise<number> {
   const parser = withGlobalOptions(yargs(args))
@@ -26,17 +18,18 @@ export async function main(args: string[]): Promise<number> {
     .strictCommands()
     .recommendCommands()
     .help()
-    .version(version())
+    .version(VERSION)
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .exitProcess(false)
     .fail((message, error) => {
       // Throwing here stops yargs before any handler runs.
-      throw error ?? usageError(args, message);
+      throw error ?? new ParseFailure(message);
     });
   try {
     await parser.parseAsync();
   } catch (error) {
-    return reportError(error, args.includes('--json'));
+    const failure = error instanceof ParseFailure ? await usageError(args, error.message) : error;
+    return reportError(failure, args.includes('--json'));
   }
   return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
 }

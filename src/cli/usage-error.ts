@@ -3,17 +3,21 @@
 import { UsageError } from '../errors.ts';
 import { nearestOption, selectCommand, unknownOptions } from './command-spec.ts';
 
-export function usageError(args: readonly string[], message: string): UsageError {
-  const { spec, rest } = selectCommand(args);
+/** A message yargs gave up parsing with, before it is explained (see usageError). */
+export class ParseFailure extends UsageError {}
+
+export async function usageError(args: readonly string[], message: string): Promise<UsageError> {
+  const { spec, rest } = await selectCommand(args);
   const command = ['zkluks', ...spec.path].join(' ');
   const hint = `${command} --help`;
   // A mistyped flag also makes yargs miscount the positionals; the flag is what to report.
-  const { unknown } = unknownOptions(args);
+  const { unknown } = await unknownOptions(args);
   if (unknown.length > 0) {
-    const named = unknown.map((name) => {
-      const near = nearestOption(spec, name);
-      return `--${name}${near ? ` (did you mean --${near}?)` : ''}`;
-    });
+    const named: string[] = [];
+    for (const name of unknown) {
+      const near = await nearestOption(spec, name);
+      named.push(`--${name}${near ? ` (did you mean --${near}?)` : ''}`);
+    }
     return new UsageError(`Failed to parse the arguments: '${command}' has no option ${named.join(', ')}`, {
       hint,
     });

@@ -10,13 +10,14 @@ interface Explanation {
   hint: string;
 }
 
-const RECOVER = 'unlock with the recovery key or a passphrase (cryptsetup open), then zkluks enroll';
+const RECOVER =
+  'unlock with the recovery key or a passphrase at the boot prompt, then seal a new key: zkluks enroll --force --unlock-key-file FILE VOLUME';
 
 const EXPLANATIONS: Record<ZymkeyFailure, Explanation> = {
   'self-destructed': {
     meaning:
       'the module destroyed its key material after a perimeter breach; data sealed by it can never be unsealed again, so the Zymkey keyslot of every disk it sealed is useless',
-    hint: `${RECOVER} with a new module`,
+    hint: `${RECOVER} (once a new module is fitted)`,
   },
   unreachable: {
     meaning:

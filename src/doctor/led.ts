@@ -55,7 +55,7 @@ export const LED_PATTERNS: readonly LedPattern[] = [
     means:
       'the module cannot reach its secure element: in production mode with self-destruct armed this means a perimeter breach destroyed all key material; otherwise a hardware fault',
     severity: 'error',
-    hint: 'the module cannot unseal anything again; keep the volume open and add a recovery key now (zkluks recovery add)',
+    hint: 'the module cannot unseal anything again; keep the volume open and add a recovery key now: zkluks recovery add VOLUME',
   },
   {
     name: 'off',
@@ -64,7 +64,7 @@ export const LED_PATTERNS: readonly LedPattern[] = [
     means:
       'a production-mode module refuses this host: the Pi, the SD card or the module is not the one it was bound to',
     severity: 'error',
-    hint: 'put the module back on the original Pi and SD card, or unlock with the recovery key (zkluks recovery unlock)',
+    hint: 'put the module back on the original Pi and SD card, or type the recovery key at the boot prompt (an escrowed one: zkluks recovery unlock --identity FILE VOLUME)',
   },
   {
     name: 'rapid',

@@ -100,7 +100,7 @@ export function planInstall(facts: InstallFacts, opts: InstallOptions): Plan {
   const warnings: string[] = [];
   if (volume.hasZymkeyToken === null) {
     warnings.push(
-      `could not read the LUKS header of the volume (${volume.headerError ?? 'device not present'}); make sure it has a zkluks-zymkey token (zkluks list)`,
+      `could not read the LUKS header of the volume (${volume.headerError ?? 'device not present'}); make sure it has a zkluks-zymkey token (zkluks list VOLUME)`,
     );
   }
   if (!facts.zymbitState)

@@ -142,7 +142,7 @@ function addWayIn(operation: Operation, volume: string): string {
   // the one removed next).
   return operation === 'recovery-remove'
     ? `add a passphrase: cryptsetup luksAddKey '${volume}' (it asks for an existing key: the recovery key; then for the new passphrase)`
-    : `add a recovery key: zkluks recovery add '${volume}'`;
+    : `zkluks recovery add '${volume}'`;
 }
 
 export function describeStep(step: Step): string {

@@ -185,7 +185,7 @@ describe('zkluks doctor scenarios', () => {
     const f = finding(diagnosis, 'initramfs.kernel-mismatch');
     expect(f.summary).toContain(`built for kernel ${KERNEL}`);
     expect(f.summary).toContain(`newest installed kernel is ${newer}`);
-    expect(f.hint).toContain(`update-initramfs -u -k ${newer}`);
+    expect(f.hint).toContain(`chroot ${tree.root} update-initramfs -c -k ${newer}`);
   });
 
   it('5: /var/lib/zymbit changed after the initramfs was built is salt drift', async () => {

@@ -37,10 +37,10 @@ const env = (t: Tree) => ({ ...t.env, ZKLUKS_BACKEND: 'sim' });
 const doctorExits = (argv: string[]) => (argv[1] === 'doctor' ? [0, 1] : [0]);
 
 /** Every hint of a --root diagnosis names commands for that tree: parsing, chrooted, on paths that exist. */
-function expectTreeHints(d: Diagnosis, t: Tree): void {
+async function expectTreeHints(d: Diagnosis, t: Tree): Promise<void> {
   for (const f of d.findings) {
     for (const [program, ...args] of commandsOf(f.hint)) {
-      if (program === 'zkluks') expect(commandLineProblem(args), `${f.id}: ${f.hint}`).toBeNull();
+      if (program === 'zkluks') expect(await commandLineProblem(args), `${f.id}: ${f.hint}`).toBeNull();
       if (program === 'update-initramfs') throw new Error(`${f.id} rebuilds the host's initramfs: ${f.hint}`);
       if (program === 'chroot') expect(args[0], f.hint).toBe(t.root);
       if (program === 'cryptsetup' && args[0] === 'luksDump')
@@ -56,7 +56,7 @@ describe('doctor hints on a --root tree', () => {
     const before = await doctor(t);
     const hint = hintOf(before, 'luks.header-unreadable');
     expect(hint).not.toMatch(/luksDump|LUKS1|convert/);
-    expectTreeHints(before, t);
+    await expectTreeHints(before, t);
     await follow(hint, { values: { DEVICE: t.volume }, env: env(t), exits: doctorExits });
     const after = await doctor(t);
     expect(ids(after)).not.toContain('luks.header-unreadable');
@@ -86,7 +86,7 @@ describe('doctor hints on a --root tree', () => {
     await t.cryptsetup('luksKillSlot', '--batch-mode', t.volume, '0');
     const before = await doctor(t, [t.volume]);
     const hint = hintOf(before, 'luks.no-recovery-path');
-    expectTreeHints(before, t);
+    await expectTreeHints(before, t);
     mkdirSync(join(t.dir, 'backup'));
     await follow(hint, { values: { '/root/header.img': join(t.dir, 'backup/header.img') }, env: env(t) });
     expect(existsSync(join(t.dir, 'backup/header.img'))).toBe(true);
@@ -100,7 +100,7 @@ describe('doctor hints on a --root tree', () => {
     const id =
       before.findings.find((f) => f.area === 'crypttab' && /keyslot/.test(f.hint))?.id ?? 'crypttab.keyslot';
     const hint = hintOf(before, id);
-    expectTreeHints(before, t);
+    await expectTreeHints(before, t);
     // The staged tree has no update-initramfs of its own to chroot into.
     await follow(hint, { env: env(t), extra: () => ['--no-update'] });
     expect(t.read('/etc/crypttab')).not.toContain('keyslot=');
@@ -113,6 +113,6 @@ describe('doctor hints on a --root tree', () => {
     const d = await doctor(t, [t.volume]);
     const hint = hintOf(d, 'initramfs.image-unreadable');
     expect(hint).toContain(`chroot ${t.root} update-initramfs -c -k all`);
-    expectTreeHints(d, t);
+    await expectTreeHints(d, t);
   });
 });

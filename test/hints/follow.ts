@@ -41,8 +41,8 @@ function wordsFrom(text: string, from: number): { words: string[]; end: number }
     let last = '';
     while (i < text.length && text[i] !== ' ') {
       if (text[i] === "'") {
-        const close = text.indexOf("'", i + 1);
-        if (close < 0) break;
+        // An unclosed quote runs to the end of the hint.
+        const close = text.indexOf("'", i + 1) < 0 ? text.length : text.indexOf("'", i + 1);
         word += text.slice(i + 1, close);
         quoted = true;
         last = "'";
@@ -53,8 +53,8 @@ function wordsFrom(text: string, from: number): { words: string[]; end: number }
       }
     }
     if (!quoted && ['then', 'or', 'if', 'and', 'otherwise'].includes(word)) break;
-    // A comma or semicolon (outside quotes) ends the command: the hint's prose goes on after it.
-    const stop = /[,;]/.test(last);
+    // A comma, semicolon, closing parenthesis or full stop (outside quotes) ends the command: prose goes on after it.
+    const stop = /[,;)]/.test(last) || (last === '.' && word.length > 1);
     words.push(stop ? word.slice(0, -1) : word);
     if (stop) break;
   }
@@ -141,7 +141,10 @@ export async function follow(
     const input = options.input?.(argv);
     let r: CliResult;
     if (program === 'zkluks') {
-      expect(commandLineProblem(args), `hint names a command the CLI rejects: ${argv.join(' ')}`).toBeNull();
+      expect(
+        await commandLineProblem(args),
+        `hint names a command the CLI rejects: ${argv.join(' ')}`,
+      ).toBeNull();
       r = await zkluks([...args, ...(options.extra?.(argv) ?? [])], { env: options.env, input });
     } else {
       const e = await execa(program, args, { input, reject: false, env: options.env });

@@ -231,7 +231,7 @@ describe('--root tree hints', () => {
         `the initramfs was not rebuilt; run: chroot ${t.root} update-initramfs -c -k all`,
       );
       for (const [program, ...args] of commandsOf(r.stderr.split('run: ')[1] ?? '')) {
-        if (program === 'zkluks') expect(commandLineProblem(args)).toBeNull();
+        if (program === 'zkluks') expect(await commandLineProblem(args)).toBeNull();
       }
     } finally {
       t.cleanup();

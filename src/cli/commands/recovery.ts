@@ -79,6 +79,7 @@ const verify: CommandModule = {
     volumeArg(y)
       .option('recovery-key-file', {
         type: 'string',
+        nargs: 1, // so that `--recovery-key-file -` takes '-' as its value
         describe: 'Read the recovery key from FILE (- = stdin)',
       })
       .option('identity', {

@@ -159,7 +159,7 @@ function environment(facts: Facts): Finding[] {
       summary:
         "Zymbit's script replaced the distro's /etc/kernel/postinst.d/initramfs-tools with a call to update_encr_initrd: kernel upgrades write a single initrd.img for the last kernel built, and an initramfs-tools upgrade can put the original back.",
       evidence: ['/etc/kernel/postinst.d/initramfs-tools calls update_encr_initrd'],
-      hint: 'restore the distro file (apt-get install --reinstall -o Dpkg::Options::=--force-confask initramfs-tools) and let zkluks initramfs install add its own postinst.d hook',
+      hint: `restore the distro file (apt-get install --reinstall -o Dpkg::Options::=--force-confask initramfs-tools), then ${zkluksCommand(facts.root, 'initramfs', 'install')} (it adds its own postinst.d hook)`,
     });
   }
   if (facts.unattendedUpgrades.ok && facts.unattendedUpgrades.value) {
@@ -170,7 +170,7 @@ function environment(facts: Facts): Finding[] {
       summary:
         'unattended-upgrades is installed: Zymbit warns that an unattended update-initramfs can fail and leave the Pi unable to boot.',
       evidence: ['package unattended-upgrades is installed'],
-      hint: 'apt-get remove unattended-upgrades (or exclude kernel and initramfs packages), and run zkluks initramfs check after each upgrade',
+      hint: `apt-get remove unattended-upgrades (or exclude kernel and initramfs packages); after each upgrade run ${zkluksCommand(facts.root, 'initramfs', 'check')}`,
     });
   }
   for (const k of facts.keyMaterial.filter((m) => m.where !== 'crypttab')) {
@@ -187,7 +187,7 @@ function environment(facts: Facts): Finding[] {
           ? `cryptsetup --test-passphrase with it: ${k.opensSlot !== null ? `opens slot ${k.opensSlot}` : 'opens no slot'}`
           : 'not tried against the header',
       ],
-      hint: `remove it (and the hook or KEYFILE_PATTERN that copies it), ${k.opensSlot !== null ? `replace slot ${k.opensSlot} with 'zkluks rotate', ` : ''}then ${rebuild(facts)}`,
+      hint: `remove it (and the hook or KEYFILE_PATTERN that copies it), ${k.opensSlot !== null ? `replace slot ${k.opensSlot} with 'zkluks rotate ${waysIn(facts).volume}', ` : ''}then ${rebuild(facts)}`,
     });
   }
   return findings;

@@ -1,0 +1,183 @@
+// Recovery journeys, end to end, by following zkluks's own words from the first symptom: each step
+// runs the command the previous step's hint names. "Next boot" is the rendered keyscript run by
+// busybox against the simulator, as cryptroot runs it. Prints "hints: N followed, N worked".
+import { execa } from 'execa';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { simArm, simBindLock, simBreach, simInit } from '../../src/device/sim-control.ts';
+import { createRunner } from '../../src/exec.ts';
+import { keyscriptVars } from '../../src/initramfs/boot-files.ts';
+import { render } from '../../src/initramfs/render.ts';
+import { readTemplate } from '../../src/initramfs/templates.ts';
+import { zkluks } from '../helpers/cli.ts';
+import { luksImage, opens } from '../helpers/luks.ts';
+import { simEnv, simStateDir } from '../keyslot/sim-fixture.ts';
+import { follow, hintCounts, hintOf } from './follow.ts';
+
+const runner = createRunner();
+const W = mkdtempSync(join(tmpdir(), 'zkluks-journeys-'));
+const bin = join(W, 'bin');
+const bb = join(W, 'busybox');
+const keyscript = join(W, 'zkluks');
+
+beforeAll(async () => {
+  expect((await zkluks(['sim', 'install-tools', bin])).exitCode).toBe(0);
+  mkdirSync(bb);
+  await execa('busybox', ['--install', '-s', bb]);
+  mkdirSync(join(W, 'sys/i2c-1'), { recursive: true });
+  writeFileSync(join(W, 'zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
+  writeFileSync(join(W, 'modprobe'), '#!/bin/sh\nexit 0\n');
+  // The passphrase prompt must not be needed: it answers nothing a volume would take.
+  writeFileSync(join(W, 'askpass'), '#!/bin/sh\nprintf prompted\n');
+  for (const f of ['modprobe', 'askpass']) chmodSync(join(W, f), 0o755);
+  writeFileSync(
+    keyscript,
+    render(readTemplate('keyscript'), keyscriptVars({ zkunlockifs: '/sbin/zkunlockifs' })),
+  );
+  chmodSync(keyscript, 0o755);
+}, 120_000);
+
+afterAll(() => {
+  rmSync(W, { recursive: true, force: true });
+  console.log(hintCounts());
+});
+
+let boots = 0;
+/** The next boot: the keyscript under busybox; true when what it prints opens the volume through the Zymkey. */
+async function nextBoot(volume: string, simState: string): Promise<{ opens: boolean; record: string }> {
+  const dir = join(W, `boot-${++boots}`);
+  mkdirSync(join(dir, 'run'), { recursive: true });
+  writeFileSync(join(dir, 'kmsg'), '');
+  writeFileSync(join(dir, 'boot.conf'), 'ZKLUKS_TIMEOUT=3\n');
+  const r = await execa('busybox', ['sh', keyscript, 'none'], {
+    env: {
+      PATH: [bb, bin, '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
+      CRYPTTAB_NAME: 'cryptroot',
+      CRYPTTAB_SOURCE: volume,
+      CRYPTTAB_TRIED: '0',
+      CRYPTTAB_KEY: 'none',
+      ZKLUKS_SIM_STATE: simState,
+      ZKLUKS_ASKPASS: join(W, 'askpass'),
+      ZKLUKS_UNLOCK: 'zkunlockifs',
+      ZKLUKS_MODPROBE: join(W, 'modprobe'),
+      ZKLUKS_RUN_DIR: join(dir, 'run'),
+      ZKLUKS_WORK_DIR: join(dir, 'work'),
+      ZKLUKS_CONF: join(dir, 'boot.conf'),
+      ZKLUKS_ZKENV: join(W, 'zkenv.conf'),
+      ZKLUKS_I2C_SYSFS: join(W, 'sys'),
+      ZKLUKS_KMSG: join(dir, 'kmsg'),
+    },
+    extendEnv: false,
+    encoding: 'buffer',
+    stripFinalNewline: false,
+    reject: false,
+    timeout: 30_000,
+  });
+  const record = readFileSync(join(dir, 'run/cryptroot.record'), 'utf8');
+  return { opens: r.exitCode === 0 && (await opens(volume, Buffer.from(r.stdout))), record };
+}
+
+/** A volume enrolled on a simulated module, whose only way in without it is the recovery key. */
+async function enrolledWithRecoveryOnly() {
+  const img = await luksImage();
+  const sim = await simStateDir();
+  const passphraseFile = join(img.dir, 'passphrase');
+  writeFileSync(passphraseFile, img.passphrase, { mode: 0o600 });
+  const recoveryFile = join(img.dir, 'recovery.txt');
+  const r = await zkluks(
+    ['enroll', img.path, '--unlock-key-file', passphraseFile, '--recovery-key-file', recoveryFile],
+    { env: simEnv(sim) },
+  );
+  expect(r.exitCode, r.stderr).toBe(0);
+  await runner('cryptsetup', ['luksKillSlot', '--batch-mode', img.path, '0']);
+  return { img, sim, recoveryFile };
+}
+
+describe('recovery journeys', () => {
+  it('module self-destructed -> recovery key verified -> new module -> enroll --force -> next boot through the Zymkey', async () => {
+    const { img, sim, recoveryFile } = await enrolledWithRecoveryOnly();
+    const env = simEnv(sim);
+    expect((await nextBoot(img.path, sim)).opens).toBe(true);
+    simBindLock(sim);
+    simArm(sim, 0, 'self-destruct');
+    simBreach(sim, 0);
+
+    // First symptom: the Zymkey no longer unlocks; the hint says to use the recovery key, then enroll.
+    const symptom = await zkluks(['verify', img.path], { env });
+    expect(symptom.exitCode).toBe(4);
+    const rescue = hintOf(symptom);
+    expect((await nextBoot(img.path, sim)).opens).toBe(false);
+
+    // Is the recovery key still good? Without a terminal the hint names the file option.
+    const asked = await zkluks(['recovery', 'verify', img.path], { env });
+    await follow(hintOf(asked), { values: { FILE: recoveryFile }, env });
+
+    // A new module (the simulator's), then the rescue hint as written.
+    simInit(sim, { force: true });
+    await follow(rescue, { values: { FILE: recoveryFile, VOLUME: img.path }, env });
+    expect((await zkluks(['verify', img.path], { env })).exitCode).toBe(0);
+    const boot = await nextBoot(img.path, sim);
+    expect(boot.opens).toBe(true);
+    expect(boot.record).toMatch(/method=zymkey/);
+  }, 300_000);
+
+  it('SD card moved to another Pi with its own production module -> recovery key -> re-enrolled on this Pi', async () => {
+    const { img, sim, recoveryFile } = await enrolledWithRecoveryOnly();
+    const thisPi = await simStateDir();
+    simBindLock(thisPi);
+    const env = simEnv(thisPi);
+    const symptom = await zkluks(['verify', img.path], { env });
+    expect(symptom.exitCode).not.toBe(0);
+    expect((await nextBoot(img.path, thisPi)).opens).toBe(false);
+    await follow(hintOf(symptom), { values: { FILE: recoveryFile, VOLUME: img.path }, env });
+    expect((await zkluks(['verify', img.path], { env })).exitCode).toBe(0);
+    expect((await nextBoot(img.path, thisPi)).opens).toBe(true);
+    // The old Pi's module no longer has a key for it.
+    expect((await nextBoot(img.path, sim)).opens).toBe(false);
+  }, 300_000);
+
+  it('recovery key lost -> replaced with the Zymkey as authority, escrow kept -> the escrow opens the new key', async () => {
+    const img = await luksImage();
+    const sim = await simStateDir();
+    const env = simEnv(sim);
+    const identity = join(img.dir, 'identity');
+    await runner('age-keygen', ['-o', identity]);
+    const recipient = (await runner('age-keygen', ['-y', identity])).stdout.trim();
+    const keyFile = join(img.dir, 'passphrase');
+    writeFileSync(keyFile, img.passphrase, { mode: 0o600 });
+    const enrolled = await zkluks(
+      [
+        'enroll',
+        img.path,
+        '--unlock-key-file',
+        keyFile,
+        '--escrow',
+        recipient,
+        '--recovery-key-file',
+        join(img.dir, 'lost.txt'),
+      ],
+      { env },
+    );
+    expect(enrolled.exitCode, enrolled.stderr).toBe(0);
+    rmSync(join(img.dir, 'lost.txt'));
+
+    // The admin only knows the key is lost: verify fails and names the replacement.
+    const symptom = await zkluks(['recovery', 'verify', img.path, '--recovery-key-file', '-'], {
+      env,
+      input: 'cccccccc-'.repeat(7) + 'cccccccc',
+    });
+    expect(symptom.exitCode).toBe(1);
+    const { results } = await follow(symptom.stderr.match(/^hint: (.*)$/m)?.[1] ?? '', { env });
+    expect(results[0]?.stdout).toContain(`escrowed to ${recipient}`);
+    expect(results[0]?.stderr).toMatch(
+      /note: the new recovery key is escrowed to .* as the one it replaces was/,
+    );
+    const newKey = /^ {4}(\S+)$/m.exec(results[0]?.stderr ?? '')?.[1] ?? '';
+    expect(newKey).toMatch(/^([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}$/);
+    const unlocked = await zkluks(['recovery', 'unlock', img.path, '--identity', identity], { env });
+    expect(unlocked.stdout).toBe(newKey);
+    expect(await opens(img.path, newKey)).toBe(true);
+  }, 300_000);
+});

@@ -50,7 +50,7 @@ async function nextBoot(volume: string, simState: string): Promise<{ opens: bool
   const dir = join(W, `boot-${++boots}`);
   mkdirSync(join(dir, 'run'), { recursive: true });
   writeFileSync(join(dir, 'kmsg'), '');
-  writeFileSync(join(dir, 'boot.conf'), 'ZKLUKS_TIMEOUT=3\n');
+  writeFileSync(join(dir, 'boot.conf'), 'ZKLUKS_TIMEOUT=30\n');
   const r = await execa('busybox', ['sh', keyscript, 'none'], {
     env: {
       PATH: [bb, bin, '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
@@ -73,10 +73,13 @@ async function nextBoot(volume: string, simState: string): Promise<{ opens: bool
     encoding: 'buffer',
     stripFinalNewline: false,
     reject: false,
-    timeout: 30_000,
+    timeout: 60_000,
   });
   const record = readFileSync(join(dir, 'run/cryptroot.record'), 'utf8');
-  return { opens: r.exitCode === 0 && (await opens(volume, Buffer.from(r.stdout))), record };
+  return {
+    opens: r.exitCode === 0 && (await opens(volume, Buffer.from(r.stdout))),
+    record: `${record}\n${Buffer.from(r.stderr).toString()}`,
+  };
 }
 
 /** A volume enrolled on a simulated module, whose only way in without it is the recovery key. */
@@ -99,7 +102,8 @@ describe('recovery journeys', () => {
   it('module self-destructed -> recovery key verified -> new module -> enroll --force -> next boot through the Zymkey', async () => {
     const { img, sim, recoveryFile } = await enrolledWithRecoveryOnly();
     const env = simEnv(sim);
-    expect((await nextBoot(img.path, sim)).opens).toBe(true);
+    const first = await nextBoot(img.path, sim);
+    expect(first.opens, first.record).toBe(true);
     simBindLock(sim);
     simArm(sim, 0, 'self-destruct');
     simBreach(sim, 0);

@@ -80,7 +80,8 @@ export async function plainRootImage(
   }
   for (const [p, content] of Object.entries(opts.extra ?? {})) {
     mkdirSync(join(tree, p, '..'), { recursive: true });
-    writeFileSync(join(tree, p), content);
+    // Programs and the libraries they load keep the modes they need in the image.
+    writeFileSync(join(tree, p), content, { mode: /^(s?bin|lib)/.test(p) ? 0o755 : 0o644 });
   }
   const sums = `${lines.join('\n')}\n`;
   writeFileSync(join(tree, 'data', 'SHA256SUMS'), sums);

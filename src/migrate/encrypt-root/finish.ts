@@ -49,8 +49,13 @@ function readText(path: string): string | null {
 export async function reencryptionPending(runner: Runner, device: string): Promise<boolean> {
   const r = await runner('cryptsetup', ['luksDump', '--dump-json-metadata', device], { reject: false });
   if (r.exitCode !== 0) return false;
-  const meta = JSON.parse(r.stdout) as { config?: { requirements?: { mandatory?: string[] } } };
-  return (meta.config?.requirements?.mandatory ?? []).some((m) => m.startsWith('online-reencrypt'));
+  try {
+    const meta = JSON.parse(r.stdout) as { config?: { requirements?: { mandatory?: unknown } } };
+    const mandatory = meta.config?.requirements?.mandatory;
+    return Array.isArray(mandatory) && mandatory.some((m) => String(m).startsWith('online-reencrypt'));
+  } catch {
+    return false;
+  }
 }
 
 async function findByUuid(runner: Runner, uuid: string): Promise<string | null> {

@@ -50,7 +50,7 @@ export function checkLuksHeader(facts: Facts): Finding[] {
           ? "Zymbit's layout: the single slot opens only with the key sealed in /var/lib/zymbit/key.bin.lock"
           : `${plural(ways.zymkeySlots, 'slot')} belong${ways.zymkeySlots.length === 1 ? 's' : ''} to the Zymkey token`,
       ],
-      hint: `zkluks recovery add '${v}' (optionally --escrow age1…), then cryptsetup luksHeaderBackup '${v}' --header-backup-file /root/header.img`,
+      hint: `zkluks recovery add '${v}'${ways.zymbitAuthority} (optionally --escrow age1…), then cryptsetup luksHeaderBackup '${v}' --header-backup-file /root/header.img`,
     });
   } else if (ways.zymkeySlots.length === 0 && slots.length > 0) {
     findings.push({

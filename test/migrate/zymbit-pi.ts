@@ -184,6 +184,8 @@ export async function buildZymbitPi(options: { tree?: boolean } = {}): Promise<Z
   if (options.tree !== false) {
     mkdirSync(join(root, 'dev'), { recursive: true });
     symlinkSync(volume, join(root, 'dev/mmcblk0p2'));
+    mkdirSync(join(root, 'dev/disk/by-uuid'), { recursive: true });
+    symlinkSync(volume, join(root, `dev/disk/by-uuid/${uuid}`));
     file('/etc/crypttab', ZYMBIT_CRYPTTAB);
     file('/etc/fstab', '/dev/mapper/cryptrfs / ext4 defaults,noatime 0 1\n');
     file('/lib/cryptsetup/scripts/zk_get_key', ZK_GET_KEY, 0o755);

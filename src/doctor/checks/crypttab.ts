@@ -2,7 +2,6 @@
 import { valueOf, type Facts } from '../facts.ts';
 import { isValidOption } from '../../initramfs/crypttab.ts';
 import type { Finding } from '../finding.ts';
-import { waysIn } from '../ways-in.ts';
 
 const area = 'crypttab' as const;
 
@@ -60,7 +59,7 @@ export function checkCrypttab(facts: Facts): Finding[] {
       summary:
         "Zymbit's zk_get_key keyscript unlocks the root: it has no passphrase fallback, so when the Zymkey fails the boot retries and ends in the initramfs shell.",
       evidence: [line],
-      hint: `zkluks enroll '${volume?.name ?? 'VOLUME'}'${waysIn(facts).zymbitAuthority}, then zkluks initramfs install (keyscript with a prompt fallback)`,
+      hint: `zkluks adopt${facts.root !== '/' ? ` --root ${facts.root}` : ''} (recovery key first, then a zkluks slot and the keyscript with a prompt fallback; --dry-run shows the plan)`,
     });
   } else if (keyscript && /\/zkluks$/.test(keyscript) && entry.keyscriptPresent !== false) {
     findings.push({

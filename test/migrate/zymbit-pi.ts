@@ -7,6 +7,7 @@
 import { execa } from 'execa';
 import {
   chmodSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -116,8 +117,10 @@ export interface ZymbitPi {
   file(path: string, content: string | Buffer, mode?: number): void;
   read(path: string): string;
   exists(path: string): boolean;
-  /** Run the zkluks bundle against the simulator. */
-  zkluks(args: string[], input?: string): ReturnType<typeof zkluks>;
+  /** Run the zkluks bundle against the simulator (with the chroot shim first on PATH). */
+  zkluks(args: string[], input?: string, env?: Record<string, string>): ReturnType<typeof zkluks>;
+  /** A copy of the whole Pi (image, tree, simulated module) in a new directory. */
+  clone(): Promise<ZymbitPi>;
   cleanup(): void;
 }
 
@@ -183,9 +186,10 @@ export async function buildZymbitPi(options: { tree?: boolean } = {}): Promise<Z
   file('/var/lib/zymbit/zkenv.conf', 'ZK_GPIO_WAKE_PIN=516\n');
   if (options.tree !== false) {
     mkdirSync(join(root, 'dev'), { recursive: true });
-    symlinkSync(volume, join(root, 'dev/mmcblk0p2'));
+    // Relative links, so a copy of the whole directory is a Pi of its own.
+    symlinkSync('../../disk.img', join(root, 'dev/mmcblk0p2'));
     mkdirSync(join(root, 'dev/disk/by-uuid'), { recursive: true });
-    symlinkSync(volume, join(root, `dev/disk/by-uuid/${uuid}`));
+    symlinkSync('../../../../disk.img', join(root, `dev/disk/by-uuid/${uuid}`));
     file('/etc/crypttab', ZYMBIT_CRYPTTAB);
     file('/etc/fstab', '/dev/mapper/cryptrfs / ext4 defaults,noatime 0 1\n');
     file('/lib/cryptsetup/scripts/zk_get_key', ZK_GET_KEY, 0o755);
@@ -221,6 +225,19 @@ export async function buildZymbitPi(options: { tree?: boolean } = {}): Promise<Z
     renameSync(join(root, `boot/initrd.img-${KERNEL}`), join(root, 'boot/firmware/initrd.img'));
     rmSync(join(root, 'boot/firmware/initramfs8'), { force: true });
   }
+  return piAt(dir, uuid, key);
+}
+
+function piAt(dir: string, uuid: string, key: Buffer): ZymbitPi {
+  const root = join(dir, 'root');
+  const simState = join(dir, 'sim');
+  const bin = join(dir, 'bin');
+  const file = (path: string, content: string | Buffer, mode = 0o644) => {
+    const p = join(root, path);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, content);
+    chmodSync(p, mode);
+  };
   const env = {
     ZKLUKS_BACKEND: 'sim',
     ZKLUKS_SIM_STATE: simState,
@@ -231,7 +248,7 @@ export async function buildZymbitPi(options: { tree?: boolean } = {}): Promise<Z
     dir,
     root,
     simState,
-    volume,
+    volume: join(dir, 'disk.img'),
     uuid,
     lock: join(root, '/var/lib/zymbit/key.bin.lock'),
     key,
@@ -239,15 +256,13 @@ export async function buildZymbitPi(options: { tree?: boolean } = {}): Promise<Z
     bin,
     file,
     read: (path) => readFileSync(join(root, path), 'utf8'),
-    exists: (path) => {
-      try {
-        readFileSync(join(root, path));
-        return true;
-      } catch {
-        return false;
-      }
+    exists: (path) => existsSync(join(root, path)),
+    zkluks: (args, input, extraEnv = {}) => zkluks(args, { env: { ...env, ...extraEnv }, input }),
+    clone: async () => {
+      const to = mkdtempSync(join(tmpdir(), 'zkluks-zymbit-'));
+      await run('cp', ['-a', '--sparse=always', `${dir}/.`, to]);
+      return piAt(to, uuid, key);
     },
-    zkluks: (args, input) => zkluks(args, { env, input }),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

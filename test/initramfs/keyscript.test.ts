@@ -524,5 +524,9 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
     });
     expectFallback(run, 'self-destructed', 10_000);
     expect(run.record).toMatchObject({ tried: '2', detail: 'zkunlockifs: self-destructed: gone' });
+    // Nothing but the one-line reason on stderr (every helper the fallback uses is defined by then).
+    expect(run.stderr).toBe(
+      'zkluks: cryptroot: Zymkey unlock failed: self-destructed: zkunlockifs: self-destructed: gone; asking for the passphrase\n',
+    );
   });
 });

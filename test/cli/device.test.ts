@@ -116,14 +116,10 @@ describe('zkluks device', () => {
     const alone = join(dir, 'alone');
     mkdirSync(alone);
     cpSync(dirname(bundle), alone, { recursive: true });
-    const r = await execa(
-      nodeBin,
-      [join(alone, 'zkluks.mjs'), 'device', 'probe', '--json', '--root', root],
-      {
-        reject: false,
-        cwd: alone,
-      },
-    );
+    const r = await execa(nodeBin, [join(alone, 'zkluks.mjs'), 'device', 'probe', '--json', '--root', root], {
+      reject: false,
+      cwd: alone,
+    });
     expect(r.exitCode).toBe(4);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({

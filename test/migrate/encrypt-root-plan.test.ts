@@ -68,6 +68,7 @@ function facts(over: Partial<EncryptFacts> = {}): EncryptFacts {
     install: {
       root: '/',
       crypttab: '',
+      crypttabWasAbsent: false,
       crypttabBackup: null,
       installed: {},
       zkunlockifs: '/usr/sbin/zkunlockifs',

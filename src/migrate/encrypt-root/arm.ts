@@ -52,6 +52,7 @@ function installPlan(plan: EncryptPlan, steps: InstallStep[], zkunlockifs: strin
     unchanged: [],
     droppedOptions: [],
     warnings: [],
+    notes: [],
   };
 }
 

@@ -82,6 +82,7 @@ async function rebuild(deps: JourneyDeps, noUpdate: boolean, dryRun: boolean): P
         unchanged: [],
         droppedOptions: [],
         warnings: [],
+        notes: [],
       },
       deps,
     );

@@ -30,7 +30,7 @@ const result = await build({
   bundle: true,
   splitting: true,
   platform: 'node',
-  target: 'node20',
+  target: 'node18.19',
   format: 'esm',
   outdir: tmp,
   outExtension: { '.js': '.mjs' },

@@ -63,6 +63,18 @@ export const commands: CommandEntry[] = [
     describe: 'Recovery key: add, verify, remove, or unlock (decrypt the age escrow)',
     load: async () => (await import('./commands/recovery.ts')).recoveryCommand,
   },
+  {
+    command: 'adopt [volume]',
+    describe:
+      "Take a Pi encrypted by Zymbit's mk_encr_sd_rfs.sh to zkluks: recovery key first, zkluks slot, keyscript with prompt fallback",
+    load: async () => (await import('./commands/adopt.ts')).adoptCommand,
+  },
+  {
+    command: 'encrypt-root',
+    describe:
+      'Encrypt the plain ext4 root in place at the next boot (LUKS2, Zymkey + recovery key), resumable after a power cut',
+    load: async () => (await import('./commands/encrypt-root.ts')).encryptRootCommand,
+  },
 ];
 
 /** Options that take a value, so that their value is not mistaken for the command's name. */

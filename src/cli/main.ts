@@ -6,8 +6,9 @@ import { commands } from './commands.ts';
 import { withGlobalOptions } from './global-options.ts';
 import { reportError } from './output.ts';
 
-export async function main(args: string[]): Promise<number> {
-  const parser = withGlobalOptions(yargs(args))
+/** The whole command line; packaging/docs.ts asks it for the help text of each command too. */
+export function createParser(args: string[]) {
+  return withGlobalOptions(yargs(args))
     .scriptName('zkluks')
     .usage('$0 <command>\n\nUnlock a LUKS2 root filesystem at boot with a Zymbit Zymkey.')
     .command(commands)
@@ -23,6 +24,10 @@ export async function main(args: string[]): Promise<number> {
       // Throwing here stops yargs before any handler runs.
       throw error ?? new UsageError(message, { hint: 'zkluks --help' });
     });
+}
+
+export async function main(args: string[]): Promise<number> {
+  const parser = createParser(args);
   try {
     await parser.parseAsync();
   } catch (error) {

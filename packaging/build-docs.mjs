@@ -32,6 +32,7 @@ await build({
   format: 'esm',
   outfile,
   external: ['i2c-bus'],
+  define: { ZKLUKS_VERSION: JSON.stringify(process.argv[3] ?? 'development') },
   logLevel: 'warning',
   banner: {
     js: "import { createRequire as __zkCreateRequire } from 'node:module';\nconst require = __zkCreateRequire(import.meta.url);",

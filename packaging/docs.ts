@@ -34,7 +34,7 @@ export interface CommandDoc {
 
 /** The help yargs prints for `zkluks <path> --help`, unwrapped (one entry per line). */
 export async function helpText(path: string[]): Promise<string> {
-  const parser = createParser([...path, '--help']).wrap(null);
+  const parser = (await createParser([...path, '--help'])).wrap(null);
   return await new Promise<string>((resolve, reject) => {
     void parser.parse([...path, '--help'], {}, (error: Error | undefined, _argv: unknown, output: string) => {
       if (error) reject(error);

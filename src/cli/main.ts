@@ -8,7 +8,7 @@ import { reportError } from './output.ts';
 import { VERSION } from './version.ts';
 
 /** The whole command line; packaging/docs.ts asks it for the help text of each command too. */
-export function createParser(args: string[]) {
+export async function createParser(args: string[]) {
   return withGlobalOptions(yargs(args))
     .scriptName('zkluks')
     .usage('$0 <command>\n\nUnlock a LUKS2 root filesystem at boot with a Zymbit Zymkey.')
@@ -28,7 +28,7 @@ export function createParser(args: string[]) {
 }
 
 export async function main(args: string[]): Promise<number> {
-  const parser = createParser(args);
+  const parser = await createParser(args);
   try {
     await parser.parseAsync();
   } catch (error) {

@@ -45,12 +45,16 @@ export async function gatherEncryption(opts: {
   const cmdline = ['/boot/firmware/cmdline.txt', '/boot/cmdline.txt']
     .map((p) => readText(under(root, p)))
     .find((t) => t !== null);
+  const leftovers = LEFTOVERS.filter((p) => existsSync(under(root, p)));
+  // The header is asked again only on a system that took the journey (the doctor reads it once).
+  const journey = plan !== null || record !== null || leftovers.length > 0;
   return {
     plan: plan === null ? null : parsePlanConf(plan),
     record: record === null ? null : parseBootRecord(record),
     cmdlineRoot: cmdline == null ? null : cmdlineRoot(cmdline),
-    leftovers: LEFTOVERS.filter((p) => existsSync(under(root, p))),
+    leftovers,
     volumeUuid: opts.volumeUuid?.toLowerCase() ?? null,
-    reencrypting: opts.volumePath === null ? false : await reencryptionPending(opts.runner, opts.volumePath),
+    reencrypting:
+      journey && opts.volumePath !== null ? await reencryptionPending(opts.runner, opts.volumePath) : false,
   };
 }

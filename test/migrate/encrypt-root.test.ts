@@ -137,6 +137,9 @@ describe('zkluks encrypt-root (arming)', () => {
         join(root, 'etc/systemd/system/multi-user.target.wants/zkluks-encrypt-root-finish.service'),
       ),
     ).toBe('/etc/systemd/system/zkluks-encrypt-root-finish.service');
+    expect(readFileSync(join(root, 'etc/systemd/system/zkluks-encrypt-root-finish.service'), 'utf8')).toMatch(
+      /^ExecStart=\S+ \S+zkluks\.mjs encrypt-root --finish --yes$/m,
+    );
 
     // The keys exist only sealed: the Zymkey opens the bundle to the Zymkey key and the recovery key.
     const sealedPath = join(root, 'etc/zkluks/encrypt-root/keys.sealed');

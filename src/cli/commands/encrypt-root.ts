@@ -17,9 +17,10 @@ import { globalOptions } from '../global-options.ts';
 import { escrowOf, recoveryOptions, showRecoveryKey } from '../keyslot-command.ts';
 import { createOutput } from '../output.ts';
 
+/** How the first-boot unit runs this zkluks: the same Node and the same bundle as now. */
 function zkluksExecutable(): string {
   try {
-    return realpathSync(process.argv[1] ?? '/usr/bin/zkluks');
+    return `${process.execPath} ${realpathSync(process.argv[1] ?? '/usr/bin/zkluks')}`;
   } catch {
     return '/usr/bin/zkluks';
   }

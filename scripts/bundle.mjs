@@ -25,7 +25,7 @@ await build({
   entryPoints: [new URL('../src/cli/bin.ts', import.meta.url).pathname],
   bundle: true,
   platform: 'node',
-  target: 'node20',
+  target: 'node18.19',
   format: 'esm',
   outfile: `${outfile}.${process.pid}.tmp`,
   external: ['i2c-bus'],

@@ -5,14 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bundle, repoRoot } from '../helpers/cli.ts';
+import { bundle, nodeBin, repoRoot } from '../helpers/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'zkluks-bundle-'));
 const alone = join(dir, 'zkluks.mjs');
 copyFileSync(bundle, alone);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const run = (args: string[]) => execa(process.execPath, [alone, ...args], { cwd: dir, reject: false });
+const run = (args: string[]) => execa(nodeBin, [alone, ...args], { cwd: dir, reject: false });
 
 describe('the single-file bundle', () => {
   it('prints help from a directory with no node_modules', async () => {

@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { bundle, zkluks } from '../helpers/cli.ts';
+import { bundle, nodeBin, zkluks } from '../helpers/cli.ts';
 
 let dir: string;
 let env: Record<string, string>;
@@ -17,7 +17,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Run the bundle with binary stdin/stdout. */
 async function raw(args: string[], input?: Buffer) {
-  const r = await execa(process.execPath, [bundle, ...args], {
+  const r = await execa(nodeBin, [bundle, ...args], {
     env,
     input,
     encoding: 'buffer',
@@ -116,14 +116,10 @@ describe('zkluks device', () => {
     const alone = join(dir, 'alone');
     mkdirSync(alone);
     copyFileSync(bundle, join(alone, 'zkluks.mjs'));
-    const r = await execa(
-      process.execPath,
-      [join(alone, 'zkluks.mjs'), 'device', 'probe', '--json', '--root', root],
-      {
-        reject: false,
-        cwd: alone,
-      },
-    );
+    const r = await execa(nodeBin, [join(alone, 'zkluks.mjs'), 'device', 'probe', '--json', '--root', root], {
+      reject: false,
+      cwd: alone,
+    });
     expect(r.exitCode).toBe(4);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({

@@ -78,6 +78,7 @@ describe('zkluks doctor scenarios', () => {
     expect(f.evidence.join('\n')).not.toMatch(/perimeter channel \d: action|^binding:/m);
     expect(f.hint).toMatch(/while the volume is open: 'zkluks recovery add /);
     expect(f.hint).toMatch(/cryptsetup luksHeaderBackup/);
+    expect(f.hint).toMatch(/fit a new module, then 'zkluks enroll \S+ --force --unlock-key-file FILE'/);
     expect(diagnosis.findings.some((x) => x.id === 'zymkey.breach-latched')).toBe(false);
     expect(human.split('\n')[0]).toMatch(/^verdict: ERROR The Zymkey destroyed its key material/);
   });
@@ -112,6 +113,11 @@ describe('zkluks doctor scenarios', () => {
     expect(f.summary).toMatch(/bound in production mode to another host/);
     expect(f.hint).toMatch(/original Pi/);
     expect(f.hint).toMatch(/zkluks recovery unlock/);
+    // The way to keep this Pi leads to the fix: a new module and enroll --force (rotate would fail here).
+    expect(f.hint).toMatch(/fit a new module here .*'zkluks enroll \S+ --force --unlock-key-file FILE'/);
+    expect(f.hint).not.toMatch(/zkluks rotate/);
+    // A module that refuses this host answers no binding query: no "Bound in production mode" ok beside it.
+    expect(diagnosis.findings.map((x) => x.id)).not.toContain('zymkey.binding');
     expect(diagnosis.verdict.summary).toMatch(/another host/);
   });
 

@@ -68,7 +68,7 @@ function broken(facts: Facts, ways: WaysIn, code: string, reason: string): Findi
               : ', and no other keyslot opens this volume: after a reboot the data is gone.'
         }`,
         evidence,
-        hint: rescueNow(ways),
+        hint: `${rescueNow(ways)}; to use a Zymkey again: fit a new module, then 'zkluks enroll ${v} --force --unlock-key-file FILE' with the recovery key or passphrase in FILE`,
       };
     case 'host-mismatch':
       return {
@@ -80,7 +80,7 @@ function broken(facts: Facts, ways: WaysIn, code: string, reason: string): Findi
         evidence,
         hint:
           ways.otherSlots.length > 0
-            ? `put the module back on its original Pi with its original SD card; to keep this Pi, unlock with the recovery key ('zkluks recovery unlock ${v} --identity FILE', or type it at the prompt), then 'zkluks rotate ${v}' with a module bound here`
+            ? `put the module back on its original Pi with its original SD card; to keep this Pi: a production module never binds to another Pi, so unlock with the recovery key ('zkluks recovery unlock ${v} --identity FILE', or type it at the prompt), fit a new module here (it starts in developer mode), then 'zkluks enroll ${v} --force --unlock-key-file FILE' with the recovery key or passphrase in FILE`
             : 'put the module back on its original Pi with its original SD card: this volume has no slot that opens without that exact module, Pi and card',
       };
     case 'wrong-module':

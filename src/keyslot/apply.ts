@@ -153,8 +153,10 @@ export async function applyPlan(
       keys.set('recovery-new', Buffer.from(recoveryKey));
       if (plan.escrowRecipient) escrow = await escrowToAge(runner, plan.escrowRecipient, recoveryKey);
     }
+    // Only a key cryptsetup adds becomes a (tmpfs) file; a key that authorizes goes on stdin only.
+    const added = new Set(plan.steps.flatMap((s) => (s.op === 'add-key' ? [s.key] : [])));
     const keyFiles = new Map<KeyRef, string>();
-    for (const [ref, key] of keys) keyFiles.set(ref, await dir.write(`${ref}.key`, key));
+    for (const [ref, key] of keys) if (added.has(ref)) keyFiles.set(ref, await dir.write(`${ref}.key`, key));
     const key = (ref: KeyRef): Buffer => {
       const k = keys.get(ref);
       if (!k) throw new ZkluksError(`Failed to ${verb} '${volume}': the ${keyName(ref)} is not available`);

@@ -1,8 +1,8 @@
 // zkluks device …, run as a user would (the built bundle).
 import { execa } from 'execa';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bundle, nodeBin, zkluks } from '../helpers/cli.ts';
 
@@ -115,7 +115,7 @@ describe('zkluks device', () => {
     writeFileSync(join(root, 'dev/i2c-1'), '');
     const alone = join(dir, 'alone');
     mkdirSync(alone);
-    copyFileSync(bundle, join(alone, 'zkluks.mjs'));
+    cpSync(dirname(bundle), alone, { recursive: true });
     const r = await execa(nodeBin, [join(alone, 'zkluks.mjs'), 'device', 'probe', '--json', '--root', root], {
       reject: false,
       cwd: alone,

@@ -13,8 +13,10 @@ import {
   showRecoveryKey,
   unlockKey,
   unlockKeyOption,
+  unlockZymbitKeyOption,
   volumeArg,
   volumeOf,
+  zymbitUnlockKey,
 } from '../keyslot-command.ts';
 
 export const enrollCommand: CommandModule = {
@@ -23,6 +25,7 @@ export const enrollCommand: CommandModule = {
   builder: (y) =>
     volumeArg(y)
       .option('unlock-key-file', unlockKeyOption)
+      .option('unlock-zymbit-key', unlockZymbitKeyOption)
       .option('force', { type: 'boolean', default: false, describe: 'Replace an existing enrollment' })
       .option('recovery-key', {
         type: 'boolean',
@@ -36,7 +39,7 @@ export const enrollCommand: CommandModule = {
     const out = createOutput(g.json);
     const volume = volumeOf(argv);
     const escrow = escrowOf(argv);
-    const unlock = await unlockKey(argv, volume);
+    const unlock = (await zymbitUnlockKey(argv, g, volume)) ?? (await unlockKey(argv, volume));
     const keyFile = recoveryKeyFileHooks(argv);
     try {
       const result = await withInterruptSignal((signal) =>

@@ -229,7 +229,7 @@ function productionReadiness(facts: Facts, ways: WaysIn): Finding[] {
       severity: 'error',
       summary: `${mode === 'developer' ? 'Still in developer mode' : 'Not known to be bound for production'}, and binding for production now (cutting the tab, lock_binding) would destroy the keys or leave the disk unrecoverable.`,
       evidence: [modeLine, ...problems],
-      hint: SAFE_ORDER.replace('VOLUME', ways.volume),
+      hint: SAFE_ORDER.replace('VOLUME', `${ways.volume}${ways.zymbitAuthority}`),
     },
   ];
 }

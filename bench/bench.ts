@@ -1,0 +1,463 @@
+// The figures beside the peers, written to bench/RESULTS.md: the boot path (the cryptsetup floor, the
+// zkluks keyscript with a stand-in unseal and with the simulator's tools, a slot with cryptsetup's
+// default KDF, clevis with a Tang server on 127.0.0.1), the bytes each adds to an initramfs, the
+// CLI's start-up, the processes the keyscript forks and peak memory. Medians of interleaved runs;
+// wall-clock times on a machine that may be shared, so ratios matter more than milliseconds.
+// clevis, clevis-luks and tang come from Debian's archive (installed here when missing, root only);
+// clevis-initramfs is only downloaded and unpacked, so the host's initramfs hooks stay as they are.
+import { execa } from 'execa';
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { cpus, hostname, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { buildInitramfs } from '../test/boot/initramfs-build.ts';
+import { testKernel, type TestKernel } from '../test/boot/kernel.ts';
+import { repoRoot } from '../test/helpers/cli.ts';
+
+const argv = process.argv.slice(2);
+const smoke = argv.includes('--smoke');
+const runs = smoke ? 1 : Number(argv[argv.indexOf('--runs') + 1] ?? 0) || 10;
+const bundle = join(repoRoot, 'dist', 'zkluks.mjs');
+const cache = join(repoRoot, '.cache', 'bench');
+mkdirSync(cache, { recursive: true });
+const W = mkdtempSync(join(cache, 'work-'));
+const PASS = 'bench passphrase';
+
+function run(file: string, args: string[], opts: SpawnSyncOptions = {}): Buffer {
+  const r = spawnSync(file, args, { maxBuffer: 1 << 26, ...opts });
+  if (r.status !== 0) {
+    throw new Error(
+      `${file} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr?.toString() ?? ''}`,
+    );
+  }
+  return r.stdout as Buffer;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+const cmd = (file: string, ...args: string[]) => [file, ...args];
+const pipeline = (script: string) => ['sh', '-c', script];
+
+/** Time each command `runs` times, interleaved; returns medians in ms. */
+function timeAll(cmds: Record<string, string[]>, env: NodeJS.ProcessEnv): Record<string, number> {
+  const samples: Record<string, number[]> = {};
+  for (let i = 0; i < runs + 1; i++) {
+    for (const [name, [file, ...args]] of Object.entries(cmds)) {
+      const t = process.hrtime.bigint();
+      run(file as string, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const ms = Number(process.hrtime.bigint() - t) / 1e6;
+      if (i > 0) (samples[name] ??= []).push(ms); // the first round warms caches
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+}
+
+/** Peak RSS (KiB) of the largest process in the tree that runs `file args`. */
+function peakRss(file: string, args: string[], env: NodeJS.ProcessEnv): number {
+  const out = spawnSync('/usr/bin/time', ['-f', 'RSS %M', file, ...args], { env, encoding: 'utf8' });
+  return Number(/RSS (\d+)/.exec(out.stderr)?.[1] ?? NaN);
+}
+
+function installPeers(): string | null {
+  const missing = ['clevis', 'clevis-luks', 'tang'].filter(
+    (p) =>
+      spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout !==
+      'install ok installed',
+  );
+  if (missing.length > 0) {
+    const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      encoding: 'utf8',
+    });
+    if (r.status !== 0)
+      return `apt-get install ${missing.join(' ')} failed: ${r.stderr.trim().split('\n').pop()}`;
+  }
+  return null;
+}
+
+/** clevis-initramfs, unpacked under .cache/bench (never installed). */
+function clevisInitramfs(): string {
+  const dir = join(cache, 'clevis-initramfs');
+  if (existsSync(join(dir, 'usr'))) return dir;
+  const dl = mkdtempSync(join(cache, 'dl-'));
+  run('apt-get', ['download', '-q', 'clevis-initramfs'], { cwd: dl });
+  const deb = readdirSync(dl).find((f) => f.endsWith('.deb')) as string;
+  run('dpkg-deb', ['-x', join(dl, deb), dir]);
+  rmSync(dl, { recursive: true, force: true });
+  return dir;
+}
+
+/** A Tang server on 127.0.0.1: tangd (inetd-style) behind a small TCP listener. */
+async function startTang(): Promise<{ url: string; stop: () => void }> {
+  const keys = join(W, 'tang');
+  mkdirSync(keys);
+  run('/usr/libexec/tangd-keygen', [keys]);
+  const server = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const net=require('net'),{spawn}=require('child_process');
+       const s=net.createServer((c)=>{const t=spawn('/usr/libexec/tangd',[${JSON.stringify(keys)}]);c.pipe(t.stdin);t.stdout.pipe(c);t.on('error',()=>c.destroy());c.on('error',()=>t.kill());});
+       s.listen(0,'127.0.0.1',()=>console.log(s.address().port));`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<string>((resolve) =>
+    server.stdout.once('data', (d) => resolve(String(d).trim())),
+  );
+  return { url: `http://127.0.0.1:${port}`, stop: () => server.kill() };
+}
+
+/** Bytes of `image` made deterministic: unpacked, mtimes zeroed, sorted newc cpio, zstd -9. */
+function deterministicSize(image: string): number {
+  const dir = mkdtempSync(join(W, 'unpack-'));
+  run('unmkinitramfs', [image, dir]);
+  const root = existsSync(join(dir, 'main')) ? join(dir, 'main') : dir;
+  run('find', [root, '-exec', 'touch', '-h', '-d', '@0', '{}', '+']);
+  const r = run('sh', [
+    '-c',
+    `cd '${root}' && find . -print0 | LC_ALL=C sort -z | cpio --quiet -o -0 -H newc --reproducible | zstd -q -9 -c | wc -c`,
+  ]);
+  rmSync(dir, { recursive: true, force: true });
+  return Number(r.toString().trim());
+}
+
+/** A system tree for mkinitramfs: cryptsetup for a LUKS root, MODULES=list, zstd. */
+function stage(dir: string, uuid: string): string {
+  for (const d of [
+    'boot',
+    'usr/lib',
+    'usr/sbin',
+    'var/lib',
+    'etc/initramfs-tools/hooks',
+    'etc/cryptsetup-initramfs',
+  ]) {
+    mkdirSync(join(dir, d), { recursive: true });
+  }
+  writeFileSync(join(dir, 'etc/crypttab'), `cryptroot UUID=${uuid} none luks,initramfs\n`);
+  writeFileSync(join(dir, 'etc/cryptsetup-initramfs/conf-hook'), 'CRYPTSETUP=y\n');
+  writeFileSync(
+    join(dir, 'etc/initramfs-tools/initramfs.conf'),
+    'MODULES=list\nBUSYBOX=auto\nCOMPRESS=zstd\nCOMPRESSLEVEL=1\nDEVICE=\nNFSROOT=auto\nRUNSIZE=10%\nFSTYPE=auto\nUMASK=0077\n',
+  );
+  return dir;
+}
+
+/** Zymbit's zkunlockifs is not installable here: a stand-in script takes its place in `tree`. */
+function standInZkunlockifs(tree: string): void {
+  mkdirSync(join(tree, 'usr/sbin'), { recursive: true });
+  writeFileSync(join(tree, 'usr/sbin/zkunlockifs'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+}
+
+async function initramfsSizes(kernel: TestKernel, uuid: string, env: NodeJS.ProcessEnv) {
+  const base = stage(join(W, 'stage-base'), uuid);
+  const zk = stage(join(W, 'stage-zkluks'), uuid);
+  mkdirSync(join(zk, 'var/lib/zymbit'), { recursive: true });
+  writeFileSync(join(zk, 'var/lib/zymbit/zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
+  standInZkunlockifs(zk);
+  const installed = await execa(
+    process.execPath,
+    [bundle, 'initramfs', 'install', `UUID=${uuid}`, '--root', zk, '--no-update'],
+    {
+      env,
+      reject: false,
+    },
+  );
+  if (installed.exitCode !== 0) throw new Error(`zkluks initramfs install: ${installed.stderr}`);
+  const cl = stage(join(W, 'stage-clevis'), uuid);
+  // clevis-initramfs's hook and boot scripts, staged into the tree's /etc/initramfs-tools.
+  const unpacked = join(clevisInitramfs(), 'usr/share/initramfs-tools');
+  cpSync(unpacked, join(cl, 'etc/initramfs-tools'), { recursive: true });
+  const sizes: Record<string, number> = {};
+  for (const [name, tree] of Object.entries({ base, zkluks: zk, clevis: cl })) {
+    const out = join(W, `initrd-${name}`);
+    await buildInitramfs({ kernel, stage: tree, out });
+    sizes[name] = deterministicSize(out);
+  }
+  return sizes;
+}
+
+/** Processes the keyscript forks on its success path, and the programs it runs, under `shell`. */
+function forks(
+  shell: string[],
+  env: NodeJS.ProcessEnv,
+  keyscript: string,
+): { forks: number; programs: string[] } {
+  const trace = join(W, 'strace');
+  run(
+    'sh',
+    [
+      '-c',
+      `strace -f -qq -z -e trace=execve,clone,clone3,fork,vfork -e signal=none -o '${trace}' ${shell.join(' ')} '${keyscript}' none >/dev/null`,
+    ],
+    { env },
+  );
+  const lines = readFileSync(trace, 'utf8').split('\n');
+  return {
+    forks: lines.filter((l) => /^\d+ +(?:clone3?|v?fork)\(/.test(l) && !l.includes('CLONE_THREAD')).length,
+    programs: lines
+      .map((l) => /^\d+ +execve\("(?:[^"]*\/)?([^"/]+)"/.exec(l)?.[1])
+      .filter((p): p is string => p !== undefined)
+      .slice(1),
+  };
+}
+
+const machine = () => {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  return `${hostname()}: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}, Node ${process.version}, load average ${load} at the start`;
+};
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const host = machine();
+  const peers = smoke ? 'not run in a smoke run' : installPeers();
+  const image = join(W, 'disk.img');
+  const sim = join(W, 'sim');
+  const tools = join(W, 'tools');
+  const env = { ...process.env, ZKLUKS_BACKEND: 'sim', ZKLUKS_SIM_STATE: sim };
+  writeFileSync(image, '');
+  run('truncate', ['-s', '64M', image]);
+  const luks = ['--batch-mode', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000'];
+  run('cryptsetup', ['luksFormat', '--type', 'luks2', ...luks, '--key-file', '-', image], { input: PASS });
+  const uuid = run('cryptsetup', ['luksUUID', image]).toString().trim();
+  run(process.execPath, [bundle, 'sim', 'init'], { env });
+  run(process.execPath, [bundle, 'sim', 'install-tools', tools], { env });
+  run(process.execPath, [bundle, 'enroll', image, '--unlock-key-file=-', '--no-recovery-key'], {
+    env,
+    input: PASS,
+  });
+  const header = JSON.parse(run('cryptsetup', ['luksDump', '--dump-json-metadata', image]).toString());
+  const [, token] = Object.entries(
+    header.tokens as Record<string, { type: string; keyslots: string[]; sealed: string }>,
+  ).find(([, t]) => t.type === 'zkluks-zymkey') as [string, { keyslots: string[]; sealed: string }];
+  const zSlot = token.keyslots[0] as string;
+  const sealedFile = join(W, 'sealed');
+  writeFileSync(sealedFile, Buffer.from(token.sealed, 'base64'), { mode: 0o600 });
+  const keyFile = join(W, 'zkluks.key');
+  writeFileSync(keyFile, run(join(tools, 'zkunlockifs'), [sealedFile], { env }), { mode: 0o600 });
+  // The stand-in unseal: prints the key at once (the Zymkey's own time taken out).
+  const standin = join(W, 'standin-zkunlockifs');
+  writeFileSync(standin, `#!/bin/sh\nexec cat '${keyFile}'\n`);
+  chmodSync(standin, 0o755);
+  // A slot with cryptsetup's defaults (argon2id, benchmarked), as Zymbit's own script makes it.
+  const defaultKey = join(W, 'default.key');
+  writeFileSync(defaultKey, 'default-kdf passphrase', { mode: 0o600 });
+  run('cryptsetup', ['luksAddKey', '--batch-mode', '--key-slot', '5', '--key-file', '-', image, defaultKey], {
+    input: PASS,
+  });
+  const kdf5 = JSON.parse(run('cryptsetup', ['luksDump', '--dump-json-metadata', image]).toString()).keyslots[
+    '5'
+  ].kdf;
+
+  // The keyscript as `initramfs install` renders it, run as cryptroot would, busybox applets first.
+  const ksStage = join(W, 'ks-stage');
+  mkdirSync(join(ksStage, 'etc'), { recursive: true });
+  writeFileSync(join(ksStage, 'etc/crypttab'), `cryptroot UUID=${uuid} none luks,initramfs\n`);
+  standInZkunlockifs(ksStage);
+  run(process.execPath, [bundle, 'initramfs', 'install', `UUID=${uuid}`, '--root', ksStage, '--no-update'], {
+    env,
+  });
+  const keyscript = join(W, 'keyscript');
+  cpSync(join(ksStage, 'lib/cryptsetup/scripts/zkluks'), keyscript);
+  const bb = join(W, 'busybox');
+  mkdirSync(bb);
+  run('busybox', ['--install', '-s', bb]);
+  mkdirSync(join(W, 'sys/i2c-1'), { recursive: true });
+  const ksEnv = (unlock: string, dir: string): NodeJS.ProcessEnv => ({
+    PATH: `${bb}:${tools}:/usr/sbin:/usr/bin:/sbin:/bin`,
+    CRYPTTAB_NAME: 'cryptroot',
+    CRYPTTAB_SOURCE: image,
+    CRYPTTAB_TRIED: '0',
+    ZKLUKS_SIM_STATE: sim,
+    ZKLUKS_UNLOCK: unlock,
+    ZKLUKS_MODPROBE: '/bin/true',
+    ZKLUKS_RUN_DIR: join(W, dir, 'run'),
+    ZKLUKS_WORK_DIR: join(W, dir, 'work'),
+    ZKLUKS_CONF: '/nonexistent',
+    ZKLUKS_ZKENV: '/nonexistent',
+    ZKLUKS_I2C_SYSFS: join(W, 'sys'),
+    ZKLUKS_KMSG: '/dev/null',
+    ZKLUKS_ASKPASS: '/bin/false',
+  });
+  const test = (slot: string) =>
+    `cryptsetup open --test-passphrase --key-slot ${slot} --key-file - '${image}'`;
+
+  let clevisNote = peers;
+  let tang: { url: string; stop: () => void } | null = null;
+  const boot: Record<string, string[]> = {
+    floor: cmd('cryptsetup', 'open', '--test-passphrase', '--key-slot', zSlot, '--key-file', keyFile, image),
+    'keyscript-standin': pipeline(
+      `env -i ${envLine(ksEnv(standin, 'a'))} busybox sh '${keyscript}' none | ${test(zSlot)}`,
+    ),
+    'keyscript-sim': pipeline(
+      `env -i ${envLine(ksEnv('zkunlockifs', 'b'))} busybox sh '${keyscript}' none | ${test(zSlot)}`,
+    ),
+    'default-kdf': cmd(
+      'cryptsetup',
+      'open',
+      '--test-passphrase',
+      '--key-slot',
+      '5',
+      '--key-file',
+      defaultKey,
+      image,
+    ),
+  };
+  if (peers === null) {
+    try {
+      tang = await startTang();
+      const passFile = join(W, 'pass');
+      writeFileSync(passFile, PASS, { mode: 0o600 });
+      run('clevis', [
+        'luks',
+        'bind',
+        '-y',
+        '-d',
+        image,
+        '-s',
+        '7',
+        '-k',
+        passFile,
+        'tang',
+        JSON.stringify({ url: tang.url }),
+      ]);
+      // Same KDF as the zkluks slot, so that only the way to the key differs.
+      const clevisKey = join(W, 'clevis.key');
+      writeFileSync(clevisKey, run('clevis', ['luks', 'pass', '-d', image, '-s', '7']), { mode: 0o600 });
+      run('cryptsetup', ['luksConvertKey', ...luks, '--key-slot', '7', '--key-file', clevisKey, image]);
+      rmSync(clevisKey);
+      boot.clevis = pipeline(`clevis luks pass -d '${image}' -s 7 | ${test('7')}`);
+    } catch (error) {
+      clevisNote = `clevis with Tang failed: ${(error as Error).message.split('\n')[0]}`;
+    }
+  }
+  for (const dir of ['a', 'b']) mkdirSync(join(W, dir), { recursive: true });
+  const bootMs = timeAll(boot, env);
+
+  const cli: Record<string, string[]> = {
+    'node -e 0': cmd(process.execPath, '-e', '0'),
+    'zkluks --version': cmd(process.execPath, bundle, '--version'),
+    'zkluks --help': cmd(process.execPath, bundle, '--help'),
+    'zkluks list --json': cmd(process.execPath, bundle, 'list', '--json', image),
+    'luksDump --dump-json-metadata': cmd('cryptsetup', 'luksDump', '--dump-json-metadata', image),
+    luksUUID: cmd('cryptsetup', 'luksUUID', image),
+    ...(boot.clevis ? { 'clevis luks list': cmd('clevis', 'luks', 'list', '-d', image) } : {}),
+  };
+  const cliMs = timeAll(cli, env);
+  tang?.stop();
+
+  const forkCounts = {
+    busybox: forks(['busybox', 'sh'], ksEnv(standin, 'fork-busybox'), keyscript),
+    dash: forks(
+      ['dash'],
+      { ...ksEnv(standin, 'fork-dash'), PATH: `${tools}:/usr/sbin:/usr/bin:/sbin:/bin` },
+      keyscript,
+    ),
+  };
+  const rss = {
+    'zkluks --version': peakRss(process.execPath, [bundle, '--version'], env),
+    'zkluks --help': peakRss(process.execPath, [bundle, '--help'], env),
+    'zkluks list --json': peakRss(process.execPath, [bundle, 'list', '--json', image], env),
+    'node -e 0': peakRss(process.execPath, ['-e', '0'], env),
+    'keyscript (largest process: cryptsetup)': peakRss(
+      'busybox',
+      ['sh', keyscript, 'none'],
+      ksEnv(standin, 'a'),
+    ),
+    'busybox sh alone': peakRss('busybox', ['sh', '-c', ':'], env),
+  };
+
+  let sizes: Record<string, number> | null = null;
+  let sizeNote = '';
+  if (!smoke) {
+    try {
+      sizes = await initramfsSizes(await testKernel(), uuid, env);
+    } catch (error) {
+      sizeNote = `initramfs sizes not measured: ${(error as Error).message.split('\n')[0]}`;
+    }
+  }
+
+  const f = (ms: number | undefined) => (ms === undefined ? 'n/a' : `${ms.toFixed(0)} ms`);
+  const x = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined ? 'n/a' : `${(a / b).toFixed(2)}×`;
+  const floor = bootMs.floor;
+  const node0 = cliMs['node -e 0'];
+  const listFloor = (node0 ?? 0) + (cliMs['luksDump --dump-json-metadata'] ?? 0) + (cliMs.luksUUID ?? 0);
+  const lines = [
+    '# zkluks bench results',
+    '',
+    `Run ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${smoke ? 'smoke run (1 run each)' : `medians of ${runs} interleaved runs`} (\`npm run bench\`).`,
+    `Machine: ${host}.`,
+    '',
+    '## Boot path: from the header to a key cryptsetup accepted',
+    '',
+    '| path | median | vs floor |',
+    '| --- | --- | --- |',
+    `| floor: \`cryptsetup open --test-passphrase --key-file KEY\` on the zkluks slot (pbkdf2, 1000 iterations) | ${f(floor)} | 1× |`,
+    `| zkluks keyscript (busybox sh), stand-in unseal that prints the key at once, piped into that test | ${f(bootMs['keyscript-standin'])} | ${x(bootMs['keyscript-standin'], floor)} |`,
+    `| zkluks keyscript with the simulator's zkunlockifs (Node), piped into that test | ${f(bootMs['keyscript-sim'])} | ${x(bootMs['keyscript-sim'], floor)} |`,
+    `| slot with cryptsetup's default KDF (${kdf5.type}, ${kdf5.memory ?? '-'} KiB), key in hand | ${f(bootMs['default-kdf'])} | ${x(bootMs['default-kdf'], floor)} |`,
+    `| \`clevis luks pass\` with Tang on 127.0.0.1, piped into the same test on its slot (same KDF) | ${boot.clevis ? f(bootMs.clevis) : `n/a (${clevisNote})`} | ${x(bootMs.clevis, floor)} |`,
+    '',
+    `Processes the keyscript forks on its success path: ${forkCounts.busybox.forks} under busybox sh, ${forkCounts.dash.forks} under dash (${forkCounts.busybox.programs.join(', ')}; the last \`cat\` replaces the shell).`,
+    '',
+    '## Initramfs bytes added over a cryptsetup-only image (same kernel; unpacked, mtimes zeroed, sorted cpio, zstd -9)',
+    '',
+    ...(sizes
+      ? [
+          '| image | bytes | added |',
+          '| --- | --- | --- |',
+          `| cryptsetup-initramfs only | ${sizes.base} | — |`,
+          `| + zkluks hook (keyscript, boot.conf, Zymbit state; Zymbit's own zkunlockifs not installable here) | ${sizes.zkluks} | ${((sizes.zkluks! - sizes.base!) / 1024).toFixed(1)} KiB |`,
+          `| + clevis-initramfs (Debian's) | ${sizes.clevis} | ${((sizes.clevis! - sizes.base!) / 1024 / 1024).toFixed(2)} MiB |`,
+        ]
+      : [smoke ? 'Not measured in a smoke run.' : sizeNote]),
+    '',
+    '## CLI start-up',
+    '',
+    '| command | median | ratio |',
+    '| --- | --- | --- |',
+    `| \`node -e 0\` | ${f(node0)} | 1× |`,
+    `| \`zkluks --version\` | ${f(cliMs['zkluks --version'])} | ${x(cliMs['zkluks --version'], node0)} \`node -e 0\` |`,
+    `| \`zkluks --help\` | ${f(cliMs['zkluks --help'])} | ${x(cliMs['zkluks --help'], node0)} \`node -e 0\` |`,
+    `| \`zkluks list --json VOLUME\` | ${f(cliMs['zkluks list --json'])} | ${x(cliMs['zkluks list --json'], listFloor)} (\`node -e 0\` + its luksDump + luksUUID = ${f(listFloor)}) |`,
+    `| \`clevis luks list -d VOLUME\` | ${f(cliMs['clevis luks list'])} | ${x(cliMs['clevis luks list'], node0)} \`node -e 0\` |`,
+    '',
+    '## Peak memory (maximum resident set size)',
+    '',
+    '| process | peak RSS |',
+    '| --- | --- |',
+    ...Object.entries(rss).map(([k, v]) => `| ${k} | ${(v / 1024).toFixed(1)} MiB |`),
+    '',
+  ];
+  const text = lines.join('\n');
+  if (!smoke) writeFileSync(join(repoRoot, 'bench', 'RESULTS.md'), text);
+  console.log(text);
+  console.log(smoke ? 'bench: smoke run ok' : 'bench: wrote bench/RESULTS.md');
+}
+
+function envLine(env: NodeJS.ProcessEnv): string {
+  return Object.entries(env)
+    .map(([k, v]) => `${k}='${String(v)}'`)
+    .join(' ');
+}
+
+try {
+  await main();
+} finally {
+  rmSync(W, { recursive: true, force: true });
+}

@@ -65,13 +65,13 @@ try {
     { input: passphrase },
   );
   run(process.execPath, [bundle, 'sim', 'init'], { env });
-  // Zymbit's standalone tools run with zkifc stopped (as in the initramfs).
-  run(process.execPath, [bundle, 'sim', 'zkifc', 'stop'], { env });
   run(process.execPath, [bundle, 'sim', 'install-tools', tools], { env });
   run(process.execPath, [bundle, 'enroll', image, '--unlock-key-file=-', '--no-recovery-key'], {
     env,
     input: passphrase,
   });
+  // Zymbit's standalone tools run with zkifc stopped (as in the initramfs).
+  run(process.execPath, [bundle, 'sim', 'zkifc', 'stop'], { env });
 
   // A slot with cryptsetup's defaults, as `cryptsetup luksFormat` / Zymbit's script make it.
   const defaultKey = join(dir, 'default.key');

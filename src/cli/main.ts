@@ -7,8 +7,9 @@ import { withGlobalOptions } from './global-options.ts';
 import { reportError } from './output.ts';
 import { VERSION } from './version.ts';
 
-export async function main(args: string[]): Promise<number> {
-  const parser = withGlobalOptions(yargs(args))
+/** The whole command line; packaging/docs.ts asks it for the help text of each command too. */
+export async function createParser(args: string[]) {
+  return withGlobalOptions(yargs(args))
     .scriptName('zkluks')
     .usage('$0 <command>\n\nUnlock a LUKS2 root filesystem at boot with a Zymbit Zymkey.')
     .command(await commandsFor(args))
@@ -24,6 +25,10 @@ export async function main(args: string[]): Promise<number> {
       // Throwing here stops yargs before any handler runs.
       throw error ?? new UsageError(message, { hint: 'zkluks --help' });
     });
+}
+
+export async function main(args: string[]): Promise<number> {
+  const parser = await createParser(args);
   try {
     await parser.parseAsync();
   } catch (error) {

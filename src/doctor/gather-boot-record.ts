@@ -11,7 +11,9 @@ export function parseBootRecord(text: string): Record<string, string> {
   const fields: Record<string, string> = {};
   for (const line of text.split('\n')) {
     const eq = line.indexOf('=');
-    if (eq > 0) fields[line.slice(0, eq).trim()] = line.slice(eq + 1).trim();
+    // defineProperty: a key such as __proto__ is a field like any other, not the object's prototype.
+    const field = { value: line.slice(eq + 1).trim(), enumerable: true, writable: true, configurable: true };
+    if (eq > 0) Object.defineProperty(fields, line.slice(0, eq).trim(), field);
   }
   return fields;
 }

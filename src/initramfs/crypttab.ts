@@ -381,7 +381,8 @@ function replacedIndex(current: Crypttab, backup: Crypttab, ours: CrypttabEntry)
   const uuid = sourceUuid(ours.source);
   const found = findEntryIndex(backup, { ...(uuid === undefined ? {} : { uuid }), name: ours.name });
   if (found >= 0) return found;
-  const now = new Set(current.lines.map((l) => l.text));
+  // A last line ending in CR that install gave an LF reads back as a CRLF line without the CR.
+  const now = new Set(current.lines.flatMap((l) => (l.eol === '\r\n' ? [l.text, `${l.text}\r`] : [l.text])));
   const gone = backup.lines.flatMap((l, i) => (l.kind === 'entry' && !now.has(l.text) ? [i] : []));
   return gone.length === 1 ? (gone[0] ?? -1) : -1;
 }
@@ -410,8 +411,12 @@ export function restoreEntry(current: Crypttab, backup: Crypttab, name: string):
   lines = [...ended(lines.slice(0, -1)), ...lines.slice(-1)];
   const backupLast = backup.lines.at(-1);
   const last = lines.at(-1);
-  if (backupLast?.eol === '' && last !== undefined && last.text === backupLast.text) {
-    lines = [...lines.slice(0, -1), { ...last, eol: '' }];
+  const written = last === undefined ? null : last.text + last.eol;
+  if (
+    backupLast?.eol === '' &&
+    (written === `${backupLast.text}\n` || written === `${backupLast.text}\r\n`)
+  ) {
+    lines = [...lines.slice(0, -1), backupLast];
   }
   return { lines };
 }

@@ -85,7 +85,8 @@ function ids(object: unknown, what: string, volume: string): Array<[number, Json
   if (!isObject(object)) throw badHeader(volume, `'${what}' is not an object`);
   return Object.entries(object)
     .map(([key, value]): [number, Json] => {
-      const id = toInt(key);
+      // LUKS2 ids are "0"…"31", written without leading zeros (so no two keys name one id).
+      const id = /^(?:[0-9]|[12][0-9]|3[01])$/.test(key) ? Number(key) : null;
       if (id === null || !isObject(value)) throw badHeader(volume, `${what} entry '${key}' is malformed`);
       return [id, value];
     })
@@ -122,10 +123,14 @@ export function parseHeader(json: string, context: { volume: string; uuid: strin
   });
   const tokens = ids(data.tokens, 'tokens', volume).map(([id, token]): TokenFacts => {
     const slots = Array.isArray(token.keyslots) ? token.keyslots : [];
+    const keyslots = slots.map(toInt).filter((n): n is number => n !== null);
+    if (keyslots.some((n) => n < 0 || n >= LUKS2_KEYSLOTS_MAX)) {
+      throw badHeader(volume, `token ${id} names a keyslot outside 0…${LUKS2_KEYSLOTS_MAX - 1}`);
+    }
     return {
       id,
       type: typeof token.type === 'string' ? token.type : '',
-      keyslots: slots.map(toInt).filter((n): n is number => n !== null),
+      keyslots,
       json: token,
     };
   });

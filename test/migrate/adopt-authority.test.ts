@@ -1,7 +1,7 @@
 // On a Pi encrypted by Zymbit's script the only key is sealed in /var/lib/zymbit/key.bin.lock: there is
 // no passphrase to authorize a change. `recovery add` and `enroll` take that sealed key as their
 // authority (--unlock-zymbit-key), and the doctor's hints for that layout are commands that work there.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type Dirent, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { simInit } from '../../src/device/sim-control.ts';
@@ -23,13 +23,25 @@ afterEach(() => {
 
 const RECOVERY = /([cbdefghijklnrtuv]{8}-){7}[cbdefghijklnrtuv]{8}/;
 
-/** Every file under `dir` whose bytes contain `needle`. */
+/** Every file under `dir` whose bytes contain `needle` (other processes' files may vanish meanwhile). */
 function filesHolding(dir: string, needle: Buffer): string[] {
   const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile()) continue;
-    const p = join(e.parentPath, e.name);
-    if (readFileSync(p).includes(needle)) out.push(p);
+  let list: Dirent[];
+  try {
+    list = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of list) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...filesHolding(p, needle));
+    else if (e.isFile()) {
+      try {
+        if (readFileSync(p).includes(needle)) out.push(p);
+      } catch {
+        // Removed since it was listed.
+      }
+    }
   }
   return out;
 }

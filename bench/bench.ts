@@ -247,6 +247,8 @@ async function main(): Promise<void> {
   const zSlot = token.keyslots[0] as string;
   const sealedFile = join(W, 'sealed');
   writeFileSync(sealedFile, Buffer.from(token.sealed, 'base64'), { mode: 0o600 });
+  // Zymbit's standalone tools (and the simulator's) run with zkifc stopped, as in the initramfs.
+  run(process.execPath, [bundle, 'sim', 'zkifc', 'stop'], { env });
   const keyFile = join(W, 'zkluks.key');
   writeFileSync(keyFile, run(join(tools, 'zkunlockifs'), [sealedFile], { env }), { mode: 0o600 });
   // The stand-in unseal: prints the key at once (the Zymkey's own time taken out).

@@ -70,6 +70,8 @@ try {
     env,
     input: passphrase,
   });
+  // Zymbit's standalone tools run with zkifc stopped (as in the initramfs).
+  run(process.execPath, [bundle, 'sim', 'zkifc', 'stop'], { env });
 
   // A slot with cryptsetup's defaults, as `cryptsetup luksFormat` / Zymbit's script make it.
   const defaultKey = join(dir, 'default.key');

@@ -1,7 +1,13 @@
 // The sim backend: a software Zymkey behind the same port as the real module. Every call reads the
-// state file afresh, so a breach or an unplug done by `zkluks sim …` in another process takes effect
-// on the next call (also in a running `zkluks sim serve`).
+// host directory and the module afresh, so a breach or an unplug done by `zkluks sim …` in another
+// process takes effect on the next call (also in a running `zkluks sim serve`).
+//
+// The module answers no more than the model it imitates: perimeter actions cannot be read back (the
+// API has no getter), a ZYMKEY4 refuses the binding query, a destroyed module answers nothing.
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ZymkeyUnavailableError } from '../errors.ts';
 import { zymkeyFailure } from './failures.ts';
 import {
   checkRandomCount,
@@ -11,38 +17,215 @@ import {
   type ZymkeyPort,
 } from './port.ts';
 import { BlobError, openBlob, sealBlob } from './sealed-blob.ts';
-import { loadSimState, type SimState } from './sim-state.ts';
-
-/** Read the state and fail like the module would when it cannot be talked to at all. */
-export function reachableSimState(stateDir: string, action: string): SimState {
-  const state = loadSimState(stateDir);
-  if (!state.reachable) {
-    throw zymkeyFailure('unreachable', action, 'the simulated module is unplugged');
-  }
-  return state;
+import {
+  loadSimHost,
+  loadSimModule,
+  needsWakePin,
+  parseSimModule,
+  readHostSalt,
+  readWakePin,
+  saveSimModule,
+  simCardId,
+  simModuleStore,
+  writeHostSalt,
+  type SimHost,
+  type SimModel,
+  type SimModule,
+} from './sim-state.ts';
+/** Models that answer get_current_binding_info (the HSM family, ZYMKEY5, SCM); a ZYMKEY4 refuses it. */
+export function answersBindingQuery(model: SimModel): boolean {
+  return model !== 'ZYMKEY4i';
 }
 
-/** The state, if the module will do crypto now; otherwise the failure a real module would give. */
-function cryptoReadyState(stateDir: string, action: string): SimState & { secret: string } {
-  const state = reachableSimState(stateDir, action);
-  if (state.selfDestruct !== null || state.secret === null) {
-    const sd = state.selfDestruct;
-    throw zymkeyFailure(
-      'self-destructed',
+/** Models with a battery policy of their own (set_battery_voltage_action). */
+export function hasBatteryPolicy(model: SimModel): boolean {
+  return model === 'HSM6' || model === 'HSM60' || model === 'SCM';
+}
+
+/**
+ * What is asking: `api` is Zymbit's Python/C API through zkifc (needs zkifc running); `tool` is a
+ * standalone zk*ifs tool (needs zkifc stopped); `backend` is the whole zymbit backend, which stops
+ * zkifc around each tool and starts it again.
+ */
+export type SimCaller = 'api' | 'tool' | 'backend';
+
+export interface SimSession {
+  dir: string;
+  host: SimHost;
+  module: SimModule;
+  card: string;
+}
+
+/** The production module locked to this directory's card, if any: it outlives a deleted host file. */
+function moduleLockedToCard(dir: string): SimModule | null {
+  let card: string;
+  try {
+    card = simCardId(dir);
+  } catch {
+    return null;
+  }
+  const store = simModuleStore(dir);
+  let names: string[];
+  try {
+    names = readdirSync(store).filter((n) => n.endsWith('.json'));
+  } catch {
+    return null;
+  }
+  for (const name of names) {
+    try {
+      const file = join(store, name);
+      const m = parseSimModule(readFileSync(file, 'utf8'), file);
+      if (m.binding.lockedTo?.card === card) return m;
+    } catch {
+      // Not a module file of ours.
+    }
+  }
+  return null;
+}
+
+/** A production module whose state was lost: it can never be used again. */
+function loseState(dir: string, module: SimModule): void {
+  if (module.dead === null) {
+    module.dead = { why: 'state-lost', at: new Date().toISOString() };
+    module.secret = null;
+    saveSimModule(dir, module);
+  }
+}
+
+function deadFailure(module: SimModule, action: string): ZymkeyUnavailableError {
+  const d = module.dead;
+  if (d?.why === 'state-lost') {
+    return zymkeyFailure(
+      'state-missing',
       action,
-      sd
-        ? `perimeter channel ${sd.channel} was breached at ${sd.at} with self-destruct armed in production mode`
-        : undefined,
+      `the module is in production mode and its /var/lib/zymbit state was deleted or damaged at ${d.at}; it can never be used again`,
     );
   }
-  if (state.binding.mode === 'production' && state.host !== state.binding.boundHost) {
+  return zymkeyFailure(
+    'self-destructed',
+    action,
+    d?.why === 'self-destruct'
+      ? `perimeter channel ${d.channel} was breached at ${d.at} with self-destruct armed in production mode`
+      : d?.why === 'battery'
+        ? `the battery was removed at ${d?.at} with tamper detect armed in production mode`
+        : undefined,
+  );
+}
+
+/**
+ * Open a session with the module fitted to host `dir`, or fail the way the module would. Checks, in
+ * order: host state, fitted module, destroyed, unplugged/asleep, production binding (Pi and card),
+ * salt, binding established (brown-out, WAKE pin), zkifc.
+ */
+export function simSession(dir: string, action: string, caller: SimCaller): SimSession {
+  let host: SimHost;
+  try {
+    host = loadSimHost(dir);
+  } catch (error) {
+    if (error instanceof ZymkeyUnavailableError && error.reason === 'state-missing') {
+      const locked = moduleLockedToCard(dir);
+      if (locked) {
+        loseState(dir, locked);
+        throw deadFailure(locked, action);
+      }
+    }
+    throw error;
+  }
+  const module = loadSimModule(dir, host.module);
+  if (module === null) {
+    throw zymkeyFailure(
+      'unreachable',
+      action,
+      `no module is fitted to this Pi (module ${host.module} is not in the module store ${simModuleStore(dir)})`,
+    );
+  }
+  if (module.dead) throw deadFailure(module, action);
+  if (!module.plugged) throw zymkeyFailure('unreachable', action, 'the simulated module is unplugged');
+  if (module.asleep) {
+    throw zymkeyFailure('unreachable', action, 'the module sleeps until its battery is replaced');
+  }
+  const card = simCardId(dir);
+  const lock = module.binding.lockedTo;
+  if (lock && (lock.pi !== host.pi || lock.card !== card)) {
     throw zymkeyFailure(
       'host-mismatch',
       action,
-      `the module is bound to host ${state.binding.boundHost} but sits on host ${state.host}`,
+      lock.pi !== host.pi
+        ? `the module is bound to Pi ${lock.pi} but sits on Pi ${host.pi}`
+        : `the module is bound to SD card ${lock.card} but this state is on card ${card} (a copy or a restored backup)`,
     );
   }
-  return state as SimState & { secret: string };
+  const salt = readHostSalt(dir, module.serial);
+  if (salt === null) {
+    if (module.binding.mode === 'production') {
+      loseState(dir, module);
+      throw deadFailure(module, action);
+    }
+    throw zymkeyFailure('state-missing', action, `the salt '${module.serial}/s1_fp_salt.bin' is missing`);
+  }
+  if (salt !== module.salt) {
+    if (module.binding.mode === 'production') {
+      throw zymkeyFailure(
+        'state-corrupt',
+        action,
+        `the salt in '${module.serial}/s1_fp_salt.bin' does not match the one the module holds, and production mode requires a match`,
+      );
+    }
+    // Developer mode accepts a salt that does not match and regenerates it.
+    module.salt = randomBytes(32).toString('hex');
+    writeHostSalt(dir, module.serial, module.salt);
+    saveSimModule(dir, module);
+  }
+  if (module.brownout) {
+    throw zymkeyFailure(
+      'not-bound',
+      action,
+      'a brown-out shut the security services down until a power cycle',
+    );
+  }
+  if (needsWakePin(host.kernel) && readWakePin(dir) === null) {
+    throw zymkeyFailure(
+      'not-bound',
+      action,
+      `kernel ${host.kernel} numbers GPIOs globally and zkenv.conf sets no ZK_GPIO_WAKE_PIN, so the module never binds`,
+    );
+  }
+  if (caller === 'tool' && host.zkifc === 'running') {
+    throw zymkeyFailure(
+      'unknown',
+      action,
+      "zkifc is running; Zymbit's standalone tools need it stopped (systemctl stop zkifc)",
+    );
+  }
+  if (caller === 'api' && host.zkifc === 'stopped') {
+    throw zymkeyFailure('unknown', action, 'zkifc is not running, so the API cannot reach the module');
+  }
+  return { dir, host, module, card };
+}
+
+function secretOf(s: SimSession): Buffer {
+  // A live module always holds its secret (parseSimModule guarantees dead ⇔ no secret).
+  return Buffer.from(s.module.secret ?? '', 'base64');
+}
+
+/** Seal as the module of `session` does. */
+export function simSeal(session: SimSession, plain: Buffer): Buffer {
+  const m = session.module;
+  return sealBlob(plain, {
+    secret: secretOf(session),
+    moduleId: Buffer.from(m.id, 'hex'),
+    host: m.binding.mode === 'production' ? session.host.pi : null,
+  });
+}
+
+/** Unseal as the module of `session` does. */
+export function simUnseal(session: SimSession, sealed: Buffer, action: string): Buffer {
+  try {
+    return openBlob(sealed, secretOf(session), Buffer.from(session.module.id, 'hex'), session.host.pi);
+  } catch (error) {
+    if (error instanceof BlobError) throw zymkeyFailure(error.reason, action, error.message);
+    throw error;
+  }
 }
 
 export class SimZymkey implements ZymkeyPort {
@@ -52,47 +235,39 @@ export class SimZymkey implements ZymkeyPort {
 
   async randomBytes(n: number): Promise<Buffer> {
     checkRandomCount(n);
-    cryptoReadyState(this.stateDir, 'read random bytes from the Zymkey');
+    simSession(this.stateDir, 'read random bytes from the Zymkey', 'backend');
     return randomBytes(n);
   }
 
   async seal(plain: Buffer): Promise<Buffer> {
-    const state = cryptoReadyState(this.stateDir, 'seal data with the Zymkey');
-    return sealBlob(plain, {
-      secret: Buffer.from(state.secret, 'base64'),
-      moduleId: Buffer.from(state.module.id, 'hex'),
-      host: state.binding.mode === 'production' ? state.host : null,
-    });
+    return simSeal(simSession(this.stateDir, 'seal data with the Zymkey', 'backend'), plain);
   }
 
   async unseal(sealed: Buffer): Promise<Buffer> {
     const action = 'unseal data with the Zymkey';
-    const state = cryptoReadyState(this.stateDir, action);
-    try {
-      return openBlob(
-        sealed,
-        Buffer.from(state.secret, 'base64'),
-        Buffer.from(state.module.id, 'hex'),
-        state.host,
-      );
-    } catch (error) {
-      if (error instanceof BlobError) throw zymkeyFailure(error.reason, action, error.message);
-      throw error;
-    }
+    return simUnseal(simSession(this.stateDir, action, 'backend'), sealed, action);
   }
 
   async info(): Promise<ZymkeyInfo> {
-    const { model, serial, firmware } = reachableSimState(this.stateDir, 'read Zymkey info').module;
+    const { model, serial, firmware } = simSession(this.stateDir, 'read Zymkey info', 'api').module;
     return { model, serial, firmware };
   }
 
   async binding(): Promise<BindingInfo> {
-    const state = reachableSimState(this.stateDir, 'read Zymkey binding');
-    return { mode: state.binding.mode, bound: state.host === state.binding.boundHost };
+    const s = simSession(this.stateDir, 'read Zymkey binding', 'api');
+    // get_current_binding_info is only valid for the HSM family: a ZYMKEY4 gives nothing to read.
+    if (!answersBindingQuery(s.module.model)) return { mode: 'unknown', bound: null };
+    // A session exists only on a host the module is bound to (production) or follows (developer).
+    return { mode: s.module.binding.mode, bound: true };
   }
 
   async perimeter(): Promise<PerimeterChannel[]> {
-    const state = reachableSimState(this.stateDir, 'read Zymkey perimeter');
-    return state.perimeter.map((c) => ({ channel: c.channel, action: c.action, firstBreach: c.firstBreach }));
+    const s = simSession(this.stateDir, 'read Zymkey perimeter', 'api');
+    // get_perimeter_detect_info gives the first-breach times; the actions cannot be read back.
+    return s.module.perimeter.map((c) => ({
+      channel: c.channel,
+      action: 'unknown',
+      firstBreach: c.firstBreach,
+    }));
   }
 }

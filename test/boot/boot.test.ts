@@ -4,7 +4,7 @@
 // cases: a self-destructed simulator, a host end that never answers (the keyscript's time bound), and
 // a token whose sealed key the Zymkey unseals but cryptsetup rejects (cryptroot's second try).
 import { execa, type ResultPromise } from 'execa';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,7 +37,8 @@ beforeAll(async () => {
   simInit(simState);
   mkdirSync(join(W, 'disk'));
   disk = await makeBootDisk(join(W, 'disk'), simState);
-  cpSync(simState, destroyedState, { recursive: true });
+  // Another module (a copy of the host directory would share this one), then destroyed.
+  simInit(destroyedState);
   simArm(destroyedState, 0, 'self-destruct');
   simBindLock(destroyedState);
   simBreach(destroyedState, 0);

@@ -38,8 +38,8 @@ describe('zkluks device', () => {
       firmware: '01.00.00-sim',
       binding: { mode: 'developer', bound: true },
       perimeter: [
-        { channel: 0, action: 'none', firstBreach: null },
-        { channel: 1, action: 'none', firstBreach: null },
+        { channel: 0, action: 'unknown', firstBreach: null },
+        { channel: 1, action: 'unknown', firstBreach: null },
       ],
     });
     const human = await zkluks(['device', 'info'], { env });

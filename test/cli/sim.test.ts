@@ -47,23 +47,27 @@ describe('zkluks sim', () => {
     const other = join(dir, 'other');
     const r = await zkluks(['sim', 'init', '--sim-state', other], { env });
     expect(r.exitCode).toBe(0);
-    expect(existsSync(join(other, 'zkluks-sim.json'))).toBe(true);
+    expect(existsSync(join(other, 'zkluks-sim-host.json'))).toBe(true);
     expect(existsSync(join(dir, 'state'))).toBe(false);
   });
 
-  it('bind-lock, swap-host, arm, breach, clear, unplug and plug change what status reports', async () => {
+  it('arm, breach, close, clear, bind-lock, swap-host, unplug and plug change what status reports', async () => {
     await json(['sim', 'init']);
-    expect((await json(['sim', 'bind-lock'])).binding).toMatchObject({
-      mode: 'production',
-      hostMatches: true,
-    });
-    expect((await json(['sim', 'swap-host'])).binding.hostMatches).toBe(false);
     const armed = await json(['sim', 'arm', '--channel', '1', '--action', 'notify']);
     expect(armed.perimeter[1].action).toBe('notify');
     const breach = await json(['sim', 'breach', '--channel', '1']);
     expect(breach).toMatchObject({ channel: 1, action: 'notify', latched: true, destroyed: false });
-    expect((await json(['sim', 'status'])).perimeter[1].firstBreach).toBe(breach.firstBreach);
+    const status = await json(['sim', 'status']);
+    expect(status.perimeter[1]).toMatchObject({ firstBreach: breach.firstBreach, open: true });
+    expect((await json(['sim', 'close', '--channel', '1'])).perimeter[1].open).toBe(false);
     expect((await json(['sim', 'clear'])).perimeter[1].firstBreach).toBeNull();
+    expect((await json(['sim', 'bind-lock'])).binding).toMatchObject({
+      mode: 'production',
+      hostMatches: true,
+    });
+    const moved = await json(['sim', 'swap-host']);
+    expect(moved.binding.hostMatches).toBe(false);
+    expect(moved.led).toBe('off');
     expect((await json(['sim', 'unplug'])).reachable).toBe(false);
     expect((await json(['sim', 'plug'])).reachable).toBe(true);
   });
@@ -75,8 +79,9 @@ describe('zkluks sim', () => {
     const r = await zkluks(['sim', 'breach', '--channel', '0'], { env });
     expect(r.stdout).toContain('destroyed its key material');
     expect((await json(['sim', 'status'])).keyMaterial).toBe('destroyed');
+    // A destroyed module answers nothing, so it cannot even be asked to disarm.
     const disarm = await zkluks(['sim', 'arm', '--channel', '0', '--action', 'none'], { env });
-    expect(disarm.exitCode).toBe(3);
+    expect(disarm.exitCode).toBe(4);
   });
 
   it('arm rejects a channel other than 0 or 1 with exit 2', async () => {
@@ -87,6 +92,7 @@ describe('zkluks sim', () => {
 
   it('sim tool runs a tool with the contract: bytes on stdout, exit 1 and one reason line on failure', async () => {
     await json(['sim', 'init']);
+    await json(['sim', 'zkifc', 'stop']);
     const ok = await execa(nodeBin, [bundle, 'sim', 'tool', 'zkgrifs', '16'], {
       env,
       encoding: 'buffer',

@@ -12,6 +12,7 @@ import {
   simInit,
   simSetReachable,
   simSwapHost,
+  simZkifc,
 } from '../../src/device/sim-control.ts';
 import { installSimTools, isSimToolWrapper, runSimTool } from '../../src/device/sim-tools.ts';
 import { bundle } from '../helpers/cli.ts';
@@ -24,6 +25,7 @@ beforeEach(() => {
   state = join(dir, 'state');
   tools = join(dir, 'bin');
   simInit(state);
+  simZkifc(state, 'stopped');
   installSimTools(tools, process.execPath, bundle);
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,7 +104,7 @@ describe('simulator tools', () => {
   it.each([
     ['zkgrifs', 'unreachable', () => simSetReachable(state, false)],
     ['zklockifs', 'host-mismatch', () => (simBindLock(state), simSwapHost(state))],
-    ['zkgrifs', 'state-corrupt', () => writeFileSync(join(state, 'zkluks-sim.json'), 'garbage')],
+    ['zkgrifs', 'state-corrupt', () => writeFileSync(join(state, 'zkluks-sim-host.json'), 'garbage')],
   ] as const)('%s reports %s in the contract form', async (name, reason, breakIt) => {
     writeFileSync(join(dir, 'plain'), 'k');
     breakIt();
@@ -124,5 +126,55 @@ describe('simulator tools', () => {
     const r = await runSimTool('zkfoo', [], state);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/^zkfoo: tool-missing: /);
+  });
+
+  it("like Zymbit's tools, they refuse to run while zkifc runs", async () => {
+    simZkifc(state, 'running');
+    const r = await tool('zkgrifs', ['8']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('zkifc is running');
+    simZkifc(state, 'stopped');
+    expect((await tool('zkgrifs', ['8'])).exitCode).toBe(0);
+  });
+});
+
+describe('opaque mode (ZKLUKS_SIM_OPAQUE): failures as an unknown real tool might report them', () => {
+  beforeEach(() => simSetReachable(state, false));
+
+  it.each([
+    ['plain', 1, /^zkgrifs failed\n$/],
+    ['exit2', 2, /^Error: operation returned -5\n$/],
+    ['silent', 1, /^$/],
+  ] as const)('%s: exit %d, no reason code on stderr', async (mode, exitCode, stderr) => {
+    const r = await tool('zkgrifs', ['8'], { ZKLUKS_SIM_OPAQUE: mode });
+    expect(r.exitCode).toBe(exitCode);
+    expect(r.stdout).toHaveLength(0);
+    expect(r.stderr).toMatch(stderr);
+    expect(r.stderr).not.toContain('unreachable');
+  });
+
+  it('signal: the tool is killed', async () => {
+    const r = await execa(join(tools, 'zkgrifs'), ['8'], {
+      env: { ZKLUKS_SIM_STATE: state, ZKLUKS_SIM_OPAQUE: 'signal' },
+      reject: false,
+    });
+    expect(r.signal).toBe('SIGKILL');
+  });
+
+  it('hang: the tool does not answer until it is killed', async () => {
+    const r = await execa(join(tools, 'zkgrifs'), ['8'], {
+      env: { ZKLUKS_SIM_STATE: state, ZKLUKS_SIM_OPAQUE: 'hang' },
+      reject: false,
+      timeout: 3000,
+    });
+    expect(r.timedOut).toBe(true);
+  });
+
+  it('a success stays a success, and an unknown mode is refused', async () => {
+    simSetReachable(state, true);
+    expect((await tool('zkgrifs', ['8'], { ZKLUKS_SIM_OPAQUE: 'silent' })).stdout).toHaveLength(8);
+    await expect(runSimTool('zkgrifs', ['8'], state, { ZKLUKS_SIM_OPAQUE: 'loud' })).rejects.toThrow(
+      /ZKLUKS_SIM_OPAQUE/,
+    );
   });
 });

@@ -27,6 +27,8 @@ function runner(extraEnv: Record<string, string> = {}, withTools = true): Runner
       PATH: [...(withTools ? [tools] : []), join(fixtures, 'bin'), process.env.PATH].join(':'),
       PYTHONPATH: join(fixtures, 'python'),
       ZKLUKS_SIM_STATE: state,
+      ZKLUKS_SIM_NODE: process.execPath,
+      ZKLUKS_SIM_BUNDLE: bundle,
       ZKLUKS_FAKE_SYSTEMCTL_LOG: systemctlLog,
       ...extraEnv,
     },
@@ -129,7 +131,7 @@ describe('zymbit backend through the tools', () => {
   it.each([
     ['unreachable', () => simSetReachable(state, false)],
     ['state-missing', () => rmSync(state, { recursive: true })],
-    ['state-corrupt', () => writeFileSync(join(state, 'zkluks-sim.json'), '{')],
+    ['state-corrupt', () => writeFileSync(join(state, 'zkluks-sim-host.json'), '{')],
   ] as const)('a tool failing with %s gives that reason', async (reason, breakIt) => {
     const zk = new ZymbitZymkey({ runner: runner() });
     const sealed = await zk.seal(key);
@@ -200,8 +202,8 @@ describe('zymbit backend through the tools', () => {
 
 describe('zymbit backend info through the zymkey Python module', () => {
   it('reads model, serial, firmware, binding and perimeter with one python3 run', async () => {
-    simBindLock(state);
     simArm(state, 1, 'notify');
+    simBindLock(state);
     simBreach(state, 1, new Date('2026-03-04T05:06:07Z'));
     const zk = openZymkey({ backend: 'zymbit', simState: state, runner: runner() });
     expect(await zk.info()).toMatchObject({
@@ -224,6 +226,7 @@ describe('zymbit backend info through the zymkey Python module', () => {
     expect((await zk.info()).model).toBe('ZYMKEY4i');
     expect(await zk.binding()).toEqual({ mode: 'unknown', bound: null });
     expect((await zk.readReport()).errors.binding).toContain('bad return code -22');
+    expect(records.filter((r) => r.file === 'python3')).toHaveLength(1);
   });
 
   it('client None (module unreachable) degrades everything to unknown and says why', async () => {

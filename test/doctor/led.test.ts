@@ -25,7 +25,23 @@ describe('decodeLed', () => {
     }
   });
 
-  it('documents every pattern in the --led help', () => {
-    for (const p of LED_PATTERNS) expect(ledHelp()).toContain(`${p.name}: ${p.looks}`);
+  // Zymbit's documented patterns (troubleshooting pages), written out here rather than read from
+  // LED_PATTERNS, so a pattern dropped from or garbled in the table fails this test.
+  const DOCUMENTED = [
+    ['dev-bound', 'one blink every 3 seconds'],
+    ['production-bound', 'three rapid blinks every 3 seconds'],
+    ['not-bound', 'five blinks per second, continuously'],
+    ['comm-interrupted', '1 s very rapid flash, 1 s off, 8 slow blinks'],
+    ['atecc-unreachable', '1 s very rapid flash, 1 s off, 5 slow blinks'],
+    ['off', 'rapid blinking, then the LED stays off'],
+    ['rapid', 'rapid flashing that does not stop'],
+  ] as const;
+
+  it('documents every pattern Zymbit documents in the --led help, and decodes each description', () => {
+    for (const [name, looks] of DOCUMENTED) {
+      expect(ledHelp()).toContain(`${name}: ${looks}`);
+      expect(decodeLed(looks).name).toBe(name);
+    }
+    expect(LED_PATTERNS.map((p) => p.name).sort()).toEqual(DOCUMENTED.map(([n]) => n).sort());
   });
 });

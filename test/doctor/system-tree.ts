@@ -88,6 +88,15 @@ export async function buildTree(options: TreeOptions = {}): Promise<Tree> {
   const cryptsetup = async (...args: string[]) => (await run('cryptsetup', args)).toString();
   const sim = async (...args: string[]) =>
     (await run(process.execPath, [bundle, 'sim', ...args], { env })).toString();
+  // Zymbit's standalone tools (and the simulator's) run with zkifc stopped, as Zymbit's scripts do.
+  const simTool = async (name: string, ...args: string[]) => {
+    await sim('zkifc', 'stop');
+    try {
+      return await run(process.execPath, [bundle, 'sim', 'tool', name, ...args], { env });
+    } finally {
+      await sim('zkifc', 'start');
+    }
+  };
 
   await sim('init');
   writeFileSync(passphraseFile, 'correct horse battery staple', { mode: 0o600 });
@@ -122,7 +131,7 @@ export async function buildTree(options: TreeOptions = {}): Promise<Tree> {
       keyFile,
     );
     await cryptsetup('config', '--priority', 'prefer', '--key-slot', String(zymkeySlot), volume);
-    const sealed = await run(process.execPath, [bundle, 'sim', 'tool', 'zklockifs', keyFile], { env });
+    const sealed = await simTool('zklockifs', keyFile);
     const status = JSON.parse(await sim('status', '--json')) as {
       model: string;
       serial: string;
@@ -245,7 +254,7 @@ export async function buildTree(options: TreeOptions = {}): Promise<Tree> {
       };
     },
     sim,
-    simTool: (name, ...args) => run(process.execPath, [bundle, 'sim', 'tool', name, ...args], { env }),
+    simTool,
     cryptsetup,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };

@@ -17,7 +17,14 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { simArm, simBindLock, simBreach, simInit, simSetReachable } from '../../src/device/sim-control.ts';
+import {
+  simArm,
+  simBindLock,
+  simBreach,
+  simInit,
+  simSetReachable,
+  simZkifc,
+} from '../../src/device/sim-control.ts';
 import { I2C_MODULES, keyscriptVars } from '../../src/initramfs/boot-files.ts';
 import { render } from '../../src/initramfs/render.ts';
 import { readTemplate } from '../../src/initramfs/templates.ts';
@@ -102,6 +109,7 @@ beforeAll(async () => {
   }
 
   simInit(simState);
+  simZkifc(simState, 'stopped');
   const keyFile = join(W, 'plain.key');
   writeFileSync(keyFile, key, { mode: 0o600 });
   const sealed = await execa(join(bin, 'zklockifs'), [keyFile], {
@@ -110,11 +118,15 @@ beforeAll(async () => {
     stripFinalNewline: false,
   });
   rmSync(keyFile);
-  cpSync(simState, destroyedState, { recursive: true });
+  // Other modules on other hosts (a copy of the host directory would share the module): one
+  // self-destructed, one unplugged. In the initramfs zkifc does not run.
+  simInit(destroyedState);
+  simZkifc(destroyedState, 'stopped');
   simArm(destroyedState, 0, 'self-destruct');
   simBindLock(destroyedState);
   simBreach(destroyedState, 0);
-  cpSync(simState, unpluggedState, { recursive: true });
+  simInit(unpluggedState);
+  simZkifc(unpluggedState, 'stopped');
   simSetReachable(unpluggedState, false);
 
   image = await makeLuksImage();

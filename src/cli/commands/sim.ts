@@ -8,13 +8,21 @@ import type { PerimeterAction } from '../../device/port.ts';
 import { SimZymkey } from '../../device/sim.ts';
 import {
   simArm,
+  simBattery,
+  simBatteryAction,
   simBindLock,
   simBreach,
+  simBrownOut,
   simClear,
+  simCloseLoop,
   simInit,
+  simKernel,
+  simPowerCycle,
   simSetReachable,
   simStatus,
   simSwapHost,
+  simWakePin,
+  simZkifc,
   type BreachOutcome,
   type SimStatus,
 } from '../../device/sim-control.ts';
@@ -30,20 +38,30 @@ function renderStatus(s: SimStatus): string {
   const perimeter = s.perimeter
     .map(
       (c) =>
-        `channel ${c.channel}: ${c.action}, ${c.firstBreach ? `breached ${c.firstBreach}` : 'no breach'}`,
+        `channel ${c.channel}: ${c.action}, ${c.open ? 'loop OPEN, ' : ''}${c.firstBreach ? `breached ${c.firstBreach}` : 'no breach'}`,
     )
     .join('; ');
   const binding =
     s.binding.mode === 'developer'
       ? 'developer (temporary: follows the module to any host)'
       : `production (permanent) ${s.binding.hostMatches ? 'on its bound host' : 'on ANOTHER host: crypto calls fail'}`;
+  const keys =
+    s.dead === null
+      ? 'present'
+      : s.dead.why === 'self-destruct'
+        ? `DESTROYED by self-destruct on channel ${s.dead.channel} at ${s.dead.at}`
+        : s.dead.why === 'battery'
+          ? `DESTROYED: battery removed with tamper armed at ${s.dead.at}`
+          : `LOST: production state deleted or damaged at ${s.dead.at}`;
   return [
-    `state      ${s.stateDir}`,
-    `module     ${s.model}  serial ${s.serial}  firmware ${s.firmware}`,
+    `host       ${s.stateDir}  kernel ${s.kernel}  zkifc ${s.zkifc}  wake pin ${s.wakePin ?? 'unset'}`,
+    `module     ${s.model}  serial ${s.serial}  firmware ${s.firmware}  (store ${s.moduleStore})`,
     `binding    ${binding}`,
-    `reachable  ${s.reachable ? 'yes' : 'no (unplugged: I2C off / wake pin unset)'}`,
-    `keys       ${s.keyMaterial === 'present' ? 'present' : `DESTROYED by self-destruct on channel ${s.selfDestruct?.channel} at ${s.selfDestruct?.at}`}`,
+    `reachable  ${s.reachable ? 'yes' : 'no (unplugged: I2C off / no module)'}${s.brownout ? '; BROWN-OUT: security services off until a power cycle' : ''}`,
+    `battery    ${s.battery.present ? 'present' : 'REMOVED'}, action ${s.battery.action}`,
+    `keys       ${keys}`,
     `perimeter  ${perimeter}`,
+    `led        ${s.led}`,
   ].join('\n');
 }
 
@@ -93,7 +111,7 @@ const channelOption = (y: Argv) =>
 
 const init = stateCommand(
   'init',
-  'Create a simulated module (developer mode, perimeter unarmed) in the state directory',
+  'Create a simulated module (developer mode, perimeter unarmed) in the module store and fit it to the host in the state directory',
   (dir, argv) => simInit(dir, { model: argv.model as SimModel, force: argv.force === true }),
   (y) =>
     y
@@ -148,6 +166,58 @@ const clear = stateCommand(
   'Clear latched perimeter breaches (destroyed keys stay destroyed)',
   (dir) => simClear(dir),
 );
+const close = stateCommand(
+  'close',
+  'Close a perimeter loop again (a breach stays open until closed)',
+  (dir, argv) => simCloseLoop(dir, channelOf(argv)),
+  channelOption,
+);
+const battery = stateCommand(
+  'battery <state>',
+  'Remove or insert the battery (with tamper armed in production mode, removal destroys the keys)',
+  (dir, argv) => simBattery(dir, argv.state === 'insert'),
+  (y) => y.positional('state', { choices: ['remove', 'insert'] as const, demandOption: true }),
+);
+const batteryAction = stateCommand(
+  'battery-action <action>',
+  'HSM6/HSM60/SCM: what battery removal does (before the binding is locked)',
+  (dir, argv) => simBatteryAction(dir, argv.action as 'none' | 'sleep' | 'self-destruct'),
+  (y) => y.positional('action', { choices: ['none', 'sleep', 'self-destruct'] as const, demandOption: true }),
+);
+const brownOut = stateCommand(
+  'brown-out',
+  'A momentary power drop: security services off until a power cycle',
+  (dir) => simBrownOut(dir),
+);
+const powerCycle = stateCommand('power-cycle', 'Power the Pi off and on (ends a brown-out)', (dir) =>
+  simPowerCycle(dir),
+);
+const zkifc = stateCommand(
+  'zkifc <state>',
+  'Start or stop zkifc on the simulated host (the standalone tools need it stopped)',
+  (dir, argv) => simZkifc(dir, argv.state === 'start' ? 'running' : 'stopped'),
+  (y) => y.positional('state', { choices: ['start', 'stop'] as const, demandOption: true }),
+);
+const kernel = stateCommand(
+  'kernel <version>',
+  'Set the simulated host kernel (6.6 and later need ZK_GPIO_WAKE_PIN)',
+  (dir, argv) => simKernel(dir, String(argv.version)),
+  (y) => y.positional('version', { type: 'string', demandOption: true }),
+);
+const wakePin = stateCommand(
+  'wake-pin <pin>',
+  "Set ZK_GPIO_WAKE_PIN in the simulated zkenv.conf ('unset' removes it)",
+  (dir, argv) => {
+    const pin = String(argv.pin);
+    if (pin === 'unset') return simWakePin(dir, null);
+    if (!/^\d+$/.test(pin))
+      throw new UsageError(`Failed to read the wake pin: '${pin}' is not a number or 'unset'`, {
+        hint: 'e.g. zkluks sim wake-pin 516',
+      });
+    return simWakePin(dir, Number(pin));
+  },
+  (y) => y.positional('pin', { type: 'string', demandOption: true }),
+);
 const unplug = stateCommand('unplug', 'Make the module unreachable (I2C off, wake pin unset)', (dir) =>
   simSetReachable(dir, false),
 );
@@ -193,9 +263,43 @@ const tool: CommandModule = {
     const g = globalOptions(argv);
     const args = ((argv.args as unknown[] | undefined) ?? []).map(String);
     const result = await runSimTool(String(argv.name), args, g.simState);
+    if (result.hang) await new Promise(() => setInterval(() => undefined, 1 << 30));
+    if (result.signal) process.kill(process.pid, result.signal);
     if (result.stdout.length > 0) process.stdout.write(result.stdout);
     if (result.stderr) process.stderr.write(result.stderr);
     process.exitCode = result.exitCode;
+  },
+};
+
+/** Zymbit's API calls as the simulator answers them; the fake Python `zymkey` module of the tests runs these. */
+const api: CommandModule = {
+  command: 'api <call>',
+  describe: false as unknown as string,
+  builder: (y) => y.positional('call', { choices: ['open', 'info', 'binding', 'perimeter'] as const }),
+  handler: async (argv) => {
+    const g = globalOptions(argv);
+    const zk = new SimZymkey(g.simState);
+    const call = String(argv.call);
+    try {
+      let out: unknown;
+      if (call === 'open' || call === 'info') out = await zk.info();
+      else if (call === 'binding') {
+        const b = await zk.binding();
+        // get_current_binding_info is only valid for the HSM family: EINVAL elsewhere.
+        if (b.mode === 'unknown') {
+          process.exitCode = 22;
+          return;
+        }
+        out = b;
+      } else {
+        out = (await zk.perimeter()).map((c) =>
+          c.firstBreach ? Math.floor(Date.parse(c.firstBreach) / 1000) : 0,
+        );
+      }
+      process.stdout.write(`${JSON.stringify(out)}\n`);
+    } catch {
+      process.exitCode = 1;
+    }
   },
 };
 
@@ -224,10 +328,19 @@ export const simCommand: CommandModule = {
         arm,
         breach,
         clear,
+        close,
+        battery,
+        batteryAction,
+        brownOut,
+        powerCycle,
+        zkifc,
+        kernel,
+        wakePin,
         unplug,
         plug,
         serve,
         tool,
+        api,
         installTools,
       ])
       .demandCommand(1, 'Name a sim command; see zkluks sim --help.'),

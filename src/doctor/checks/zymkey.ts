@@ -68,7 +68,7 @@ function broken(facts: Facts, ways: WaysIn, code: string, reason: string): Findi
               : ', and no other keyslot opens this volume: after a reboot the data is gone.'
         }`,
         evidence,
-        hint: rescueNow(ways),
+        hint: `${rescueNow(ways)}; to use a Zymkey again: fit a new module, then 'zkluks enroll ${v} --force --unlock-key-file FILE' with the recovery key or passphrase in FILE`,
       };
     case 'host-mismatch':
       return {
@@ -80,7 +80,7 @@ function broken(facts: Facts, ways: WaysIn, code: string, reason: string): Findi
         evidence,
         hint:
           ways.otherSlots.length > 0
-            ? `put the module back on its original Pi with its original SD card; to keep this Pi, unlock with the recovery key ('zkluks recovery unlock ${v} --identity FILE', or type it at the prompt), then 'zkluks rotate ${v}' with a module bound here`
+            ? `put the module back on its original Pi with its original SD card; to keep this Pi: a production module never binds to another Pi, so unlock with the recovery key ('zkluks recovery unlock ${v} --identity FILE', or type it at the prompt), fit a new module here (it starts in developer mode), then 'zkluks enroll ${v} --force --unlock-key-file FILE' with the recovery key or passphrase in FILE`
             : 'put the module back on its original Pi with its original SD card: this volume has no slot that opens without that exact module, Pi and card',
       };
     case 'wrong-module':
@@ -151,29 +151,48 @@ function broken(facts: Facts, ways: WaysIn, code: string, reason: string): Findi
   }
 }
 
+/**
+ * The binding mode as far as it can be known: the module's answer (HSM family), else the LED the
+ * admin reported, else what the token recorded when the key was sealed. A ZYMKEY4 refuses the query.
+ */
+function bindingMode(facts: Facts): { mode: 'developer' | 'production' | 'unknown'; from: string } {
+  const binding = valueOf(valueOf(facts.zymkey)?.binding);
+  if (binding && binding.mode !== 'unknown') return { mode: binding.mode, from: 'the module' };
+  if (ledSays(facts, 'production-bound'))
+    return { mode: 'production', from: 'the LED (3 rapid blinks every 3 s)' };
+  if (ledSays(facts, 'dev-bound')) return { mode: 'developer', from: 'the LED (1 blink every 3 s)' };
+  const recorded = (valueOf(facts.header)?.tokens ?? [])
+    .map((t) => t.zymkey?.binding)
+    .find((b) => b === 'production' || b === 'developer');
+  if (recorded) return { mode: recorded, from: 'the token, when the key was sealed' };
+  return {
+    mode: 'unknown',
+    from: 'nothing: the module does not answer the binding query (ZYMKEY4) and no LED was given',
+  };
+}
+
 function productionReadiness(facts: Facts, ways: WaysIn): Finding[] {
   const z = valueOf(facts.zymkey);
-  const binding = valueOf(z?.binding);
-  if (!binding) return [];
-  if (binding.mode === 'production') {
+  if (!z?.binding.ok) return [];
+  const { mode, from } = bindingMode(facts);
+  if (mode === 'production') {
     return [
       {
         id: 'zymkey.binding',
         area,
         severity: 'ok',
         summary: 'Bound in production mode (permanent).',
-        evidence: [`binding: production, bound: ${binding.bound ?? 'unknown'}`],
+        evidence: [`binding: production (from ${from})`],
         hint: '',
       },
     ];
   }
-  if (binding.mode !== 'developer') return [];
-  const perimeter = valueOf(z?.perimeter) ?? [];
+  const perimeter = valueOf(z.perimeter) ?? [];
   const problems: string[] = [];
   for (const c of perimeter) {
-    if (c.action === 'self-destruct' && c.firstBreach) {
+    if (c.firstBreach) {
       problems.push(
-        `channel ${c.channel} is armed to self-destruct and its breach is already latched (first breach ${c.firstBreach}): the circuit is open or faulty, and once bound the module destroys its keys`,
+        `channel ${c.channel} has a breach latched (first breach ${c.firstBreach}): the circuit is open or faulty, and the API cannot read back whether it is armed to self-destruct; if it is, binding destroys the keys`,
       );
     }
   }
@@ -182,21 +201,24 @@ function productionReadiness(facts: Facts, ways: WaysIn): Finding[] {
       `no recovery path: ${plural(ways.zymkeySlots, 'slot')} need${ways.zymkeySlots.length === 1 ? 's' : ''} the Zymkey and no other slot opens the volume, so once bound any Pi, card or module failure leaves the disk unrecoverable`,
     );
   }
+  const modeLine = `binding: ${mode} (from ${from})`;
   if (problems.length === 0) {
     return [
       {
         id: 'zymkey.binding',
         area,
         severity: 'ok',
-        summary: 'Bound in developer mode; nothing stops a later production binding.',
+        summary:
+          mode === 'developer'
+            ? 'Bound in developer mode; nothing stops a later production binding.'
+            : 'Binding mode unknown; nothing stops a later production binding.',
         evidence: [
-          `binding: developer, bound: ${binding.bound ?? 'unknown'}`,
+          modeLine,
           ...perimeter.map(
-            (c) =>
-              `channel ${c.channel}: action ${c.action}, ${c.firstBreach ? `breach latched ${c.firstBreach}` : 'no breach'}`,
+            (c) => `channel ${c.channel}: ${c.firstBreach ? `breach latched ${c.firstBreach}` : 'no breach'}`,
           ),
         ],
-        hint: '',
+        hint: mode === 'unknown' ? "tell the doctor what the LED shows: 'zkluks doctor --led PATTERN'" : '',
       },
     ];
   }
@@ -205,9 +227,8 @@ function productionReadiness(facts: Facts, ways: WaysIn): Finding[] {
       id: 'zymkey.not-ready-for-production',
       area,
       severity: 'error',
-      summary:
-        'Still in developer mode, and binding for production now (cutting the tab, lock_binding) would destroy the keys or leave the disk unrecoverable.',
-      evidence: [`binding: developer`, ...problems],
+      summary: `${mode === 'developer' ? 'Still in developer mode' : 'Not known to be bound for production'}, and binding for production now (cutting the tab, lock_binding) would destroy the keys or leave the disk unrecoverable.`,
+      evidence: [modeLine, ...problems],
       hint: SAFE_ORDER.replace('VOLUME', `${ways.volume}${ways.zymbitAuthority}`),
     },
   ];
@@ -216,14 +237,15 @@ function productionReadiness(facts: Facts, ways: WaysIn): Finding[] {
 function perimeter(facts: Facts, destroyed: boolean): Finding[] {
   if (destroyed) return [];
   const z = valueOf(facts.zymkey);
-  const binding = valueOf(z?.binding);
+  // Before production a latched breach is part of the readiness finding.
+  const production = bindingMode(facts).mode === 'production';
   return (valueOf(z?.perimeter) ?? [])
-    .filter((c) => c.firstBreach && !(c.action === 'self-destruct' && binding?.mode === 'developer'))
+    .filter((c) => c.firstBreach && production)
     .map((c) => ({
       id: 'zymkey.breach-latched',
       area,
       severity: 'warning' as const,
-      summary: `Perimeter channel ${c.channel} has a latched breach (action ${c.action}).`,
+      summary: `Perimeter channel ${c.channel} has a latched breach.`,
       evidence: [`channel ${c.channel}: first breach ${c.firstBreach}`],
       hint: "verify the circuit, then clear it: python3 -c 'import zymkey; zymkey.client.clear_perimeter_detect_info()'",
     }));

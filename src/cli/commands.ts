@@ -10,6 +10,7 @@ import { verifyCommand } from './commands/verify.ts';
 import { rotateCommand } from './commands/rotate.ts';
 import { removeCommand } from './commands/remove.ts';
 import { recoveryCommand } from './commands/recovery.ts';
+import { repairCommand } from './commands/repair.ts';
 
 export const commands: CommandModule[] = [
   deviceCommand,
@@ -22,4 +23,5 @@ export const commands: CommandModule[] = [
   rotateCommand,
   removeCommand,
   recoveryCommand,
+  repairCommand,
 ];

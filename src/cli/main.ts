@@ -4,9 +4,11 @@ import yargs from 'yargs';
 import { ExitCode, UsageError } from '../errors.ts';
 import { commands } from './commands.ts';
 import { withGlobalOptions } from './global-options.ts';
+import { exitOnSignals } from './interrupt.ts';
 import { reportError } from './output.ts';
 
 export async function main(args: string[]): Promise<number> {
+  exitOnSignals();
   const parser = withGlobalOptions(yargs(args))
     .scriptName('zkluks')
     .usage('$0 <command>\n\nUnlock a LUKS2 root filesystem at boot with a Zymbit Zymkey.')

@@ -1,10 +1,13 @@
-// Builds dist/zkluks.mjs: one file an admin copies to a Pi and runs with plain `node`.
+// Builds dist/: the zkluks.mjs entry and the chunks it loads on demand (one per command, and what
+// they share), the directory an admin copies to a Pi and runs with plain `node dist/zkluks.mjs`.
 // i2c-bus stays external: it is a native addon, loaded lazily and optional.
 import { build } from 'esbuild';
-import { chmodSync, readFileSync, renameSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 
-const outfile = new URL('../dist/zkluks.mjs', import.meta.url).pathname;
+const dist = new URL('../dist', import.meta.url).pathname;
+const tmp = `${dist}/.build-${process.pid}`;
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 // `import text from './file?raw'` embeds the file as a string (the boot-script templates).
 const rawText = {
   name: 'raw-text',
@@ -20,24 +23,39 @@ const rawText = {
   },
 };
 
-await build({
+mkdirSync(dist, { recursive: true });
+const result = await build({
   plugins: [rawText],
-  entryPoints: [new URL('../src/cli/bin.ts', import.meta.url).pathname],
+  entryPoints: { zkluks: new URL('../src/cli/bin.ts', import.meta.url).pathname },
   bundle: true,
+  splitting: true,
   platform: 'node',
-  target: 'node20',
+  target: 'node18.19',
   format: 'esm',
-  outfile: `${outfile}.${process.pid}.tmp`,
+  outdir: tmp,
+  outExtension: { '.js': '.mjs' },
+  chunkNames: '[name]-[hash]',
   external: ['i2c-bus'],
+  define: { ZKLUKS_VERSION: JSON.stringify(version) },
+  metafile: true,
   logLevel: 'warning',
   banner: {
     js: [
-      '#!/usr/bin/env node',
       "import { createRequire as __zkCreateRequire } from 'node:module';",
       'const require = __zkCreateRequire(import.meta.url);',
     ].join('\n'),
   },
 });
-// Written aside and renamed, so a test running the previous bundle never sees a half-written file.
-chmodSync(`${outfile}.${process.pid}.tmp`, 0o755);
-renameSync(`${outfile}.${process.pid}.tmp`, outfile);
+// Chunks have content-hashed names and go in first; the entry is renamed in last, so a test running
+// the previous build never sees a half-written one. Files of earlier builds are removed after.
+const built = Object.keys(result.metafile.outputs).map((p) => basename(p));
+for (const name of built.filter((n) => n !== 'zkluks.mjs')) renameSync(join(tmp, name), join(dist, name));
+const entry = join(tmp, 'zkluks.mjs');
+writeFileSync(entry, `#!/usr/bin/env node\n${readFileSync(entry, 'utf8')}`, { mode: 0o755 });
+chmodSync(entry, 0o755);
+renameSync(entry, join(dist, 'zkluks.mjs'));
+rmSync(tmp, { recursive: true, force: true });
+for (const name of readdirSync(dist)) {
+  if (!built.includes(name) && !name.startsWith('.build-'))
+    rmSync(join(dist, name), { recursive: true, force: true });
+}

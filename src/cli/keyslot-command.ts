@@ -1,11 +1,14 @@
 // The pieces every keyslot command shares: the operation deps, the VOLUME argument, key input
 // (a key file, stdin or a prompt), recovery-key options and delivering a new recovery key once
 // (before any old way in is removed), and printing an operation's result and what it settled.
+import { existsSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { openZymkey } from '../device/open.ts';
 import { UsageError } from '../errors.ts';
 import { createRunner } from '../exec.ts';
+import { under } from '../root-path.ts';
 import type { MadeKeys } from '../keyslot/apply.ts';
+import { unsealZymbitKey, zymbitKeyPath } from '../keyslot/authority-zymbit.ts';
 import { checkRecipient } from '../keyslot/escrow.ts';
 import { withInterruptSignal } from './interrupt.ts';
 import {
@@ -50,6 +53,12 @@ export function volumeOf(argv: Record<string, unknown>): string {
   const v = argv.volume;
   if (typeof v !== 'string' || v === '')
     throw new UsageError('Failed to read VOLUME: none given', { hint: 'zkluks --help' });
+  // Under --root a device the tree's crypttab names (/dev/…) is the tree's own when the tree has it,
+  // as the doctor resolves it, so a hint the doctor gives for a staged tree works as written.
+  const root = argv.root;
+  if (typeof root === 'string' && root !== '/' && v.startsWith('/dev/') && existsSync(under(root, v))) {
+    return under(root, v);
+  }
   return v;
 }
 
@@ -78,6 +87,35 @@ export const unlockKeyOption = {
 
   describe: 'Read an existing passphrase or key from FILE, exactly as cryptsetup --key-file does (- = stdin)',
 } as const;
+
+export const unlockZymbitKeyOption = {
+  type: 'string',
+  describe:
+    "Authorize with the key Zymbit's script sealed (default /var/lib/zymbit/key.bin.lock under --root), unsealed by the Zymkey and kept in memory",
+} as const;
+
+/**
+ * --unlock-zymbit-key [FILE]: the key Zymbit's mk_encr_sd_rfs.sh sealed, unsealed through the Zymkey
+ * and proven to open the volume; undefined when the option is not given.
+ */
+export async function zymbitUnlockKey(
+  argv: Record<string, unknown>,
+  g: GlobalOptions,
+  volume: string,
+): Promise<Buffer | undefined> {
+  const file = argv['unlock-zymbit-key'];
+  if (file === undefined) return undefined;
+  if (typeof argv['unlock-key-file'] === 'string') {
+    throw new UsageError(
+      'Failed to read the unlock key: --unlock-key-file and --unlock-zymbit-key both given',
+      {
+        hint: 'give one of them',
+      },
+    );
+  }
+  const path = zymbitKeyPath(g.root, typeof file === 'string' ? file : null);
+  return (await unsealZymbitKey(keyslotDeps(g), volume, path)).key;
+}
 
 export const recoveryOptions = {
   'recovery-key-file': {
@@ -113,7 +151,7 @@ export function recoveryKeyDelivery(g: GlobalOptions, argv: Record<string, unkno
           await writeRecoveryKeyFile(file, keys.recoveryKey);
           written = true;
         }
-        await showRecoveryKey(g, argv, keys.recoveryKey, file);
+        await showRecoveryKey(g, argv, keys.recoveryKey, null, file);
         shown = !file;
       },
     },
@@ -128,20 +166,45 @@ export function recoveryKeyDelivery(g: GlobalOptions, argv: Record<string, unkno
   };
 }
 
+/**
+ * Writes --recovery-key-file when the new key is delivered (added and verified, nothing old removed
+ * yet); removes it again if the change fails. For callers that show the key themselves afterwards.
+ */
+export function recoveryKeyFileHooks(argv: Record<string, unknown>) {
+  const file = typeof argv['recovery-key-file'] === 'string' ? argv['recovery-key-file'] : null;
+  let written = false;
+  return {
+    file,
+    hooks: {
+      deliver: async (keys: MadeKeys) => {
+        if (file && keys.recoveryKey) {
+          await writeRecoveryKeyFile(file, keys.recoveryKey);
+          written = true;
+        }
+      },
+    },
+    async undo() {
+      if (written && file) await removeRecoveryKeyFile(file);
+    },
+  };
+}
+
 /** Show a new recovery key once, on stderr (the terminal), unless it went to a file. */
 export async function showRecoveryKey(
   g: GlobalOptions,
   argv: Record<string, unknown>,
   key: string,
+  slot: number | null,
   file: string | null,
 ): Promise<void> {
   const err = process.stderr;
-  if (file) err.write(`The new recovery key was written to '${file}' (mode 0600).\n`);
+  const where = slot === null ? '' : ` for keyslot ${slot}`;
+  if (file) err.write(`The new recovery key${where} was written to '${file}' (mode 0600).\n`);
   else {
     err.write(
       [
         '',
-        'A new recovery key was added and verified. It is shown only this once:',
+        `A new recovery key was added${slot === null ? '' : ` to keyslot ${slot}`} and verified. It is shown only this once:`,
         '',
         `    ${key}`,
         '',

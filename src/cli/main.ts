@@ -2,23 +2,24 @@
 // exit codes.
 import yargs from 'yargs';
 import { ExitCode, UsageError } from '../errors.ts';
-import { commands } from './commands.ts';
+import { commandsFor } from './commands.ts';
 import { withGlobalOptions } from './global-options.ts';
 import { exitOnSignals } from './interrupt.ts';
 import { reportError } from './output.ts';
+import { VERSION } from './version.ts';
 
 export async function main(args: string[]): Promise<number> {
   exitOnSignals();
   const parser = withGlobalOptions(yargs(args))
     .scriptName('zkluks')
     .usage('$0 <command>\n\nUnlock a LUKS2 root filesystem at boot with a Zymbit Zymkey.')
-    .command(commands)
+    .command(await commandsFor(args))
     .demandCommand(1, 'Name a command; see zkluks --help.')
     .strict()
     .strictCommands()
     .recommendCommands()
     .help()
-    .version()
+    .version(VERSION)
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .exitProcess(false)
     .fail((message, error) => {

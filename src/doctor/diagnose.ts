@@ -3,6 +3,7 @@ import type { Facts } from './facts.ts';
 import type { Check, Finding } from './finding.ts';
 import { checkBootFirmware } from './checks/boot-firmware.ts';
 import { checkCrypttab } from './checks/crypttab.ts';
+import { checkEncryption } from './checks/encryption.ts';
 import { checkI2c } from './checks/i2c.ts';
 import { checkInitramfs } from './checks/initramfs.ts';
 import { checkLastBoot } from './checks/last-boot.ts';
@@ -18,6 +19,7 @@ export const CHECKS: readonly Check<Facts>[] = [
   checkInitramfs,
   checkBootFirmware,
   checkLastBoot,
+  checkEncryption,
 ];
 
 export interface Diagnosis {

@@ -1,5 +1,6 @@
 // Everything the doctor knows about a system, gathered once. Every source is a Fact: either its
 // value, or the reason it could not be read. A missing source becomes a finding, never a crash.
+import type { EncryptionFacts } from './gather-encryption.ts';
 
 export type Fact<T> =
   | { ok: true; value: T }
@@ -207,4 +208,6 @@ export interface Facts {
   i2c: Fact<I2cProbeFacts>;
   /** The LED pattern the user reported with --led, decoded (see led.ts). */
   led: string | null;
+  /** The encrypt-root journey (absent in facts made before it existed). */
+  encryption?: EncryptionFacts;
 }

@@ -10,6 +10,7 @@ export const AREAS = [
   'initramfs',
   'boot firmware',
   'last boot',
+  'encryption',
 ] as const;
 export type Area = (typeof AREAS)[number];
 

@@ -23,6 +23,7 @@ import {
 } from './facts.ts';
 import { gatherBootRecord } from './gather-boot-record.ts';
 import { gatherCrypttab, rootEntry } from './gather-crypttab.ts';
+import { gatherEncryption } from './gather-encryption.ts';
 import { gatherHeader } from './gather-header.ts';
 import { gatherInitramfs, type ImageChoice } from './gather-initramfs.ts';
 import {
@@ -198,5 +199,11 @@ export async function gatherFacts(opts: GatherOptions): Promise<Facts> {
     zymkey,
     i2c: await gatherI2c({ ...opts, root }, live),
     led: opts.led,
+    encryption: await gatherEncryption({
+      runner,
+      root,
+      volumePath: header.ok ? volumePath : null,
+      volumeUuid: valueOf(header)?.uuid ?? null,
+    }),
   };
 }

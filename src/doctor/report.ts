@@ -1,6 +1,7 @@
 // The doctor's human output: the verdict first, then findings grouped by area. Problems carry their
 // evidence and hint; healthy findings take one line each, so a healthy system fits on one screen.
 import type { Diagnosis } from './diagnose.ts';
+import { safeText } from '../safe-text.ts';
 import { AREAS, bySeverity, type Finding, type Severity } from './finding.ts';
 
 const MARK: Record<Severity, string> = { ok: 'ok', info: 'info', warning: 'WARN', error: 'ERROR' };
@@ -11,7 +12,7 @@ export function renderReport(diagnosis: Diagnosis, options: { colour: boolean })
     options.colour ? `\x1b[${COLOUR[sev]}m${text}\x1b[0m` : text;
   const bold = (text: string) => (options.colour ? `\x1b[1m${text}\x1b[0m` : text);
   const { status, summary } = diagnosis.verdict;
-  const out = [`${bold('verdict:')} ${paint(status, status.toUpperCase())} ${summary}`];
+  const out = [`${bold('verdict:')} ${paint(status, status.toUpperCase())} ${safeText(summary)}`];
   for (const area of AREAS) {
     const inArea = diagnosis.findings.filter((f) => f.area === area).sort(bySeverity);
     if (inArea.length === 0) continue;
@@ -22,10 +23,10 @@ export function renderReport(diagnosis: Diagnosis, options: { colour: boolean })
 }
 
 function renderFinding(f: Finding, paint: (sev: Severity, text: string) => string): string[] {
-  const lines = [`  ${paint(f.severity, MARK[f.severity].padEnd(5))} ${f.summary}`];
+  const lines = [`  ${paint(f.severity, MARK[f.severity].padEnd(5))} ${safeText(f.summary)}`];
   if (f.severity === 'warning' || f.severity === 'error') {
-    for (const e of f.evidence) lines.push(`        - ${e}`);
-    if (f.hint) lines.push(`        hint: ${f.hint}`);
+    for (const e of f.evidence) lines.push(`        - ${safeText(e)}`);
+    if (f.hint) lines.push(`        hint: ${safeText(f.hint)}`);
   }
   return lines;
 }

@@ -13,6 +13,11 @@ export interface WaysIn {
   otherSlots: number[];
   /** The volume was set up by Zymbit's mk_encr_sd_rfs.sh (key.bin.lock, zk_get_key keyscript). */
   zymbitLayout: boolean;
+  /**
+   * What a keyslot command needs on Zymbit's layout to authorize a change (the sealed key.bin.lock,
+   * since such a Pi never had a passphrase), with --root when not on the live system; '' otherwise.
+   */
+  zymbitAuthority: string;
   /** The name to put in commands: the volume as the user knows it. */
   volume: string;
   /** The crypttab (device-mapper) name, when known. */
@@ -27,10 +32,16 @@ export function waysIn(facts: Facts): WaysIn {
   const zymbitState = valueOf(facts.zymbitState);
   const zymbitLayout =
     /zk_get_key$/.test(keyscript) || (zymbitState?.files.some((f) => f.path === 'key.bin.lock') ?? false);
+  const hasLock = zymbitState?.files.some((f) => f.path === 'key.bin.lock') ?? false;
+  const ourToken = header?.tokens.some((t) => t.type === 'zkluks-zymkey') ?? false;
   const base = {
     volume: volume?.name ?? 'VOLUME',
     mapping: volume?.crypttabName ?? null,
     zymbitLayout,
+    zymbitAuthority:
+      hasLock && !ourToken
+        ? ` --unlock-zymbit-key${facts.root && facts.root !== '/' ? ` --root ${facts.root}` : ''}`
+        : '',
   };
   if (!header) return { known: false, zymkeySlots: [], recoverySlots: [], otherSlots: [], ...base };
   const slots = header.keyslots.map((k) => k.id);

@@ -1,8 +1,10 @@
-// Runs an install or remove plan step by step. Files are written aside and renamed into place, so a
-// crash never leaves a half-written crypttab or keyscript.
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { writeFileAtomic } from '../atomic-write.ts';
+// Runs an install or remove plan step by step, as one transaction. Files are written aside and renamed
+// into place, so a crash never leaves a half-written crypttab or keyscript; a symlinked crypttab is
+// written through its links. Should a step fail before update-initramfs has succeeded, every file
+// the plan touched is put back as it was, and so is every image the failed rebuild had replaced.
+import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { followLinks, writeFileAtomic } from '../atomic-write.ts';
 import type { Runner } from '../exec.ts';
 import { ZkluksError } from '../errors.ts';
 import { under } from '../root-path.ts';
@@ -10,7 +12,7 @@ import { findBootImages, type BootImage, type BootImageReport } from './boot-ima
 import { inspectImage, linkedLibraries, type ImageInspection } from './inspect.ts';
 import type { Plan, Step } from './plan-install.ts';
 
-function writeAtomic(path: string, content: string, mode: number): void {
+function writeAtomic(path: string, content: string | Buffer, mode: number): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileAtomic(path, content, mode);
 }
@@ -86,59 +88,214 @@ export interface ApplyResult {
   images: ImageCheck[];
 }
 
+/** A file as it was before the plan ran, to put back if the rebuild fails. */
+interface SavedFile {
+  /** Absolute in the system (a symlinked crypttab: the file the links lead to). */
+  path: string;
+  content: Buffer | null;
+  mode: number;
+}
+
+function saveFile(root: string, path: string): SavedFile {
+  try {
+    return {
+      path,
+      content: readFileSync(under(root, path)),
+      mode: statSync(under(root, path)).mode & 0o7777,
+    };
+  } catch {
+    return { path, content: null, mode: 0 };
+  }
+}
+
+/** Put the files back as saved; the paths that could not be, with why. */
+function restoreFiles(root: string, saved: readonly SavedFile[]): string[] {
+  const failed: string[] = [];
+  for (const f of [...saved].reverse()) {
+    try {
+      if (f.content === null) rmSync(under(root, f.path), { force: true });
+      else writeAtomic(under(root, f.path), f.content, f.mode);
+    } catch (error) {
+      failed.push(`${f.path} (${(error as Error).message})`);
+    }
+  }
+  return failed;
+}
+
+/**
+ * An initramfs image kept by a second hard link (`.<name>.zkluks-keep` beside it) while
+ * update-initramfs runs: it writes each new image aside and renames it into place, so the link keeps
+ * the old one whole and a failed rebuild can put it back with one rename.
+ */
+interface KeptImage {
+  image: string;
+  keep: string | null;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+/** Every initramfs image update-initramfs may rewrite: /boot/initrd.img-* and what the firmware loads. */
+function imagePaths(root: string): string[] {
+  const out = new Set(imagesToVerify(root, findBootImages(root)).map((i) => i.image));
+  try {
+    for (const f of readdirSync(under(root, '/boot'))) if (f.startsWith('initrd.img-')) out.add(`/boot/${f}`);
+  } catch {
+    // no /boot in this tree
+  }
+  return [...out].sort();
+}
+
+function keepImages(root: string): KeptImage[] {
+  return imagePaths(root).flatMap((image): KeptImage[] => {
+    const host = under(root, image);
+    let st;
+    try {
+      st = statSync(host);
+    } catch {
+      return [];
+    }
+    if (!st.isFile()) return [];
+    const keep = join(dirname(host), `.${basename(host)}.zkluks-keep`);
+    try {
+      rmSync(keep, { force: true });
+      linkSync(host, keep);
+      return [{ image, keep, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs }];
+    } catch {
+      // A filesystem without hard links (the FAT firmware partition): this image cannot be put back.
+      return [{ image, keep: null, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs }];
+    }
+  });
+}
+
+function dropKeeps(kept: readonly KeptImage[]): void {
+  for (const k of kept) if (k.keep !== null) rmSync(k.keep, { force: true });
+}
+
+/** Put back each image the failed rebuild replaced; the images left changed, with why. */
+function restoreImages(root: string, kept: readonly KeptImage[]): string[] {
+  const left: string[] = [];
+  for (const k of kept) {
+    const host = under(root, k.image);
+    let st;
+    try {
+      st = statSync(host);
+    } catch {
+      st = null;
+    }
+    const same = st !== null && st.ino === k.ino && st.size === k.size && st.mtimeMs === k.mtimeMs;
+    if (same) continue;
+    if (k.keep === null) {
+      left.push(
+        `${k.image} (rebuilt before the failure; its filesystem keeps no second link to put it back)`,
+      );
+      continue;
+    }
+    try {
+      renameSync(k.keep, host);
+    } catch (error) {
+      left.push(`${k.image} (${(error as Error).message})`);
+    }
+  }
+  dropKeeps(kept);
+  return left;
+}
+
+/** The sentence that says what a failed plan left behind. */
+function leftBehind(files: string[], images: string[]): string {
+  if (files.length === 0 && images.length === 0) {
+    return 'crypttab, the boot files and the initramfs images are back as they were';
+  }
+  const parts = [];
+  if (files.length > 0) parts.push(`these files could not be put back: ${files.join(', ')}`);
+  else parts.push('crypttab and the boot files are back as they were');
+  if (images.length > 0) parts.push(`these images still differ from before: ${images.join(', ')}`);
+  return parts.join('; ');
+}
+
 export async function applyPlan(plan: Plan, opts: { runner: Runner; root: string }): Promise<ApplyResult> {
   const { runner, root } = opts;
   const done: Step[] = [];
   let images: ImageCheck[] = [];
-  for (const step of plan.steps) {
-    const path = 'path' in step ? under(root, step.path) : '';
-    switch (step.kind) {
-      case 'backup-crypttab':
-        writeAtomic(path, step.content, 0o600);
-        break;
-      case 'write-file':
-        writeAtomic(path, step.content, step.mode);
-        break;
-      case 'write-crypttab':
-        writeAtomic(path, step.content, modeOf(path, 0o644));
-        break;
-      case 'remove-file':
-        rmSync(path, { force: true });
-        break;
-      case 'update-initramfs': {
-        const [file = 'update-initramfs', ...args] = step.command;
-        const r = await runner(file, args, { reject: false, timeoutMs: 30 * 60_000 });
-        if (r.exitCode !== 0) {
-          throw new ZkluksError(
-            `Failed to rebuild the initramfs: '${step.command.join(' ')}' exited ${r.exitCode}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`,
-            {
-              hint: `${step.command.join(' ')} (run it by hand to see every message), then zkluks initramfs check`,
-            },
+  // A symlinked crypttab is written where its links lead, so the links stay.
+  const target = (step: Step) =>
+    step.kind === 'write-crypttab' ? followLinks(root, step.path) : 'path' in step ? step.path : null;
+  const saved = [...new Set(plan.steps.map(target).filter((p) => p !== null))].map((p) => saveFile(root, p));
+  const rebuilds = plan.steps.some((s) => s.kind === 'update-initramfs');
+  const kept = rebuilds ? keepImages(root) : [];
+  let rebuilt = false;
+  try {
+    for (const step of plan.steps) {
+      const path = under(root, target(step) ?? '/');
+      switch (step.kind) {
+        case 'backup-crypttab':
+          writeAtomic(path, step.content, 0o600);
+          break;
+        case 'write-file':
+          writeAtomic(path, step.content, step.mode);
+          break;
+        case 'write-crypttab':
+          writeAtomic(path, step.content, modeOf(path, 0o644));
+          break;
+        case 'remove-file':
+          rmSync(path, { force: true });
+          break;
+        case 'update-initramfs': {
+          const [file = 'update-initramfs', ...args] = step.command;
+          const r = await runner(file, args, { reject: false, timeoutMs: 30 * 60_000 });
+          if (r.exitCode !== 0) {
+            throw new ZkluksError(
+              `Failed to rebuild the initramfs: '${step.command.join(' ')}' exited ${r.exitCode}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`,
+              {
+                hint: `fix what it reports (run '${step.command.join(' ')}' by hand to see every message), then zkluks initramfs ${plan.operation} again`,
+              },
+            );
+          }
+          rebuilt = true;
+          dropKeeps(kept);
+          break;
+        }
+        case 'verify-images': {
+          if (plan.zkunlockifs === null)
+            throw new ZkluksError('Failed to verify the initramfs: zkunlockifs is unknown');
+          images = await verifyImages(runner, root, plan.zkunlockifs);
+          if (images.length === 0) {
+            throw new ZkluksError('Failed to verify the initramfs: no image was found under /boot', {
+              hint: 'update-initramfs -c -k all, then zkluks initramfs check',
+            });
+          }
+          const bad = images.flatMap((i) =>
+            i.findings.filter((f) => f.level === 'error').map((f) => `${i.image}: ${f.message}`),
           );
+          if (bad.length > 0) {
+            throw new ZkluksError(`Failed to verify the initramfs: ${bad.join('; ')}`, {
+              hint: 'zkluks initramfs check (lists every finding)',
+            });
+          }
+          break;
         }
-        break;
       }
-      case 'verify-images': {
-        if (plan.zkunlockifs === null)
-          throw new ZkluksError('Failed to verify the initramfs: zkunlockifs is unknown');
-        images = await verifyImages(runner, root, plan.zkunlockifs);
-        if (images.length === 0) {
-          throw new ZkluksError('Failed to verify the initramfs: no image was found under /boot', {
-            hint: 'update-initramfs -c -k all, then zkluks initramfs check',
-          });
-        }
-        const bad = images.flatMap((i) =>
-          i.findings.filter((f) => f.level === 'error').map((f) => `${i.image}: ${f.message}`),
-        );
-        if (bad.length > 0) {
-          throw new ZkluksError(`Failed to verify the initramfs: ${bad.join('; ')}`, {
-            hint: 'zkluks initramfs check (lists every finding)',
-          });
-        }
-        break;
-      }
+      done.push(step);
     }
-    done.push(step);
+  } catch (error) {
+    // After a good rebuild the files and the images agree: the verify finding stands on its own.
+    if (rebuilt) throw error;
+    const files = restoreFiles(root, saved);
+    const left = leftBehind(files, restoreImages(root, kept));
+    if (error instanceof ZkluksError) {
+      throw new ZkluksError(`${error.message}. ${left}`, {
+        exitCode: error.exitCode,
+        cause: error,
+        ...(error.hint === undefined ? {} : { hint: error.hint }),
+      });
+    }
+    throw new ZkluksError(
+      `Failed to ${plan.operation} the boot files: ${(error as Error).message}. ${left}`,
+      {
+        cause: error,
+        hint: `zkluks initramfs ${plan.operation} again once the cause is fixed`,
+      },
+    );
   }
   return { done, images };
 }

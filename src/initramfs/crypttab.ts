@@ -1,6 +1,8 @@
-// /etc/crypttab as data. Parsing keeps every line (comments, blank lines, odd spacing, a missing
-// final newline) byte for byte, so serializing an unchanged table gives back the same text; only
-// the one line zkluks manages is ever rewritten.
+// /etc/crypttab as data. Parsing keeps every line (comments, blank lines, odd spacing) with its own
+// line end (LF, CRLF, or none on the last line) byte for byte, so serializing an unchanged table gives
+// back the same text; only the one line zkluks manages is ever rewritten. Lines split at LF and fields
+// at spaces and tabs, as cryptsetup's `while IFS=" <tab>" read -r` loop does; that loop drops a last
+// line without LF and keeps a CR in the last field, so the zkluks line always ends with a bare LF.
 import { RefusedError } from '../errors.ts';
 
 /** Where the keyscript lives on the system and, at the same path, in the initramfs. */
@@ -22,16 +24,16 @@ export interface CrypttabEntry {
   options: CrypttabOption[];
 }
 
-export type CrypttabLine =
-  { kind: 'entry'; text: string; entry: CrypttabEntry } | { kind: 'other'; text: string };
+/** How a line ends: '' only for a last line without a newline. */
+export type LineEnd = '\n' | '\r\n' | '';
+
+export type CrypttabLine = (
+  { kind: 'entry'; text: string; entry: CrypttabEntry } | { kind: 'other'; text: string }
+) & { eol: LineEnd };
 
 export interface Crypttab {
-  /** Lines without their terminator. */
+  /** Every line, its text without the line end. */
   lines: CrypttabLine[];
-  /** `\n` or `\r\n`, as the file used. */
-  eol: string;
-  /** Whether the text ended with a line terminator. */
-  finalEol: boolean;
 }
 
 /** Options that say the device is not LUKS, or is formatted afresh at every boot. */
@@ -140,30 +142,44 @@ export function optionValue(entry: CrypttabEntry, key: string): string | undefin
   return found === undefined ? undefined : (found.value ?? '');
 }
 
-function parseLine(text: string): CrypttabLine {
-  const trimmed = text.trim();
-  if (trimmed === '' || trimmed.startsWith('#')) return { kind: 'other', text };
-  const fields = trimmed.split(/\s+/);
-  const [name, source, keyFile, options] = fields;
-  if (name === undefined || source === undefined) return { kind: 'other', text };
+function parseLine(text: string, eol: LineEnd): CrypttabLine {
+  const trimmed = text.replace(/^[ \t]+|[ \t]+$/g, '');
+  if (trimmed === '' || trimmed.startsWith('#')) return { kind: 'other', text, eol };
+  const [name, source, keyFile, options] = trimmed.split(/[ \t]+/);
+  if (name === undefined || source === undefined) return { kind: 'other', text, eol };
   return {
     kind: 'entry',
     text,
+    eol,
     entry: { name, source, keyFile: keyFile ?? 'none', options: parseOptions(options ?? '') },
   };
 }
 
 export function parseCrypttab(text: string): Crypttab {
-  const eol = text.includes('\r\n') ? '\r\n' : '\n';
-  const finalEol = text.endsWith('\n');
-  const body = finalEol ? text.slice(0, text.endsWith(eol) ? -eol.length : -1) : text;
-  const rawLines = text === '' ? [] : body.split(eol);
-  return { lines: rawLines.map(parseLine), eol, finalEol };
+  const pieces = text.split('\n');
+  // The piece after a final LF is not a line.
+  const last = pieces.pop() ?? '';
+  const lines = pieces.map((p) =>
+    p.endsWith('\r') ? parseLine(p.slice(0, -1), '\r\n') : parseLine(p, '\n'),
+  );
+  if (last !== '') lines.push(parseLine(last, ''));
+  return { lines };
 }
 
 export function serializeCrypttab(tab: Crypttab): string {
-  if (tab.lines.length === 0) return '';
-  return tab.lines.map((l) => l.text).join(tab.eol) + (tab.finalEol ? tab.eol : '');
+  return tab.lines.map((l) => l.text + l.eol).join('');
+}
+
+/** The line end most lines use (LF when none has one), for a line that needs one. */
+function usualEol(lines: readonly CrypttabLine[]): '\n' | '\r\n' {
+  const crlf = lines.filter((l) => l.eol === '\r\n').length;
+  return crlf > lines.filter((l) => l.eol === '\n').length ? '\r\n' : '\n';
+}
+
+/** `lines` with every line but the last ended, so that a line can follow it. */
+function ended(lines: readonly CrypttabLine[]): CrypttabLine[] {
+  const eol = usualEol(lines);
+  return lines.map((l) => (l.eol === '' ? { ...l, eol } : l));
 }
 
 export function entries(tab: Crypttab): CrypttabEntry[] {
@@ -223,22 +239,50 @@ export function isZkluksEntry(entry: CrypttabEntry): boolean {
   return optionValue(entry, 'keyscript') === ZKLUKS_KEYSCRIPT;
 }
 
+export interface OptionChange {
+  from: CrypttabOption;
+  to: CrypttabOption;
+}
+
+/**
+ * The tries= a zkluks line needs: the keyscript unseals on the first try and asks for the passphrase
+ * on the next one, so one try would end the boot at a rejected Zymkey key with no prompt. tries=1
+ * becomes 2 (the one passphrase try it allowed); 0 (no limit) and higher counts stay.
+ */
+function triesOption(o: CrypttabOption): CrypttabOption | 'invalid' {
+  // cryptsetup's initramfs scripts accept only digits here and skip the whole line otherwise.
+  if (o.value === undefined || !/^[0-9]+$/.test(o.value)) return 'invalid';
+  return Number(o.value) === 1 ? { key: 'tries', value: '2' } : o;
+}
+
 /** The options of a zkluks line, keeping the valid, non-conflicting options of an existing line. */
 export function zkluksOptions(existing: readonly CrypttabOption[] = []): {
   options: CrypttabOption[];
   dropped: CrypttabOption[];
+  /** Options kept with another value, and why is in triesOption. */
+  changed: OptionChange[];
 } {
   const kept: CrypttabOption[] = [];
   const dropped: CrypttabOption[] = [];
+  const changed: OptionChange[] = [];
   for (const o of existing) {
     const ours = o.key === 'keyscript' && o.value === ZKLUKS_KEYSCRIPT;
     if (SET_ANEW.has(o.key) || ours) continue;
     if (CONFLICTING_OPTIONS.has(o.key) || !isValidOption(o.key)) dropped.push(o);
-    else if (!kept.some((k) => k.key === o.key)) kept.push(o);
+    else if (kept.some((k) => k.key === o.key)) continue;
+    else if (o.key === 'tries') {
+      const tries = triesOption(o);
+      if (tries === 'invalid') dropped.push(o);
+      else {
+        if (tries !== o) changed.push({ from: o, to: tries });
+        kept.push(tries);
+      }
+    } else kept.push(o);
   }
   return {
     options: [{ key: 'luks' }, { key: 'initramfs' }, ...kept, { key: 'keyscript', value: ZKLUKS_KEYSCRIPT }],
     dropped,
+    changed,
   };
 }
 
@@ -251,13 +295,19 @@ export interface ZkluksEntryChange {
   after: string;
   /** Options of the old line that the new one does not keep. */
   dropped: CrypttabOption[];
+  /** Options of the old line kept with another value (tries=1). */
+  changed: OptionChange[];
+  /** The key file field, when the old line had another one than the zkluks line's `none`. */
+  keyFile: { before: string; after: string } | null;
 }
 
 /**
  * Add or update the crypttab line that makes cryptroot call the zkluks keyscript:
  * `<name> UUID=<uuid> none luks,initramfs,keyscript=/lib/cryptsetup/scripts/zkluks`.
  * An existing line for the device (or, failing that, the name) is rewritten in place; a new line
- * is appended. Refuses when the name already belongs to another device.
+ * is appended. The line ends with LF whatever the file uses (see the top of this file); a last line
+ * without one gets the file's usual line end so that the new line can follow it. Refuses when the
+ * name already belongs to another device.
  */
 export function setZkluksEntry(
   tab: Crypttab,
@@ -297,45 +347,85 @@ export function setZkluksEntry(
       { hint: 'zkluks initramfs install --name <another name>' },
     );
   }
-  const { options, dropped } = zkluksOptions(old?.kind === 'entry' ? old.entry.options : []);
+  const { options, dropped, changed } = zkluksOptions(old?.kind === 'entry' ? old.entry.options : []);
   const entry: CrypttabEntry = { name: volume.name, source: `UUID=${uuid}`, keyFile: 'none', options };
-  if (old?.kind === 'entry' && formatEntry(old.entry) === formatEntry(entry)) {
-    return { crypttab: tab, action: 'unchanged', before: old.text, after: old.text, dropped: [] };
+  const oldKeyFile = old?.kind === 'entry' ? old.entry.keyFile : entry.keyFile;
+  const keyFile = oldKeyFile === entry.keyFile ? null : { before: oldKeyFile, after: entry.keyFile };
+  if (old?.kind === 'entry' && old.eol === '\n' && formatEntry(old.entry) === formatEntry(entry)) {
+    return {
+      crypttab: tab,
+      action: 'unchanged',
+      before: old.text,
+      after: old.text,
+      dropped: [],
+      changed: [],
+      keyFile: null,
+    };
   }
   const text = formatEntry(entry);
-  const line: CrypttabLine = { kind: 'entry', text, entry };
+  const line: CrypttabLine = { kind: 'entry', text, entry, eol: '\n' };
+  const result = { after: text, dropped, changed, keyFile };
   if (old !== undefined) {
     const lines = tab.lines.map((l, i) => (i === index ? line : l));
-    return { crypttab: { ...tab, lines }, action: 'update', before: old.text, after: text, dropped };
+    return { crypttab: { lines }, action: 'update', before: old.text, ...result };
   }
-  const lines = [...tab.lines, line];
-  return { crypttab: { ...tab, lines, finalEol: true }, action: 'add', after: text, dropped };
+  return { crypttab: { lines: [...ended(tab.lines), line] }, action: 'add', ...result };
 }
 
 /**
- * Undo setZkluksEntry for the mapping `name`: put back the line `backup` had for that device or name,
- * or remove the line when the backup had none. Every other line stays as it is now.
+ * The line of `backup` that `ours` (a zkluks line of `current`) took the place of: the one for the
+ * same UUID, else the same name, else the only entry of the backup that is no longer in `current`
+ * (a line install found by its device path and renamed). -1 when there was none.
+ */
+function replacedIndex(current: Crypttab, backup: Crypttab, ours: CrypttabEntry): number {
+  const uuid = sourceUuid(ours.source);
+  const found = findEntryIndex(backup, { ...(uuid === undefined ? {} : { uuid }), name: ours.name });
+  if (found >= 0) return found;
+  const now = new Set(current.lines.map((l) => l.text));
+  const gone = backup.lines.flatMap((l, i) => (l.kind === 'entry' && !now.has(l.text) ? [i] : []));
+  return gone.length === 1 ? (gone[0] ?? -1) : -1;
+}
+
+/**
+ * Undo setZkluksEntry for the mapping `name`: put back the line `backup` had for that device or name
+ * (with its own line end), or remove the line when the backup had none. Every other line stays as it
+ * is now, except that the last line loses the line end setZkluksEntry gave it when the backup's last
+ * line had none.
  */
 export function restoreEntry(current: Crypttab, backup: Crypttab, name: string): Crypttab {
   const index = findEntryIndex(current, { name });
   if (index < 0) return current;
   const ours = current.lines[index];
   if (ours?.kind !== 'entry') return current;
-  const uuid = sourceUuid(ours.entry.source);
-  const prevIndex = findEntryIndex(backup, { ...(uuid === undefined ? {} : { uuid }), name });
-  const found = backup.lines[prevIndex];
+  const found = backup.lines[replacedIndex(current, backup, ours.entry)];
   // A backup taken after zkluks was already installed cannot say what was there before: then the
   // line only loses the keyscript, so cryptroot asks for the passphrase again.
   const prev: CrypttabLine | undefined =
-    found?.kind === 'entry' && isZkluksEntry(found.entry) ? withoutKeyscript(ours.entry) : found;
-  const lines =
+    found?.kind === 'entry' && isZkluksEntry(found.entry) ? withoutKeyscript(ours) : found;
+  let lines =
     prev === undefined
       ? current.lines.filter((_, i) => i !== index)
       : current.lines.map((l, i) => (i === index ? prev : l));
-  return { ...current, lines };
+  // A line put back from the end of the backup may now have lines after it.
+  lines = [...ended(lines.slice(0, -1)), ...lines.slice(-1)];
+  const backupLast = backup.lines.at(-1);
+  const last = lines.at(-1);
+  if (backupLast?.eol === '' && last !== undefined && last.text === backupLast.text) {
+    lines = [...lines.slice(0, -1), { ...last, eol: '' }];
+  }
+  return { lines };
 }
 
-function withoutKeyscript(entry: CrypttabEntry): CrypttabLine {
-  const stripped = { ...entry, options: entry.options.filter((o) => o.key !== 'keyscript') };
-  return { kind: 'entry', text: formatEntry(stripped), entry: stripped };
+function withoutKeyscript(line: CrypttabLine & { kind: 'entry' }): CrypttabLine {
+  const stripped = { ...line.entry, options: line.entry.options.filter((o) => o.key !== 'keyscript') };
+  return { kind: 'entry', text: formatEntry(stripped), entry: stripped, eol: line.eol };
 }
+
+/**
+ * The marker `initramfs install` leaves when it created /etc/crypttab, so that `initramfs remove`
+ * takes the file away again instead of leaving an empty one behind.
+ */
+export const CRYPTTAB_ABSENT = '/etc/zkluks/crypttab.absent';
+
+export const CRYPTTAB_ABSENT_TEXT =
+  '# /etc/crypttab did not exist before `zkluks initramfs install`; `zkluks initramfs remove` deletes it again.\n';

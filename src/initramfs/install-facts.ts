@@ -3,6 +3,7 @@
 // initramfs-tools MODULES setting, the boot images and the prompt's console. Reads only.
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { followLinks } from '../atomic-write.ts';
 import type { Runner } from '../exec.ts';
 import { UsageError, ZkluksError } from '../errors.ts';
 import { readHeader } from '../keyslot/header.ts';
@@ -11,6 +12,7 @@ import { findBootImages, type BootImageReport } from './boot-image.ts';
 import { BOOT_PATHS, INSTALLED_FILES, TOKEN_TYPE, ZKUNLOCKIFS_CANDIDATES } from './boot-files.ts';
 import { readPromptConsole, type PromptConsole } from './console.ts';
 import {
+  CRYPTTAB_ABSENT,
   entries,
   findEntry,
   findVolume,
@@ -42,6 +44,8 @@ export interface InstallFacts {
   crypttab: string | null;
   /** The crypttab backup's text; null when there is none. */
   crypttabBackup: string | null;
+  /** Install found no /etc/crypttab (its marker file exists), so remove takes the file away again. */
+  crypttabWasAbsent: boolean;
   /** Current content of each file install writes, by absolute path (null: absent). */
   installed: Record<string, string | null>;
   /** zkunlockifs on the system, as an absolute path; null when not found. */
@@ -216,12 +220,14 @@ export interface GatherOptions {
 
 export async function gatherInstallFacts(opts: GatherOptions): Promise<InstallFacts> {
   const { root } = opts;
-  const crypttab = readText(under(root, BOOT_PATHS.crypttab));
+  // A symlinked crypttab is read where its links lead, absolute targets inside the tree.
+  const crypttab = readText(under(root, followLinks(root, BOOT_PATHS.crypttab)));
   const installed = Object.fromEntries(INSTALLED_FILES.map((p) => [p, readText(under(root, p))]));
   return {
     root,
     crypttab,
     crypttabBackup: readText(under(root, BOOT_PATHS.crypttabBackup)),
+    crypttabWasAbsent: existsSync(under(root, CRYPTTAB_ABSENT)),
     installed,
     zkunlockifs: findZkunlockifs(root, opts.zkunlockifs),
     zymbitState: existsSync(under(root, BOOT_PATHS.zymbitState)),

@@ -3,7 +3,10 @@
 import { RefusedError, UsageError } from '../errors.ts';
 import { BOOT_PATHS, INSTALLED_FILES, renderBootFiles, type BootFile } from './boot-files.ts';
 import {
+  CRYPTTAB_ABSENT,
+  CRYPTTAB_ABSENT_TEXT,
   findEntryIndex,
+  formatOptions,
   isZkluksEntry,
   parseCrypttab,
   restoreEntry,
@@ -38,6 +41,8 @@ export interface Plan {
   unchanged: string[];
   /** crypttab options of the old line that the zkluks line does not keep. */
   droppedOptions: CrypttabOption[];
+  /** What else changes in the crypttab line (key file, tries=), one sentence each, for the summary. */
+  notes: string[];
   warnings: string[];
 }
 
@@ -102,8 +107,24 @@ export function planInstall(facts: InstallFacts, opts: InstallOptions): Plan {
     deviceKnown: volume.device !== null,
   });
   const alreadyOurs = volume.entry !== null && isZkluksEntry(volume.entry);
-  if (change.action !== 'unchanged' && facts.crypttabBackup === null && !alreadyOurs) {
-    steps.push({ kind: 'backup-crypttab', path: BOOT_PATHS.crypttabBackup, content: facts.crypttab ?? '' });
+  const backedUp = facts.crypttabBackup !== null || facts.crypttabWasAbsent;
+  if (change.action !== 'unchanged' && !backedUp && !alreadyOurs) {
+    steps.push(
+      facts.crypttab === null
+        ? { kind: 'backup-crypttab', path: CRYPTTAB_ABSENT, content: CRYPTTAB_ABSENT_TEXT }
+        : { kind: 'backup-crypttab', path: BOOT_PATHS.crypttabBackup, content: facts.crypttab },
+    );
+  }
+  const notes: string[] = [];
+  if (change.keyFile !== null) {
+    notes.push(
+      `crypttab key file '${change.keyFile.before}' becomes '${change.keyFile.after}': the zkluks keyscript gives the key`,
+    );
+  }
+  for (const c of change.changed) {
+    notes.push(
+      `crypttab ${formatOptions([c.from])} becomes ${formatOptions([c.to])}: the passphrase prompt comes on the try after a rejected Zymkey key`,
+    );
   }
   const unchanged: string[] = [];
   const files: BootFile[] = renderBootFiles({
@@ -144,6 +165,7 @@ export function planInstall(facts: InstallFacts, opts: InstallOptions): Plan {
     steps,
     unchanged,
     droppedOptions: change.dropped,
+    notes,
     warnings,
   };
 }
@@ -160,23 +182,29 @@ export function planRemove(facts: InstallFacts, opts: { noUpdate: boolean }): Pl
   if (entry !== null && facts.crypttab !== null) {
     const current = parseCrypttab(facts.crypttab);
     // Without a backup the line keeps everything but the keyscript, so cryptroot asks for the passphrase.
-    const backup = facts.crypttabBackup === null ? current : parseCrypttab(facts.crypttabBackup);
+    const backupText = facts.crypttabBackup ?? (facts.crypttabWasAbsent ? '' : null);
+    const backup = backupText === null ? current : parseCrypttab(backupText);
     const restored = restoreEntry(current, backup, entry.name);
     const line = (tab: typeof current) => tab.lines[findEntryIndex(tab, { name: entry.name })]?.text ?? null;
-    steps.push({
-      kind: 'write-crypttab',
-      path: BOOT_PATHS.crypttab,
-      content: serializeCrypttab(restored),
-      action: 'restore',
-      before: line(current),
-      after: line(restored),
-    });
+    const content = serializeCrypttab(restored);
+    if (content === '' && facts.crypttabWasAbsent)
+      steps.push({ kind: 'remove-file', path: BOOT_PATHS.crypttab });
+    else
+      steps.push({
+        kind: 'write-crypttab',
+        path: BOOT_PATHS.crypttab,
+        content,
+        action: 'restore',
+        before: line(current),
+        after: line(restored),
+      });
   } else unchanged.push(BOOT_PATHS.crypttab);
   // The keyscript goes last among the files: the rebuild must not find crypttab naming a missing file.
   for (const path of INSTALLED_FILES.filter((p) => p !== BOOT_PATHS.keyscript)) {
     if (facts.installed[path] != null) steps.push({ kind: 'remove-file', path });
   }
   if (facts.crypttabBackup !== null) steps.push({ kind: 'remove-file', path: BOOT_PATHS.crypttabBackup });
+  if (facts.crypttabWasAbsent) steps.push({ kind: 'remove-file', path: CRYPTTAB_ABSENT });
   if (facts.installed[BOOT_PATHS.keyscript] != null) {
     steps.push({ kind: 'remove-file', path: BOOT_PATHS.keyscript });
   }
@@ -192,6 +220,7 @@ export function planRemove(facts: InstallFacts, opts: { noUpdate: boolean }): Pl
     steps,
     unchanged,
     droppedOptions: [],
+    notes: [],
     warnings,
   };
 }

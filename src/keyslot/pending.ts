@@ -5,6 +5,7 @@
 // other machine. Phase `add`: new slots and tokens are being added (an interruption rolls them back);
 // phase `remove`: the new keys were added, verified and delivered, and the old ones are being removed
 // (an interruption is finished). Pure parse and build.
+import { safeText } from '../safe-text.ts';
 import type { HeaderFacts } from './header.ts';
 import type { Operation, Plan } from './plan.ts';
 import { isZkluksTokenType, type ZkluksTokenType } from './token.ts';
@@ -110,11 +111,12 @@ export function pendingSlots(intent: PendingIntent): number[] {
 
 /** One line saying what was under way. */
 export function describePending(p: Pending): string {
-  if (!p.intent) return `zkluks-pending token ${p.tokenId} is unreadable (${p.error})`;
+  // `created` and a parse error can carry any text a crafted header holds: shown through safeText.
+  if (!p.intent) return `zkluks-pending token ${p.tokenId} is unreadable (${safeText(p.error)})`;
   const i = p.intent;
   const added = i.added.slots.map((s) => s.slot);
   const wiped = i.removed.slots.map((s) => s.slot);
-  return `an interrupted ${i.operation} (started ${i.created}, phase ${i.phase}: ${i.phase === 'add' ? 'new keys were being added; the next zkluks run rolls them back' : 'the new keys were added, verified and delivered; the next zkluks run finishes removing the old ones'}): adds keyslot ${added.join(', ') || 'none'} and token ${i.added.tokens.join(', ') || 'none'}; removes token ${i.removed.tokens.map((t) => t.id).join(', ') || 'none'} and keyslot ${wiped.join(', ') || 'none'}`;
+  return `an interrupted ${i.operation} (started ${safeText(i.created)}, phase ${i.phase}: ${i.phase === 'add' ? 'new keys were being added; the next zkluks run rolls them back' : 'the new keys were added, verified and delivered; the next zkluks run finishes removing the old ones'}): adds keyslot ${added.join(', ') || 'none'} and token ${i.added.tokens.join(', ') || 'none'}; removes token ${i.removed.tokens.map((t) => t.id).join(', ') || 'none'} and keyslot ${wiped.join(', ') || 'none'}`;
 }
 
 export function serializePending(intent: PendingIntent): string {

@@ -6,6 +6,7 @@
 // command that changes a volume settles first, `zkluks repair` settles on its own.
 import { RefusedError } from '../errors.ts';
 import type { Runner } from '../exec.ts';
+import { safeText } from '../safe-text.ts';
 import { killSlot, removeToken } from './cryptsetup.ts';
 import type { HeaderFacts } from './header.ts';
 import { describePending, findPending, PENDING_TOKEN_TYPE, type Pending } from './pending.ts';
@@ -31,7 +32,7 @@ export function planSettle(header: HeaderFacts, pending: Pending): SettlePlan {
   const volume = header.volume;
   if (!pending.intent) {
     throw new RefusedError(
-      `Refused to change '${volume}': its header holds a zkluks-pending token ${pending.tokenId} that cannot be read (${pending.error}), so what an interrupted change was doing cannot be told`,
+      `Refused to change '${volume}': its header holds a zkluks-pending token ${pending.tokenId} that cannot be read (${safeText(pending.error)}), so what an interrupted change was doing cannot be told`,
       {
         hint: `zkluks list '${volume}'; check each keyslot opens with a key you hold (cryptsetup open --test-passphrase --key-slot N '${volume}'), then cryptsetup token remove --token-id ${pending.tokenId} '${volume}'`,
       },
@@ -55,7 +56,7 @@ export function planSettle(header: HeaderFacts, pending: Pending): SettlePlan {
     const users = usersOf(slot);
     if (users.length > 0) {
       notes.push(
-        `keyslot ${slot} is kept: ${users.map((t) => `${t.type} token ${t.id}`).join(', ')} ${users.length > 1 ? 'use' : 'uses'} it`,
+        `keyslot ${slot} is kept: ${users.map((t) => `${safeText(t.type)} token ${t.id}`).join(', ')} ${users.length > 1 ? 'use' : 'uses'} it`,
       );
     } else if (salt !== null ? k.salt !== salt : !(k.kdf === 'pbkdf2' && k.iterations === 1000)) {
       notes.push(
@@ -72,7 +73,10 @@ export function planSettle(header: HeaderFacts, pending: Pending): SettlePlan {
       if (isZkluksTokenType(t.type) && t.keyslots.every((s) => addedSlots.includes(s))) {
         steps.push({ op: 'remove-token', tokenId: id, type: t.type });
         removing.add(id);
-      } else notes.push(`token ${id} is kept: it is a ${t.type} token the interrupted change did not make`);
+      } else
+        notes.push(
+          `token ${id} is kept: it is a ${safeText(t.type)} token the interrupted change did not make`,
+        );
     }
     for (const s of intent.added.slots) wipe(s.slot, s.salt, 'added');
   } else {

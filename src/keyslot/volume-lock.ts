@@ -25,6 +25,9 @@ export function lockFileFor(volume: string, dir: string = DEFAULT_LOCK_DIR): str
   }
 }
 
+/** Lock files this process holds: an operation made of others (adopt) takes each lock once. */
+const held = new Set<string>();
+
 /** Run `fn` holding the volume's lock; a second holder is refused with exit 3. */
 export async function withVolumeLock<T>(
   volume: string,
@@ -33,6 +36,7 @@ export async function withVolumeLock<T>(
 ): Promise<T> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = lockFileFor(volume, dir);
+  if (held.has(file)) return fn();
   const started = await startHolder(
     'flock',
     [
@@ -65,11 +69,13 @@ export async function withVolumeLock<T>(
       { hint: 'apt-get install util-linux (flock)' },
     );
   }
+  held.add(file);
   try {
     // Who holds it, for the message a second run prints; the lock itself is the flock.
     writeFileSync(file, `${process.pid}\n${volume}\n`, { mode: 0o600 });
     return await fn();
   } finally {
+    held.delete(file);
     await started.holder.release();
   }
 }

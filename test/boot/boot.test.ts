@@ -156,14 +156,14 @@ describe('booting a LUKS2 root with the zkluks keyscript', () => {
     expect(log).toMatch(/UNSEAL.*ok/i);
   });
 
-  it('shows the prompt with the reason when the Zymkey self-destructed, and unlocks with the typed passphrase', async () => {
+  it('shows the prompt with reason unseal-failed when the Zymkey self-destructed, and unlocks with the typed passphrase', async () => {
     const { value: boot } = await withSimulator(destroyedState, (socket) =>
-      bootTypingPassphrase('self-destructed', disk.path, socket),
+      bootTypingPassphrase('unseal-failed', disk.path, socket),
     );
     console.log(
       `boot (passphrase fallback): ${Math.round(boot.durationMs)} ms, prompt at ${Math.round(boot.promptAtMs ?? -1)} ms`,
     );
-    expectPassphraseFallback(boot, 'self-destructed');
+    expectPassphraseFallback(boot, 'unseal-failed');
   });
 
   it('gives up on a Zymkey that never answers within its time bound, prompts with reason timeout, and unlocks with the typed passphrase', async () => {

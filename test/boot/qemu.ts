@@ -15,6 +15,10 @@ export interface BootOptions {
   /** Type `reply` followed by a newline when `prompt` appears on the console. */
   answer?: { prompt: string; reply: string };
   timeoutMs?: number;
+  /** Let the guest's writes reach the disk image (default: a throwaway snapshot). */
+  persist?: boolean;
+  /** Kill the VM (like pulling the power) as soon as the console so far satisfies this. */
+  killWhen?: (console: string) => boolean;
 }
 
 export interface BootResult {
@@ -23,6 +27,8 @@ export interface BootResult {
   timedOut: boolean;
   /** Milliseconds from start until the prompt appeared, when one was answered. */
   promptAtMs: number | null;
+  /** Whether killWhen ended the boot. */
+  killed: boolean;
 }
 
 export function bootVm(opts: BootOptions): Promise<BootResult> {
@@ -45,7 +51,7 @@ export function bootVm(opts: BootOptions): Promise<BootResult> {
     '-append',
     `console=ttyS0 root=/dev/mapper/cryptroot panic=-1 ${opts.append ?? ''}`.trim(),
     '-drive',
-    `file=${opts.disk},format=raw,if=virtio,snapshot=on`,
+    `file=${opts.disk},format=raw,if=virtio${opts.persist ? '' : ',snapshot=on'}`,
   ];
   if (opts.simSocket) {
     args.push(
@@ -62,8 +68,13 @@ export function bootVm(opts: BootOptions): Promise<BootResult> {
   let out = '';
   let promptAtMs: number | null = null;
   let timedOut = false;
+  let killed = false;
   const onData = (chunk: Buffer) => {
     out += chunk.toString('latin1');
+    if (opts.killWhen && !killed && opts.killWhen(out)) {
+      killed = true;
+      vm.kill('SIGKILL');
+    }
     if (opts.answer && promptAtMs === null && out.includes(opts.answer.prompt)) {
       promptAtMs = performance.now() - started;
       vm.stdin.write(`${opts.answer.reply}\n`);
@@ -79,7 +90,7 @@ export function bootVm(opts: BootOptions): Promise<BootResult> {
     vm.on('error', reject);
     vm.on('close', () => {
       clearTimeout(timer);
-      resolve({ console: out, durationMs: performance.now() - started, timedOut, promptAtMs });
+      resolve({ console: out, durationMs: performance.now() - started, timedOut, promptAtMs, killed });
     });
   });
 }

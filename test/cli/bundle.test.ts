@@ -1,20 +1,20 @@
-// dist/zkluks.mjs is the artifact an admin copies to a Pi: it must run alone, with no node_modules
-// and no scripts/ beside it.
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// dist/ is the artifact an admin copies to a Pi: the zkluks.mjs entry and the chunks it loads on
+// demand must run alone, with no node_modules and no scripts/ beside them.
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bundle, repoRoot } from '../helpers/cli.ts';
+import { bundle, nodeBin, repoRoot } from '../helpers/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'zkluks-bundle-'));
 const alone = join(dir, 'zkluks.mjs');
-copyFileSync(bundle, alone);
+cpSync(dirname(bundle), dir, { recursive: true });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const run = (args: string[]) => execa(process.execPath, [alone, ...args], { cwd: dir, reject: false });
+const run = (args: string[]) => execa(nodeBin, [alone, ...args], { cwd: dir, reject: false });
 
-describe('the single-file bundle', () => {
+describe('the bundle directory', () => {
   it('prints help from a directory with no node_modules', async () => {
     const r = await run(['--help']);
     expect(r.exitCode).toBe(0);
@@ -33,6 +33,45 @@ describe('the single-file bundle', () => {
     const keyscript = readFileSync(join(repoRoot, 'scripts/initramfs/keyscript.sh.in'), 'utf8');
     const marker = keyscript.split('\n').find((line) => line.includes('askpass') && line.length > 20);
     expect(marker).toBeDefined();
-    expect(readFileSync(alone, 'utf8')).toContain(JSON.stringify(marker).slice(1, -1));
+    const text = readdirSync(dir)
+      .filter((f) => f.endsWith('.mjs'))
+      .map((f) => readFileSync(join(dir, f), 'utf8'))
+      .join('\n');
+    expect(text).toContain(JSON.stringify(marker).slice(1, -1));
+  });
+
+  it('answers --version and --help without loading any command', async () => {
+    const version = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version;
+    expect((await run(['--version'])).stdout).toBe(version);
+    // A command module that cannot load shows up only when that command runs.
+    const list = readdirSync(dir).find((f) => /^list-.*\.mjs$/.test(f));
+    expect(list).toBeDefined();
+    const broken = mkdtempSync(join(tmpdir(), 'zkluks-bundle-broken-'));
+    try {
+      cpSync(dir, broken, { recursive: true });
+      rmSync(join(broken, list as string));
+      const exec = (args: string[]) =>
+        execa(process.execPath, [join(broken, 'zkluks.mjs'), ...args], { cwd: broken, reject: false });
+      const help = await exec(['--help']);
+      expect(help.exitCode, help.stderr).toBe(0);
+      for (const c of [
+        'device',
+        'sim',
+        'doctor',
+        'initramfs',
+        'enroll',
+        'list',
+        'verify',
+        'rotate',
+        'remove',
+        'recovery',
+      ]) {
+        expect(help.stdout).toContain(`zkluks ${c} `);
+      }
+      expect((await exec(['--version'])).stdout).toBe(version);
+      expect((await exec(['list', '/nonexistent'])).exitCode).not.toBe(0);
+    } finally {
+      rmSync(broken, { recursive: true, force: true });
+    }
   });
 });

@@ -1,10 +1,10 @@
 // zkluks device …, run as a user would (the built bundle).
 import { execa } from 'execa';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { bundle, zkluks } from '../helpers/cli.ts';
+import { bundle, nodeBin, zkluks } from '../helpers/cli.ts';
 
 let dir: string;
 let env: Record<string, string>;
@@ -17,7 +17,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Run the bundle with binary stdin/stdout. */
 async function raw(args: string[], input?: Buffer) {
-  const r = await execa(process.execPath, [bundle, ...args], {
+  const r = await execa(nodeBin, [bundle, ...args], {
     env,
     input,
     encoding: 'buffer',
@@ -115,15 +115,11 @@ describe('zkluks device', () => {
     writeFileSync(join(root, 'dev/i2c-1'), '');
     const alone = join(dir, 'alone');
     mkdirSync(alone);
-    copyFileSync(bundle, join(alone, 'zkluks.mjs'));
-    const r = await execa(
-      process.execPath,
-      [join(alone, 'zkluks.mjs'), 'device', 'probe', '--json', '--root', root],
-      {
-        reject: false,
-        cwd: alone,
-      },
-    );
+    cpSync(dirname(bundle), alone, { recursive: true });
+    const r = await execa(nodeBin, [join(alone, 'zkluks.mjs'), 'device', 'probe', '--json', '--root', root], {
+      reject: false,
+      cwd: alone,
+    });
     expect(r.exitCode).toBe(4);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({

@@ -140,8 +140,23 @@ describe('zkluks initramfs', () => {
     const r = await zkluks(['initramfs', 'install', volume.path, '--root', root, '--no-update']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain('dropped crypttab options: keyslot=0');
+    expect(r.stdout).not.toContain('note:');
     expect(readFileSync(join(root, 'etc/crypttab'), 'utf8')).toBe(
       `# x\ncryptroot UUID=${await uuid()} none luks,initramfs,discard,keyscript=/lib/cryptsetup/scripts/zkluks\n`,
+    );
+  });
+
+  it('install says in its summary that it replaces a key file and raises tries=1', async () => {
+    writeFileSync(
+      join(root, 'etc/crypttab'),
+      `cryptroot UUID=${await uuid()} /etc/root.key luks,tries=1\r\n`,
+    );
+    const r = await zkluks(['initramfs', 'install', volume.path, '--root', root, '--no-update']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain("note: crypttab key file '/etc/root.key' becomes 'none'");
+    expect(r.stdout).toContain('note: crypttab tries=1 becomes tries=2');
+    expect(readFileSync(join(root, 'etc/crypttab'), 'utf8')).toBe(
+      `cryptroot UUID=${await uuid()} none luks,initramfs,tries=2,keyscript=/lib/cryptsetup/scripts/zkluks\n`,
     );
   });
 

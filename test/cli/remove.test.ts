@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { createRunner } from '../../src/exec.ts';
 import { readHeader } from '../../src/keyslot/header.ts';
-import { bundle, zkluks } from '../helpers/cli.ts';
+import { bundle, nodeBin, zkluks } from '../helpers/cli.ts';
 import { luksImage } from '../helpers/luks.ts';
 import { expectIntact, simEnv, simStateDir } from '../keyslot/sim-fixture.ts';
 import { slowCryptsetup, waitFor } from '../keyslot/slow-cryptsetup.ts';
@@ -88,7 +88,7 @@ describe('zkluks remove', () => {
   it('a second zkluks run on the same volume at the same time is refused (exit 3) and the first completes', async () => {
     const { img, sim, run } = await enrolled(true);
     const slow = await slowCryptsetup(['token', 'remove'], 2);
-    const first = execa(process.execPath, [bundle, 'remove', img.path], {
+    const first = execa(nodeBin, [bundle, 'remove', img.path], {
       env: { ...simEnv(sim), ...slow.env },
       reject: false,
     });
@@ -110,7 +110,7 @@ describe('zkluks remove', () => {
       const { img, sim } = await enrolled(true);
       const before = await readHeader(runner, img.path);
       const slow = await slowCryptsetup(['luksKillSlot'], 2);
-      const child = execa(process.execPath, [bundle, 'remove', img.path], {
+      const child = execa(nodeBin, [bundle, 'remove', img.path], {
         env: { ...simEnv(sim), ...slow.env },
         reject: false,
       });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { simArm, simBindLock, simBreach } from '../../src/device/sim-control.ts';
 import { createRunner } from '../../src/exec.ts';
 import { readHeader } from '../../src/keyslot/header.ts';
-import { bundle, zkluks } from '../helpers/cli.ts';
+import { bundle, nodeBin, zkluks } from '../helpers/cli.ts';
 import { luksImage } from '../helpers/luks.ts';
 import { expectIntact, simEnv, simStateDir } from '../keyslot/sim-fixture.ts';
 import { slowCryptsetup, waitFor } from '../keyslot/slow-cryptsetup.ts';
@@ -78,7 +78,7 @@ describe('zkluks rotate', () => {
     const { img, sim } = await enrolled();
     const before = await readHeader(runner, img.path);
     const slow = await slowCryptsetup(['token', 'import'], 2);
-    const child = execa(process.execPath, [bundle, 'rotate', img.path], {
+    const child = execa(nodeBin, [bundle, 'rotate', img.path], {
       env: { ...simEnv(sim), ...slow.env },
       reject: false,
     });

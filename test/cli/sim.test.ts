@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { bundle, zkluks } from '../helpers/cli.ts';
+import { bundle, nodeBin, zkluks } from '../helpers/cli.ts';
 
 let dir: string;
 let env: Record<string, string>;
@@ -87,7 +87,7 @@ describe('zkluks sim', () => {
 
   it('sim tool runs a tool with the contract: bytes on stdout, exit 1 and one reason line on failure', async () => {
     await json(['sim', 'init']);
-    const ok = await execa(process.execPath, [bundle, 'sim', 'tool', 'zkgrifs', '16'], {
+    const ok = await execa(nodeBin, [bundle, 'sim', 'tool', 'zkgrifs', '16'], {
       env,
       encoding: 'buffer',
       stripFinalNewline: false,
@@ -109,7 +109,7 @@ describe('zkluks sim', () => {
   it('serve prints listening once ready, answers over the socket and exits 0 on SIGTERM', async () => {
     await json(['sim', 'init']);
     const socket = join(dir, 'sim.sock');
-    const server = execa(process.execPath, [bundle, 'sim', 'serve', '--socket', socket], {
+    const server = execa(nodeBin, [bundle, 'sim', 'serve', '--socket', socket], {
       env,
       reject: false,
     });

@@ -12,6 +12,7 @@ function facts(over: Partial<InstallFacts> = {}, crypttab = '# mine\n'): Install
     root: '/',
     crypttab,
     crypttabBackup: null,
+    crypttabWasAbsent: false,
     installed: {},
     zkunlockifs: '/sbin/zkunlockifs',
     zymbitState: true,
@@ -95,6 +96,22 @@ describe('planInstall', () => {
     const plan = planInstall(facts({ modules: 'dep', zkenv: false }), { noUpdate: true });
     expect(plan.warnings.join('\n')).toMatch(/MODULES=dep/);
     expect(plan.warnings.join('\n')).toMatch(/zkenv\.conf is missing/);
+  });
+
+  it('reports a key file it replaces and a tries=1 it raises, for the summary', () => {
+    const crypttab = `cryptroot UUID=${UUID} /etc/keys/root.key luks,tries=1\n`;
+    const plan = planInstall(facts({}, crypttab), { noUpdate: true });
+    expect(plan.notes).toEqual([
+      "crypttab key file '/etc/keys/root.key' becomes 'none': the zkluks keyscript gives the key",
+      'crypttab tries=1 becomes tries=2: the passphrase prompt comes on the try after a rejected Zymkey key',
+    ]);
+    const step = plan.steps.find((s) => s.kind === 'write-crypttab');
+    expect(step && 'after' in step ? step.after : '').toMatch(/ none luks,initramfs,tries=2,keyscript=/);
+  });
+
+  it('backs up a missing crypttab as a marker, so remove deletes the file it created', () => {
+    const plan = planInstall(facts({ crypttab: null }, ''), { noUpdate: true });
+    expect(plan.steps[0]).toMatchObject({ kind: 'backup-crypttab', path: '/etc/zkluks/crypttab.absent' });
   });
 
   it('rebuilds inside the tree with chroot when --root is not /', () => {

@@ -13,8 +13,10 @@ import {
   recoveryOptions,
   unlockKey,
   unlockKeyOption,
+  unlockZymbitKeyOption,
   volumeArg,
   volumeOf,
+  zymbitUnlockKey,
 } from '../keyslot-command.ts';
 import { disableCoreDumps } from '../core-dumps.ts';
 import { createRunner } from '../../exec.ts';
@@ -25,6 +27,7 @@ export const enrollCommand: CommandModule = {
   builder: (y) =>
     volumeArg(y)
       .option('unlock-key-file', unlockKeyOption)
+      .option('unlock-zymbit-key', unlockZymbitKeyOption)
       .option('force', { type: 'boolean', default: false, describe: 'Replace an existing enrollment' })
       .option('recovery-key', {
         type: 'boolean',
@@ -39,7 +42,7 @@ export const enrollCommand: CommandModule = {
     const out = createOutput(g.json);
     const volume = volumeOf(argv);
     const escrow = escrowOf(argv);
-    const unlock = await unlockKey(argv, volume);
+    const unlock = (await zymbitUnlockKey(argv, g, volume)) ?? (await unlockKey(argv, volume));
     const keyFile = recoveryKeyDelivery(g, argv);
     try {
       const result = await withInterruptSignal((signal) =>

@@ -51,6 +51,7 @@ function printPlan(out: Output, plan: Plan, dryRun: boolean, json: boolean, extr
   if (plan.droppedOptions.length > 0) {
     lines.push(`  dropped crypttab options: ${formatOptions(plan.droppedOptions)}`);
   }
+  for (const note of plan.notes) lines.push(`  note: ${note}`);
   out.data(lines.join('\n'), { dryRun, plan: planJson(plan), ...extra });
 }
 

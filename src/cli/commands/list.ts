@@ -7,6 +7,7 @@ import { readHeader } from '../../keyslot/header.ts';
 import { describePending, findPending, pendingSlots } from '../../keyslot/pending.ts';
 import { viewVolume } from '../../keyslot/volume-view.ts';
 import { globalOptions } from '../global-options.ts';
+import { safeText } from '../../safe-text.ts';
 import { createOutput } from '../output.ts';
 import { volumeArg, volumeOf } from '../keyslot-command.ts';
 
@@ -47,6 +48,8 @@ export const listCommand: CommandModule = {
         s.tokens.map((t) => `${t.id}:${t.type}`).join(',') || '-',
       ]),
     ];
+    // Token types come from the header: on a found disk, whoever made it chose them.
+    for (const r of rows) r.forEach((c, i) => (r[i] = safeText(c)));
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
     const table = rows.map((r) =>
       r
@@ -54,11 +57,12 @@ export const listCommand: CommandModule = {
         .join('  ')
         .trimEnd(),
     );
-    for (const p of problems) table.push(`warning: token ${p.token} (${p.type}) is unusable: ${p.problem}`);
+    for (const p of problems)
+      table.push(`warning: token ${p.token} (${safeText(p.type)}) is unusable: ${safeText(p.problem)}`);
     const foreign = [...view.zymkey, ...view.recovery].filter((o) => o.match === 'mismatch');
     for (const o of foreign) {
       table.push(
-        `warning: token ${o.tokenId} (${o.token.type}) was not made for keyslot ${o.slot} (the slot's salt differs from the one it recorded: copied from another volume, or the slot was re-keyed); zkluks ${o.token.type === 'zkluks-zymkey' ? 'wipes that slot only once the Zymkey shows its key opens it, and refuses to guess while the Zymkey cannot answer' : 'keeps that slot when it removes the token'}`,
+        `warning: token ${o.tokenId} (${safeText(o.token.type)}) was not made for keyslot ${o.slot} (the slot's salt differs from the one it recorded: copied from another volume, or the slot was re-keyed); zkluks ${o.token.type === 'zkluks-zymkey' ? 'wipes that slot only once the Zymkey shows its key opens it, and refuses to guess while the Zymkey cannot answer' : 'keeps that slot when it removes the token'}`,
       );
     }
     for (const p of pending) {

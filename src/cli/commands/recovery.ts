@@ -19,18 +19,22 @@ import {
   recoveryKeyDelivery,
   recoveryOptions,
   unlockKeyOption,
+  unlockZymbitKeyOption,
   volumeArg,
   volumeOf,
+  zymbitUnlockKey,
 } from '../keyslot-command.ts';
 import { disableCoreDumps } from '../core-dumps.ts';
 import { createRunner } from '../../exec.ts';
 
 const add: CommandModule = {
   command: 'add <volume>',
-  describe: 'Add a recovery key (authorized by the Zymkey, or by --unlock-key-file / a prompt)',
+  describe:
+    "Add a recovery key (authorized by the Zymkey, --unlock-key-file, Zymbit's key.bin.lock with --unlock-zymbit-key, or a prompt)",
   builder: (y) =>
     volumeArg(y)
       .option('unlock-key-file', unlockKeyOption)
+      .option('unlock-zymbit-key', unlockZymbitKeyOption)
       .option('force', { type: 'boolean', default: false, describe: 'Replace an existing recovery key' })
       .options(recoveryOptions),
   handler: async (argv) => {
@@ -38,7 +42,7 @@ const add: CommandModule = {
     await disableCoreDumps(createRunner());
     const volume = volumeOf(argv);
     const escrow = escrowOf(argv);
-    const unlock = await optionalUnlockKey(argv);
+    const unlock = (await zymbitUnlockKey(argv, g, volume)) ?? (await optionalUnlockKey(argv));
     const keyFile = recoveryKeyDelivery(g, argv);
     try {
       const result = await withInterruptSignal((signal) =>

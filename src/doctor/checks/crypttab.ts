@@ -59,7 +59,7 @@ export function checkCrypttab(facts: Facts): Finding[] {
       summary:
         "Zymbit's zk_get_key keyscript unlocks the root: it has no passphrase fallback, so when the Zymkey fails the boot retries and ends in the initramfs shell.",
       evidence: [line],
-      hint: `zkluks enroll '${volume?.name ?? 'VOLUME'}', then zkluks initramfs install (keyscript with a prompt fallback)`,
+      hint: `zkluks adopt${facts.root !== '/' ? ` --root ${facts.root}` : ''} (recovery key first, then a zkluks slot and the keyscript with a prompt fallback; --dry-run shows the plan)`,
     });
   } else if (keyscript && /\/zkluks$/.test(keyscript) && entry.keyscriptPresent !== false) {
     findings.push({

@@ -156,7 +156,9 @@ function environment(facts: Facts): Finding[] {
       summary:
         "Zymbit's script replaced the distro's /etc/kernel/postinst.d/initramfs-tools with a call to update_encr_initrd: kernel upgrades write a single initrd.img for the last kernel built, and an initramfs-tools upgrade can put the original back.",
       evidence: ['/etc/kernel/postinst.d/initramfs-tools calls update_encr_initrd'],
-      hint: 'restore the distro file (apt-get install --reinstall -o Dpkg::Options::=--force-confask initramfs-tools) and let zkluks initramfs install add its own postinst.d hook',
+      hint: waysIn(facts).zymbitLayout
+        ? `zkluks adopt${facts.root !== '/' ? ` --root ${facts.root}` : ''} (puts the distro's file back, keeping Zymbit's)`
+        : 'restore the distro file (apt-get install --reinstall -o Dpkg::Options::=--force-confask initramfs-tools) and let zkluks initramfs install add its own postinst.d hook',
     });
   }
   if (facts.unattendedUpgrades.ok && facts.unattendedUpgrades.value) {

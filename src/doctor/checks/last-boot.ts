@@ -14,7 +14,7 @@ const REASONS: Record<string, string> = {
   timeout: 'zkunlockifs did not answer in time',
   'key-rejected': 'the unsealed key did not open the slot',
   'tool-missing': 'zkunlockifs is missing from the initramfs',
-  'unseal-failed': 'the Zymkey refused to unseal the key',
+  'unseal-failed': 'zkunlockifs did not unseal the key',
 };
 
 export function checkLastBoot(facts: Facts): Finding[] {

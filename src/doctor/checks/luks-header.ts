@@ -1,5 +1,5 @@
 // The LUKS2 header: is there a way in without the Zymkey, and do our tokens match the keyslots.
-import type { Facts } from '../facts.ts';
+import { valueOf, type Facts } from '../facts.ts';
 import type { Finding } from '../finding.ts';
 import { plural } from '../unlock-path.ts';
 import { waysIn } from '../ways-in.ts';
@@ -50,7 +50,7 @@ export function checkLuksHeader(facts: Facts): Finding[] {
           ? "Zymbit's layout: the single slot opens only with the key sealed in /var/lib/zymbit/key.bin.lock"
           : `${plural(ways.zymkeySlots, 'slot')} belong${ways.zymkeySlots.length === 1 ? 's' : ''} to the Zymkey token`,
       ],
-      hint: `zkluks recovery add '${v}' (optionally --escrow age1…), then cryptsetup luksHeaderBackup '${v}' --header-backup-file /root/header.img`,
+      hint: `zkluks recovery add '${v}'${ways.zymbitAuthority} (optionally --escrow age1…), then cryptsetup luksHeaderBackup '${v}' --header-backup-file /root/header.img`,
     });
   } else if (ways.zymkeySlots.length === 0 && slots.length > 0) {
     findings.push({
@@ -66,6 +66,23 @@ export function checkLuksHeader(facts: Facts): Finding[] {
     });
   }
   const untokened = ways.otherSlots.filter((id) => !header.tokens.some((t) => t.keyslots.includes(id)));
+  const entry = valueOf(facts.crypttab)?.entries.find((e) => e.name === ways.mapping);
+  const zkluksLine = entry?.options.includes('keyscript=/lib/cryptsetup/scripts/zkluks') ?? false;
+  const lock = valueOf(facts.zymbitState)?.files.some((f) => f.path === 'key.bin.lock') ?? false;
+  const oldSlots = ways.otherSlots.filter((s) => !ways.recoverySlots.includes(s));
+  if (zkluksLine && lock && header.tokens.some((t) => t.type === 'zkluks-zymkey') && oldSlots.length > 0) {
+    findings.push({
+      id: 'luks.adopted-old-slot',
+      area,
+      severity: 'info',
+      summary: `Adopted from Zymbit's layout, old slot still present: ${plural(oldSlots, 'slot')} and /var/lib/zymbit/key.bin.lock still open the volume beside the zkluks slots.`,
+      evidence: [
+        `crypttab '${entry?.name}' uses the zkluks keyscript`,
+        `keyslots: ${slots.join(', ')}; zkluks Zymkey ${plural(ways.zymkeySlots, 'slot')}, recovery ${plural(ways.recoverySlots, 'slot')}`,
+      ],
+      hint: `once the recovery key is checked ('zkluks recovery verify ${v}') and the Pi has rebooted through zkluks: zkluks adopt --remove-old${facts.root !== '/' ? ` --root ${facts.root}` : ''}`,
+    });
+  }
   if (ways.otherSlots.length > 0 && ways.zymkeySlots.length > 0) {
     const recovery = header.tokens.filter((t) => t.type === 'zkluks-recovery');
     findings.push({

@@ -208,7 +208,7 @@ function productionReadiness(facts: Facts, ways: WaysIn): Finding[] {
       summary:
         'Still in developer mode, and binding for production now (cutting the tab, lock_binding) would destroy the keys or leave the disk unrecoverable.',
       evidence: [`binding: developer`, ...problems],
-      hint: SAFE_ORDER.replace('VOLUME', ways.volume),
+      hint: SAFE_ORDER.replace('VOLUME', `${ways.volume}${ways.zymbitAuthority}`),
     },
   ];
 }

@@ -21,7 +21,7 @@ force_load virtio_console
 if [ -n "${ZKLUKS_TEST_REPO:-}" ]; then
 	copy_exec "$(command -v node)" /opt/zkluks/node
 	mkdir -p "$DESTDIR/opt/zkluks/dist" "$DESTDIR/opt/zkluks/node_modules"
-	cp "$ZKLUKS_TEST_REPO/dist/zkluks.mjs" "$DESTDIR/opt/zkluks/dist/"
+	cp "$ZKLUKS_TEST_REPO"/dist/*.mjs "$DESTDIR/opt/zkluks/dist/"
 	for m in i2c-bus bindings file-uri-to-path; do
 		cp -a "$ZKLUKS_TEST_REPO/node_modules/$m" "$DESTDIR/opt/zkluks/node_modules/"
 	done

@@ -1,0 +1,241 @@
+// Boot tier for encrypt-root: a plain ext4 root (several MiB of checksummed files) on a GPT disk,
+// a staged Raspberry Pi OS tree armed by `zkluks encrypt-root` (simulator on the host as the
+// Zymkey), one initramfs built from it by mkinitramfs, and the disk booted in QEMU with its writes
+// kept: (a) the armed boot encrypts, the root is reached with every checksum matching, the next boot
+// unlocks through the Zymkey and the recovery key opens the volume; (b) the VM is killed at the first
+// progress line and the next boot resumes and completes; (c) a filesystem with no room to shrink
+// boots the plain root and the record says why.
+import { execa, type ResultPromise } from 'execa';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { simInit } from '../../src/device/sim-control.ts';
+import { bundle, repoRoot, zkluks } from '../helpers/cli.ts';
+import { plainRootImage, stagePiTree } from '../migrate/encrypt-root-fixture.ts';
+import { buildInitramfs, stageTree } from './initramfs-build.ts';
+import { testKernel, type TestKernel } from './kernel.ts';
+import { bootVm, type BootResult } from './qemu.ts';
+
+const W = mkdtempSync(join(tmpdir(), 'zkluks-boot-encrypt-'));
+const simState = join(W, 'sim');
+const recoveryKeyFile = join(W, 'recovery.key');
+const PART_UUID = '2f0c3a6e-57c4-4b5e-9d0e-6a1f2b3c4d5e';
+const PART_MIB = 64;
+let kernel: TestKernel;
+let initrd: string;
+let uuid: string;
+let sums: string;
+
+/** The root filesystem's programs: busybox and the libraries it loads, and the test init. */
+async function rootPrograms(): Promise<Record<string, Buffer>> {
+  const files: Record<string, Buffer> = {
+    'bin/busybox': readFileSync('/bin/busybox'),
+    'sbin/init': readFileSync(join(repoRoot, 'test/boot/guest/encrypt-root-init.sh')),
+  };
+  const ldd = (await execa('ldd', ['/bin/busybox'])).stdout;
+  for (const m of ldd.matchAll(/(\/\S+\.so[.\d]*)/g)) {
+    const lib = m[1] ?? '';
+    files[lib.slice(1)] = readFileSync(lib);
+  }
+  return files;
+}
+
+/** A GPT disk whose one partition (PARTUUID fixed) holds a copy of the image `part`. */
+async function makeDisk(part: string, out: string): Promise<string> {
+  await execa('truncate', ['-s', `${PART_MIB + 2}M`, out]);
+  await execa('sfdisk', ['-q', out], {
+    input: `label: gpt\nstart=2048, size=${PART_MIB * 2048}, type=L, uuid=${PART_UUID}\n`,
+  });
+  await execa('dd', [`if=${part}`, `of=${out}`, 'bs=1M', 'seek=1', 'conv=notrunc', 'status=none']);
+  return out;
+}
+
+/** The partition back out of a disk image, for cryptsetup on the host. */
+async function partitionOf(disk: string, out: string): Promise<string> {
+  await execa('dd', [`if=${disk}`, `of=${out}`, 'bs=1M', 'skip=1', `count=${PART_MIB}`, 'status=none']);
+  return out;
+}
+
+async function rootImage(dir: string, dataMiB: number): Promise<{ path: string; sums: string }> {
+  mkdirSync(dir, { recursive: true });
+  const files = await rootPrograms();
+  const img = await plainRootImage(dir, {
+    sizeMiB: PART_MIB,
+    fsMiB: PART_MIB,
+    dataMiB,
+    extra: { ...files, 'proc/.keep': '', 'sys/.keep': '', 'dev/.keep': '', 'run/.keep': '', 'tmp/.keep': '' },
+  });
+  return img;
+}
+
+let plainPart: string;
+let fullPart: string;
+
+beforeAll(async () => {
+  kernel = await testKernel();
+  simInit(simState);
+  const small = await rootImage(join(W, 'small'), 6);
+  plainPart = small.path;
+  sums = small.sums;
+  fullPart = (await rootImage(join(W, 'full'), 40)).path;
+  for (const p of [plainPart, fullPart]) chmodSync(p, 0o644);
+
+  const stage = stagePiTree(stageTree(join(W, 'root')), {
+    cmdline: `console=ttyS0 root=PARTUUID=${PART_UUID} rootfstype=ext4 rootwait panic=-1\n`,
+    fstab: `PARTUUID=${PART_UUID}  /  ext4  defaults,noatime  0  1\n`,
+  });
+  const armed = await zkluks([
+    'encrypt-root',
+    '--root',
+    stage,
+    '--device',
+    plainPart,
+    '--no-update',
+    '--yes',
+    '--recovery-key-file',
+    recoveryKeyFile,
+    '--backend',
+    'sim',
+    '--sim-state',
+    simState,
+    '--json',
+  ]);
+  expect(armed.exitCode, armed.stderr).toBe(0);
+  uuid = (JSON.parse(armed.stdout) as { uuid: string }).uuid;
+  expect(readFileSync(join(stage, 'boot/firmware/cmdline.txt'), 'utf8')).toContain(
+    'root=/dev/mapper/cryptroot ',
+  );
+  initrd = join(W, 'initrd.img');
+  await buildInitramfs({ kernel, stage, out: initrd });
+}, 600_000);
+
+afterAll(() => rmSync(W, { recursive: true, force: true }));
+
+async function withSimulator<T>(fn: (socket: string) => Promise<T>): Promise<T> {
+  const socket = join(W, `sim-${Date.now()}.sock`);
+  const server: ResultPromise = execa(
+    process.execPath,
+    [bundle, 'sim', 'serve', '--socket', socket, '--sim-state', simState],
+    { reject: false },
+  );
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`sim serve did not start:\n${log}`)), 15_000);
+    server.stderr?.on('data', (d: Buffer) => {
+      log += d.toString();
+      if (log.includes('listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  try {
+    return await fn(socket);
+  } finally {
+    server.kill('SIGTERM');
+    await server;
+  }
+}
+
+function boot(disk: string, killWhen?: (console: string) => boolean): Promise<BootResult> {
+  return withSimulator((socket) =>
+    bootVm({
+      kernel,
+      initrd,
+      disk,
+      simSocket: socket,
+      persist: true,
+      timeoutMs: 900_000,
+      ...(killWhen ? { killWhen } : {}),
+    }),
+  );
+}
+
+function record(result: BootResult, file: string): Record<string, string> {
+  const re = new RegExp(`^BOOTREC ${file.replace('.', '\\.')}: ([a-z_]+)=(.*?)\\r?$`, 'gm');
+  return Object.fromEntries([...result.console.matchAll(re)].map((m) => [m[1], m[2]]));
+}
+
+const fileCount = () => sums.trim().split('\n').length;
+const PROGRESS =
+  /zkluks: encrypt-root: encrypting \/dev\/vda1: (\d+\.\d)% of \d+ MiB, [\d.]+ MiB\/s, \d\d:\d\d left/;
+
+describe('encrypt-root in the initramfs', () => {
+  it('(a) encrypts the armed plain root, boots into it with every checksum matching; the next boot unlocks with the Zymkey; the recovery key opens it', async () => {
+    const disk = await makeDisk(plainPart, join(W, 'a.img'));
+    const first = await boot(disk);
+    console.log(`boot (encrypting): ${Math.round(first.durationMs)} ms`);
+    const c = first.console;
+    expect(c, c).toContain('MARKER-ROOT-REACHED');
+    expect(c).toContain('zkluks: encrypt-root: checking the filesystem on /dev/vda1');
+    expect(c).toMatch(/shrinking the filesystem on \/dev\/vda1 to 32 MiB/);
+    expect(c).toMatch(PROGRESS);
+    expect(c).toContain(`zkluks: encrypt-root: /dev/vda1 is encrypted (LUKS2 UUID ${uuid})`);
+    expect(c).toContain('cryptroot: set up successfully');
+    expect(c).toMatch(/ROOT-MOUNT \/dev\/mapper\/cryptroot \/ ext4/);
+    expect(c).toContain(`CHECKSUMS ok=${fileCount()} failed=0`);
+    expect(record(first, 'encrypt-root.record')).toMatchObject({
+      state: 'encrypted',
+      reason: 'ok',
+      uuid,
+      resumed: '0',
+    });
+    expect(record(first, 'cryptroot.record')).toMatchObject({ method: 'zymkey', reason: 'ok' });
+
+    const second = await boot(disk);
+    console.log(`boot (after): ${Math.round(second.durationMs)} ms`);
+    expect(second.console, second.console).toContain(`CHECKSUMS ok=${fileCount()} failed=0`);
+    expect(second.console).not.toMatch(PROGRESS);
+    expect(record(second, 'encrypt-root.record')).toMatchObject({ state: 'encrypted' });
+    expect(record(second, 'cryptroot.record')).toMatchObject({ method: 'zymkey', reason: 'ok', tried: '0' });
+
+    const part = await partitionOf(disk, join(W, 'a.part'));
+    const opens = await execa(
+      'cryptsetup',
+      ['open', '--test-passphrase', '--key-slot', '0', '--key-file', recoveryKeyFile, part],
+      { reject: false },
+    );
+    expect(opens.exitCode, opens.stderr).toBe(0);
+    expect((await execa('cryptsetup', ['luksUUID', part])).stdout.trim()).toBe(uuid);
+    const verify = await zkluks(['verify', part, '--backend', 'sim', '--sim-state', simState]);
+    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
+  }, 1_800_000);
+
+  it('(b) resumes after the VM is killed mid-encryption, completes, and every checksum matches', async () => {
+    const disk = await makeDisk(plainPart, join(W, 'b.img'));
+    const killed = await boot(disk, (c) => PROGRESS.test(c));
+    const at = PROGRESS.exec(killed.console)?.[1];
+    console.log(`boot (killed at ${at}%): ${Math.round(killed.durationMs)} ms`);
+    expect(killed.killed, killed.console).toBe(true);
+    expect(killed.console).not.toContain('MARKER-ROOT-REACHED');
+    const part = await partitionOf(disk, join(W, 'b.part'));
+    const dump = await execa('cryptsetup', ['luksDump', '--dump-json-metadata', part]);
+    expect(dump.stdout, 'the header records an unfinished encryption').toMatch(/online-reencrypt/);
+
+    const resumed = await boot(disk);
+    console.log(`boot (resumed): ${Math.round(resumed.durationMs)} ms`);
+    const c = resumed.console;
+    expect(c, c).toContain('zkluks: encrypt-root: resuming the interrupted encryption of /dev/vda1');
+    expect(c).toContain(`CHECKSUMS ok=${fileCount()} failed=0`);
+    expect(record(resumed, 'encrypt-root.record')).toMatchObject({ state: 'encrypted', resumed: '1' });
+    expect(record(resumed, 'cryptroot.record')).toMatchObject({ method: 'zymkey' });
+  }, 1_800_000);
+
+  it('(c) boots the plain root when the filesystem has no room to shrink, and the record says why', async () => {
+    const disk = await makeDisk(fullPart, join(W, 'c.img'));
+    const result = await boot(disk);
+    console.log(`boot (no room): ${Math.round(result.durationMs)} ms`);
+    const c = result.console;
+    expect(c, c).toContain('MARKER-ROOT-REACHED');
+    expect(c).toContain('zkluks: encrypt-root: not encrypting: the filesystem needs');
+    expect(c).toMatch(/ROOT-MOUNT \/dev\/vda1 \/ ext4/);
+    expect(c).not.toMatch(PROGRESS);
+    expect(record(result, 'encrypt-root.record')).toMatchObject({ state: 'not-started', reason: 'no-room' });
+    const part = await partitionOf(disk, join(W, 'c.part'));
+    expect((await execa('blkid', ['-p', '-s', 'TYPE', '-o', 'value', part])).stdout.trim()).toBe('ext4');
+    copyFileSync(part, join(W, 'c.check'));
+    const fsck = await execa('e2fsck', ['-f', '-n', join(W, 'c.check')], { reject: false });
+    expect(fsck.exitCode, fsck.stdout).toBe(0);
+  });
+});

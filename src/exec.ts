@@ -149,3 +149,49 @@ export function failingRunner(
     return { command, exitCode: 1, stdout: '', stdoutBytes: Buffer.alloc(0), stderr, timedOut: false };
   };
 }
+
+/** A helper process that holds something (a lock) for as long as it runs. */
+export interface Holder {
+  pid: number;
+  /** End the helper and wait for it. */
+  release(): Promise<void>;
+}
+
+/**
+ * Start `file args…` as a holder: resolves once it prints `ready` on stdout, or with its exit code
+ * and stderr when it ends first. Its stdin is a pipe from this process, so when this process dies —
+ * however it dies — the helper reads end-of-file and ends too: a holder never outlives zkluks.
+ */
+export async function startHolder(
+  file: string,
+  args: readonly string[],
+  ready: string,
+): Promise<{ holder: Holder } | { holder: null; exitCode: number; stderr: string }> {
+  const child = execa(file, [...args], { stdin: 'pipe', reject: false, buffer: true });
+  const outcome = await new Promise<'ready' | 'ended'>((resolve) => {
+    let seen = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes(ready)) resolve('ready');
+    });
+    void child.then(() => resolve('ended'));
+  });
+  if (outcome === 'ended') {
+    const r = await child;
+    const notFound = (r as { code?: string }).code === 'ENOENT';
+    return {
+      holder: null,
+      exitCode: r.exitCode ?? (notFound ? 127 : 1),
+      stderr: notFound ? `${file}: command not found` : String(r.stderr ?? ''),
+    };
+  }
+  return {
+    holder: {
+      pid: child.pid ?? -1,
+      async release() {
+        child.stdin?.end();
+        await child;
+      },
+    },
+  };
+}

@@ -39,7 +39,7 @@ export const commands: CommandEntry[] = [
   {
     command: 'list <volume>',
     describe:
-      'List the keyslots of a LUKS2 volume: kind (zymkey/recovery/passphrase/other token), KDF, priority, token',
+      'List the keyslots of a LUKS2 volume: kind (zymkey/recovery/other token/pending/unknown), KDF, priority, token',
     load: async () => (await import('./commands/list.ts')).listCommand,
   },
   {
@@ -62,6 +62,12 @@ export const commands: CommandEntry[] = [
     command: 'recovery <action>',
     describe: 'Recovery key: add, verify, remove, or unlock (decrypt the age escrow)',
     load: async () => (await import('./commands/recovery.ts')).recoveryCommand,
+  },
+  {
+    command: 'repair <volume>',
+    describe:
+      'Settle a keyslot change an interruption left recorded in the header: roll it back, or finish it once its new keys were delivered',
+    load: async () => (await import('./commands/repair.ts')).repairCommand,
   },
   {
     command: 'adopt [volume]',

@@ -1,6 +1,6 @@
 // The pieces every keyslot command shares: the operation deps, the VOLUME argument, key input
-// (a key file, stdin or a prompt), recovery-key options and showing a new recovery key once, and
-// printing an operation's result.
+// (a key file, stdin or a prompt), recovery-key options and delivering a new recovery key once
+// (before any old way in is removed), and printing an operation's result and what it settled.
 import { existsSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { openZymkey } from '../device/open.ts';
@@ -10,7 +10,7 @@ import { under } from '../root-path.ts';
 import type { MadeKeys } from '../keyslot/apply.ts';
 import { unsealZymbitKey, zymbitKeyPath } from '../keyslot/authority-zymbit.ts';
 import { checkRecipient } from '../keyslot/escrow.ts';
-import { withInterruptSignal } from '../keyslot/interrupt.ts';
+import { withInterruptSignal } from './interrupt.ts';
 import {
   promptHidden,
   readKeyFile,
@@ -18,9 +18,11 @@ import {
   writeRecoveryKeyFile,
 } from '../keyslot/key-input.ts';
 import type { KeyslotDeps, OperationResult, RemoveRequest } from '../keyslot/operations.ts';
+import type { SettlePlan } from '../keyslot/settle.ts';
 import { describePlan } from '../keyslot/plan.ts';
 import { globalOptions, type GlobalOptions } from './global-options.ts';
 import { createOutput, type Output } from './output.ts';
+import { disableCoreDumps } from './core-dumps.ts';
 
 export function keyslotDeps(g: GlobalOptions, signal?: AbortSignal): KeyslotDeps {
   const runner = createRunner();
@@ -138,14 +140,50 @@ export function escrowChoice(argv: Record<string, unknown>): string | null | und
   return argv.escrow === undefined ? undefined : escrowOf(argv);
 }
 
-/** Writes --recovery-key-file before the header changes; removes it again if the change fails. */
+/**
+ * Delivers a new recovery key once it is added and verified and before any old way in is removed:
+ * written to --recovery-key-file, or shown once on stderr (the terminal). If the change is undone
+ * afterwards, the file is removed and the shown key is declared void.
+ */
+export function recoveryKeyDelivery(g: GlobalOptions, argv: Record<string, unknown>) {
+  const file = typeof argv['recovery-key-file'] === 'string' ? argv['recovery-key-file'] : null;
+  let written = false;
+  let shown = false;
+  return {
+    file,
+    hooks: {
+      deliver: async (keys: MadeKeys) => {
+        if (!keys.recoveryKey) return;
+        if (file) {
+          await writeRecoveryKeyFile(file, keys.recoveryKey);
+          written = true;
+        }
+        await showRecoveryKey(g, argv, keys.recoveryKey, null, file);
+        shown = !file;
+      },
+    },
+    async undo() {
+      if (written && file) await removeRecoveryKeyFile(file);
+      if (shown) {
+        createOutput(g.json).warn(
+          'the recovery key shown above was not kept: the change was undone, so it opens nothing; discard it',
+        );
+      }
+    },
+  };
+}
+
+/**
+ * Writes --recovery-key-file when the new key is delivered (added and verified, nothing old removed
+ * yet); removes it again if the change fails. For callers that show the key themselves afterwards.
+ */
 export function recoveryKeyFileHooks(argv: Record<string, unknown>) {
   const file = typeof argv['recovery-key-file'] === 'string' ? argv['recovery-key-file'] : null;
   let written = false;
   return {
     file,
     hooks: {
-      beforeChange: async (keys: MadeKeys) => {
+      deliver: async (keys: MadeKeys) => {
         if (file && keys.recoveryKey) {
           await writeRecoveryKeyFile(file, keys.recoveryKey);
           written = true;
@@ -167,12 +205,13 @@ export async function showRecoveryKey(
   file: string | null,
 ): Promise<void> {
   const err = process.stderr;
-  if (file) err.write(`The recovery key for keyslot ${slot} was written to '${file}' (mode 0600).\n`);
+  const where = slot === null ? '' : ` for keyslot ${slot}`;
+  if (file) err.write(`The new recovery key${where} was written to '${file}' (mode 0600).\n`);
   else {
     err.write(
       [
         '',
-        `A new recovery key was added to keyslot ${slot}. It is shown only this once:`,
+        `A new recovery key was added${slot === null ? '' : ` to keyslot ${slot}`} and verified. It is shown only this once:`,
         '',
         `    ${key}`,
         '',
@@ -196,6 +235,25 @@ export async function showRecoveryKey(
   }
 }
 
+/** What a change did, from its steps: tokens removed, keyslots wiped (never a slot that was kept). */
+export function describeRemovals(result: OperationResult): string {
+  const steps = result.plan.steps;
+  const tokens = steps.flatMap((s) => (s.op === 'remove-token' ? [`${s.type} token ${s.tokenId}`] : []));
+  const slots = steps.flatMap((s) => (s.op === 'kill-slot' ? [s.slot] : []));
+  const parts = [
+    tokens.length > 0 ? `removed ${tokens.join(', ')}` : '',
+    slots.length > 0 ? `wiped keyslot ${slots.join(', ')}` : '',
+  ].filter((p) => p !== '');
+  return parts.join('; ');
+}
+
+/** Say which interrupted changes the run settled before its own. */
+export function printSettled(out: Output, result: { settled: readonly SettlePlan[] }): void {
+  for (const p of result.settled) {
+    out.warn(`${p.action === 'roll-back' ? 'rolled back' : 'finished'} ${p.description}`);
+  }
+}
+
 /** Print an operation's outcome: the plan for --dry-run, otherwise what changed. */
 export function printResult(
   out: Output,
@@ -205,6 +263,7 @@ export function printResult(
   extra: Record<string, unknown> = {},
 ): void {
   const { plan, applied } = result;
+  if (!g.json) printSettled(out, result);
   const json = {
     volume: plan.volume,
     operation: plan.operation,
@@ -213,6 +272,12 @@ export function printResult(
     unchanged: plan.unchanged,
     plan: { steps: plan.steps, generates: plan.generates, escrowRecipient: plan.escrowRecipient },
     notes: plan.notes,
+    settled: result.settled.map((p) => ({
+      operation: p.operation,
+      action: p.action,
+      steps: p.steps,
+      notes: p.notes,
+    })),
     zymkeySlot: applied?.zymkeySlot ?? null,
     recoverySlot: applied?.recoverySlot ?? null,
     escrowRecipient: applied?.escrowRecipient ?? null,
@@ -244,15 +309,37 @@ export function removalCommand(spec: {
   return {
     command: spec.command,
     describe: spec.describe,
-    builder: (y) => volumeArg(y).option('i-understand-this-locks-me-out', lockOutOption),
+    builder: (y) =>
+      volumeArg(y)
+        .option('i-understand-this-locks-me-out', lockOutOption)
+        .option('unlock-key-file', {
+          ...unlockKeyOption,
+          describe: `${unlockKeyOption.describe}: proves a keyslot that stays opens without the Zymkey (asked for on a terminal when nothing else proves one)`,
+        }),
     handler: async (argv) => {
       const g = globalOptions(argv);
+      await disableCoreDumps(createRunner());
       const volume = volumeOf(argv);
       const consent = { lockMeOut: argv['i-understand-this-locks-me-out'] === true, yes: g.yes };
-      const result = await withInterruptSignal((signal) =>
-        spec.remove(keyslotDeps(g, signal), volume, { ...consent, dryRun: g.dryRun }),
-      );
-      printResult(createOutput(g.json), g, result, spec.done(volume));
+      const unlock = await optionalUnlockKey(argv);
+      try {
+        const result = await withInterruptSignal((signal) =>
+          spec.remove(keyslotDeps(g, signal), volume, {
+            ...consent,
+            dryRun: g.dryRun,
+            unlock,
+            ...(process.stdin.isTTY && !unlock ? { askUnlock: () => promptUnlockKey(volume) } : {}),
+          }),
+        );
+        printResult(
+          createOutput(g.json),
+          g,
+          result,
+          `${spec.done(volume)}: ${describeRemovals(result) || 'nothing changed'}`,
+        );
+      } finally {
+        unlock?.fill(0);
+      }
     },
   };
 }

@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { ExitCode } from '../errors.ts';
 import { commandsFor } from './commands.ts';
 import { withGlobalOptions } from './global-options.ts';
+import { exitOnSignals } from './interrupt.ts';
 import { reportError } from './output.ts';
 import { ParseFailure, usageError } from './usage-error.ts';
 import { VERSION } from './version.ts';
@@ -29,6 +30,7 @@ export async function createParser(args: string[]) {
 }
 
 export async function main(args: string[]): Promise<number> {
+  exitOnSignals();
   const parser = await createParser(args);
   try {
     await parser.parseAsync();

@@ -85,6 +85,8 @@ export interface TokenFacts {
   /** zkluks-recovery: escrowed to this age recipient. */
   escrowRecipient?: string | null;
   created?: string;
+  /** zkluks-pending: the interrupted change it records, in one line (keyslot/pending.ts). */
+  pending?: { operation: string | null; phase: string | null; slots: number[]; description: string };
 }
 
 export interface HeaderFacts {

@@ -1,6 +1,7 @@
 // The LUKS2 header through the keyslot subsystem's reader and token parsers, reduced to the doctor's view.
 import type { Runner } from '../exec.ts';
 import { readHeader } from '../keyslot/header.ts';
+import { describePending, findPending, PENDING_TOKEN_TYPE, pendingSlots } from '../keyslot/pending.ts';
 import {
   parseRecoveryToken,
   parseZymkeyToken,
@@ -24,6 +25,18 @@ export async function gatherHeader(runner: Runner, volume: string): Promise<Fact
   }
   const tokens = header.tokens.map((t): TokenFacts => {
     const base: TokenFacts = { id: t.id, type: t.type, keyslots: t.keyslots, valid: true, problem: null };
+    if (t.type === PENDING_TOKEN_TYPE) {
+      const p = findPending({ tokens: [t] })[0];
+      if (p) {
+        base.pending = {
+          operation: p.intent?.operation ?? null,
+          phase: p.intent?.phase ?? null,
+          slots: p.intent ? pendingSlots(p.intent) : [],
+          description: describePending(p),
+        };
+      }
+      return base;
+    }
     if (t.type === ZYMKEY_TOKEN_TYPE || t.type === RECOVERY_TOKEN_TYPE) {
       base.slotMatch = slotMatch(header, t.json, t.keyslots[0] ?? null);
     }

@@ -1,8 +1,11 @@
 // The executor: runs a plan against the volume. Keys are made first; then the header is backed up
-// (0600, in a private tmpfs directory), the steps run one by one, and the result is checked against
-// what the plan promised. Any failure — a cryptsetup error, a check that does not hold, Ctrl-C —
-// restores the backup and checks the header is exactly as before. The backup is deleted only once
-// the change is verified (or the restore is).
+// (0600, in a private tmpfs directory) and the intent written into the header (a zkluks-pending
+// token, phase add). The steps that add run one by one; once the new keys are verified they are
+// delivered (the recovery key shown or written to its file), the intent moves to phase remove, the
+// old tokens and slots go, and the intent is removed last. Any failure — a cryptsetup error, a check
+// that does not hold, a signal — restores the backup and checks the header is exactly as before; a
+// kill or a power cut leaves the intent, which the next run settles (settle.ts). Keys the caller
+// holds go to cryptsetup on stdin only; a new key is a file only for its own luksAddKey.
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ZymkeyPort } from '../device/port.ts';
@@ -21,9 +24,11 @@ import {
 } from './cryptsetup.ts';
 import { escrowToAge } from './escrow.ts';
 import { readHeader, readMetadata, type HeaderFacts } from './header.ts';
+import { intentOf, serializePending } from './pending.ts';
 import { keyName, VERBS, type KeyRef, type Plan, type Step } from './plan.ts';
 import { newRecoveryKey } from './recovery-key.ts';
 import { recoveryToken, serializeToken, zymkeyToken, type AgeEscrow, type ZymkeyToken } from './token.ts';
+import { freeTokenIds } from './volume-view.ts';
 import { newZymkeyKey } from './zymkey-key.ts';
 
 export interface ApplyDeps {
@@ -56,8 +61,11 @@ export interface ApplyResult extends MadeKeys {
 }
 
 export interface ApplyHooks {
-  /** Runs after keys are made and before the header changes (e.g. write --recovery-key-file). */
-  beforeChange?: (keys: MadeKeys) => Promise<void>;
+  /**
+   * Runs once the new keys are added and verified and before any old way in is removed: show the new
+   * recovery key, or write it to its file. A failure here rolls the change back.
+   */
+  deliver?: (keys: MadeKeys) => Promise<void>;
 }
 
 class Interrupted extends Error {}
@@ -102,6 +110,8 @@ export function checkOutcome(before: HeaderFacts, after: HeaderFacts, plan: Plan
   return null;
 }
 
+const REMOVING: ReadonlySet<Step['op']> = new Set(['remove-token', 'kill-slot']);
+
 export async function applyPlan(
   plan: Plan,
   before: HeaderFacts,
@@ -119,9 +129,25 @@ export async function applyPlan(
   let recoveryKey: string | null = null;
   let sealedToken: ZymkeyToken | null = null;
   let escrow: AgeEscrow | undefined;
+  const firstRemoval = plan.steps.findIndex((s) => REMOVING.has(s.op));
+  const adding = firstRemoval < 0 ? plan.steps : plan.steps.slice(0, firstRemoval);
+  const removing = firstRemoval < 0 ? [] : plan.steps.slice(firstRemoval);
+  if (removing.some((s) => !REMOVING.has(s.op))) {
+    throw new Error(`plan for ${plan.operation} adds after it removes; the planner must add first`);
+  }
+  const pendingId = freeTokenIds(
+    before,
+    plan.steps.flatMap((s) => (s.op === 'import-token' ? [s.tokenId] : [])),
+  )[0];
+  if (pendingId === undefined) {
+    throw new ZkluksError(
+      `Failed to ${verb} '${volume}': all 32 token ids are in use, none is free for the record of the change`,
+      { hint: `zkluks list '${volume}', then remove a token you no longer need` },
+    );
+  }
 
   try {
-    return await withPrivateTmpfsDir((dir) => run(dir), deps.tmpfs);
+    return await withPrivateTmpfsDir((dir) => run(dir, pendingId), deps.tmpfs);
   } catch (error) {
     if (error instanceof Interrupted) {
       throw new ZkluksError(
@@ -133,7 +159,7 @@ export async function applyPlan(
     for (const k of keys.values()) if (k !== given.unlock && k !== given.zymkeyOld) k.fill(0);
   }
 
-  async function run(dir: PrivateDir): Promise<ApplyResult> {
+  async function run(dir: PrivateDir, pendingId: number): Promise<ApplyResult> {
     // 1. Keys: nothing on the volume changes yet.
     if (plan.generates.includes('zymkey-new')) {
       const port = deps.zymkey();
@@ -153,30 +179,42 @@ export async function applyPlan(
       keys.set('recovery-new', Buffer.from(recoveryKey));
       if (plan.escrowRecipient) escrow = await escrowToAge(runner, plan.escrowRecipient, recoveryKey);
     }
-    // Only a key cryptsetup adds becomes a (tmpfs) file; a key that authorizes goes on stdin only.
-    const added = new Set(plan.steps.flatMap((s) => (s.op === 'add-key' ? [s.key] : [])));
-    const keyFiles = new Map<KeyRef, string>();
-    for (const [ref, key] of keys) if (added.has(ref)) keyFiles.set(ref, await dir.write(`${ref}.key`, key));
     const key = (ref: KeyRef): Buffer => {
       const k = keys.get(ref);
       if (!k) throw new ZkluksError(`Failed to ${verb} '${volume}': the ${keyName(ref)} is not available`);
       return k;
     };
     checkSignal(signal);
-    await hooks.beforeChange?.({ recoveryKey });
-    checkSignal(signal);
 
-    // 2. Header backup, then the steps.
+    // 2. Header backup, the intent, then the steps.
     const backupName = 'header-backup.img';
     const backup = join(dir.path, backupName);
     await backupHeader(runner, volume, backup);
     await chmod(backup, 0o600);
+    const intent = intentOf(plan, before, now());
     try {
-      for (const step of plan.steps) {
+      checkSignal(signal);
+      await importToken(runner, volume, pendingId, serializePending(intent));
+      for (const step of adding) {
         checkSignal(signal);
         await runStep(step);
       }
       checkSignal(signal);
+      await hooks.deliver?.({ recoveryKey });
+      // The new keys are verified and delivered: from here a kill or a power cut is finished by the
+      // next run, not undone. A signal still rolls back (the admin who hung up may never have seen
+      // the key), and the caller declares the delivered key void.
+      checkSignal(signal);
+      if (removing.length > 0) {
+        intent.phase = 'remove';
+        await importToken(runner, volume, pendingId, serializePending(intent), true);
+        for (const step of removing) {
+          checkSignal(signal);
+          await runStep(step);
+        }
+      }
+      checkSignal(signal);
+      await removeToken(runner, volume, pendingId);
       const after = await readHeader(runner, volume);
       const difference = checkOutcome(before, after, plan);
       if (difference) throw new Error(`the header is not as planned: ${difference}`);
@@ -185,7 +223,6 @@ export async function applyPlan(
           throw new Error(`the ${keyName(s.key)} no longer opens keyslot ${s.slot}`);
         }
       }
-      checkSignal(signal);
       const zStep = plan.steps.find((s) => s.op === 'import-token' && s.type === 'zkluks-zymkey');
       const rStep = plan.steps.find((s) => s.op === 'import-token' && s.type === 'zkluks-recovery');
       return {
@@ -206,7 +243,7 @@ export async function applyPlan(
         throw new ZkluksError(
           `Failed to ${verb} '${volume}': ${cause}; restoring the header backup failed too (${(restoreError as Error).message}); the backup is kept at '${backup}'`,
           {
-            hint: `cryptsetup luksHeaderRestore --batch-mode '${volume}' --header-backup-file '${backup}'`,
+            hint: `zkluks repair '${volume}' (settles the change from the record it left in the header), or cryptsetup luksHeaderRestore --batch-mode '${volume}' --header-backup-file '${backup}'`,
             cause: error,
           },
         );
@@ -233,16 +270,31 @@ export async function applyPlan(
     async function runStep(step: Step): Promise<void> {
       switch (step.op) {
         case 'add-key': {
-          const file = keyFiles.get(step.key);
-          if (!file) throw new Error(`the ${keyName(step.key)} is not available`);
-          return addKey(runner, volume, step.slot, key(step.authorizedBy), file);
+          // The new key is a file only for its own luksAddKey; the authorizing key goes on stdin.
+          const name = `${step.key}.key`;
+          const file = await dir.write(name, key(step.key));
+          try {
+            await addKey(runner, volume, step.slot, key(step.authorizedBy), file);
+          } finally {
+            await dir.remove(name);
+          }
+          // Record the new slot's salt: an interruption from here rolls back exactly this slot.
+          const salt = (await readMetadata(runner, volume)).keyslots.find((k) => k.id === step.slot)?.salt;
+          const added = intent.added.slots.find((s) => s.slot === step.slot);
+          if (added && salt) {
+            added.salt = salt;
+            await importToken(runner, volume, pendingId, serializePending(intent), true);
+          }
+          return;
         }
         case 'set-priority':
           return setPriority(runner, volume, step.slot, step.priority);
         case 'import-token': {
           // The token records its keyslot's salt, so a later remove or rotate wipes that slot only
           // while it is still the one this token was made for.
-          const salt = (await readMetadata(runner, volume)).keyslots.find((k) => k.id === step.slot)?.salt;
+          const salt =
+            intent.added.slots.find((s) => s.slot === step.slot)?.salt ??
+            (await readMetadata(runner, volume)).keyslots.find((k) => k.id === step.slot)?.salt;
           if (!salt) throw new Error(`keyslot ${step.slot} has no KDF salt to bind its token to`);
           const token =
             step.type === 'zkluks-zymkey'

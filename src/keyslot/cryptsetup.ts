@@ -102,10 +102,22 @@ export async function importToken(
   volume: string,
   tokenId: number,
   json: string,
+  replace = false,
 ): Promise<void> {
-  await runner('cryptsetup', ['token', 'import', '--token-id', String(tokenId), '--json-file', '-', volume], {
-    input: json,
-  });
+  await runner(
+    'cryptsetup',
+    [
+      'token',
+      'import',
+      '--token-id',
+      String(tokenId),
+      ...(replace ? ['--token-replace'] : []),
+      '--json-file',
+      '-',
+      volume,
+    ],
+    { input: json },
+  );
 }
 
 export async function removeToken(runner: Runner, volume: string, tokenId: number): Promise<void> {

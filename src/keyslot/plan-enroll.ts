@@ -23,6 +23,8 @@ export interface EnrollFacts {
   checks: ZymkeyCheck[];
   /** Among the keyslots the plan could wipe, those the unlock passphrase opens. */
   unlockOpens: number[];
+  /** Keyslots the unlock passphrase was shown to open this run. */
+  proven?: number[];
 }
 
 export interface EnrollOptions {
@@ -92,14 +94,20 @@ export function planEnroll(facts: EnrollFacts, options: EnrollOptions): Plan {
   requireJsonRoom(
     'enroll',
     header,
-    JSON_BYTES.keyslot +
+    JSON_BYTES.pending +
+      JSON_BYTES.keyslot +
       JSON_BYTES.zymkeyToken +
       (createRecovery
         ? JSON_BYTES.keyslot + JSON_BYTES.recoveryToken + (options.escrow ? JSON_BYTES.escrow : 0)
         : 0),
   );
   if (!createRecovery) {
-    notes.push(...requireWayInWithoutZymkey('enroll', view, retired.steps, { lockMeOut: false, yes: false }));
+    notes.push(
+      ...requireWayInWithoutZymkey('enroll', view, retired.steps, { lockMeOut: false, yes: false }, [
+        ...(facts.proven ?? []),
+        ...facts.unlockOpens,
+      ]),
+    );
   }
 
   const [zSlot, rSlot] = freeKeyslots(header) as [number, number];

@@ -46,7 +46,10 @@ export function planRecoveryAdd(facts: RecoveryAddFacts, options: RecoveryAddOpt
   requireJsonRoom(
     'recovery-add',
     header,
-    JSON_BYTES.keyslot + JSON_BYTES.recoveryToken + (options.escrow ? JSON_BYTES.escrow : 0),
+    JSON_BYTES.pending +
+      JSON_BYTES.keyslot +
+      JSON_BYTES.recoveryToken +
+      (options.escrow ? JSON_BYTES.escrow : 0),
   );
   const notes: string[] = [];
   const [slot] = freeKeyslots(header) as [number];
@@ -73,6 +76,11 @@ export function planRecoveryAdd(facts: RecoveryAddFacts, options: RecoveryAddOpt
   };
 }
 
-export function planRecoveryRemove(view: VolumeView, consent: LockOutConsent): Plan {
-  return planTokenRemoval('recovery-remove', view, consent);
+/** `proven`: keyslots a key given this run opens (each counts as a way in that remains). */
+export function planRecoveryRemove(
+  view: VolumeView,
+  consent: LockOutConsent,
+  proven: readonly number[] = [],
+): Plan {
+  return planTokenRemoval('recovery-remove', view, consent, [], proven);
 }

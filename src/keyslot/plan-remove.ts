@@ -3,6 +3,8 @@
 // passphrase or recovery slot would remain.
 import { RECOVERY_TOKEN_TYPE, ZYMKEY_TOKEN_TYPE } from './token.ts';
 import {
+  JSON_BYTES,
+  requireJsonRoom,
   requireWayInWithoutZymkey,
   retireTokens,
   tokensOfType,
@@ -18,6 +20,7 @@ export function planTokenRemoval(
   view: VolumeView,
   consent: LockOutConsent,
   checks: readonly ZymkeyCheck[] = [],
+  proven: readonly number[] = [],
 ): Plan {
   const volume = view.header.volume;
   const type = operation === 'remove' ? ZYMKEY_TOKEN_TYPE : RECOVERY_TOKEN_TYPE;
@@ -25,16 +28,25 @@ export function planTokenRemoval(
   if (tokens.length === 0) {
     return unchangedPlan(operation, volume, `'${volume}' has no ${type} token: nothing to remove`);
   }
-  const { steps, notes } = retireTokens(operation, view, tokens, { checks });
-  notes.push(...requireWayInWithoutZymkey(operation, view, steps, consent));
+  requireJsonRoom(operation, view.header, JSON_BYTES.pending);
+  const { steps, notes } = retireTokens(operation, view, tokens, {
+    checks,
+    unlockOpens: proven,
+    unlockName: 'key',
+  });
+  notes.push(...requireWayInWithoutZymkey(operation, view, steps, consent, proven));
   return { operation, volume, unchanged: null, generates: [], escrowRecipient: null, steps, notes };
 }
 
-/** `checks`: the Zymkey's test of each token whose keyslot salt does not match (see slotsToWipe). */
+/**
+ * `checks`: the Zymkey's test of each token whose keyslot salt does not match (see slotsToWipe);
+ * `proven`: keyslots a key given this run opens.
+ */
 export function planRemove(
   view: VolumeView,
   consent: LockOutConsent,
   checks: readonly ZymkeyCheck[] = [],
+  proven: readonly number[] = [],
 ): Plan {
-  return planTokenRemoval('remove', view, consent, checks);
+  return planTokenRemoval('remove', view, consent, checks, proven);
 }

@@ -21,6 +21,8 @@ export interface RotateFacts {
   authorizedBy: 'unlock' | 'zymkey-old';
   /** Among the old Zymkey keyslots, those the given passphrase opens (never wiped). */
   unlockOpens: number[];
+  /** Keyslots the given passphrase was shown to open this run. */
+  proven?: number[];
 }
 
 export function planRotate(facts: RotateFacts): Plan {
@@ -53,7 +55,7 @@ export function planRotate(facts: RotateFacts): Plan {
     );
   }
   requireFreeKeyslots('rotate', header, 1);
-  requireJsonRoom('rotate', header, JSON_BYTES.keyslot + JSON_BYTES.zymkeyToken);
+  requireJsonRoom('rotate', header, JSON_BYTES.pending + JSON_BYTES.keyslot + JSON_BYTES.zymkeyToken);
 
   const notes: string[] = [];
   const [slot] = freeKeyslots(header) as [number];
@@ -70,9 +72,9 @@ export function planRotate(facts: RotateFacts): Plan {
   });
   steps.push(...retired.steps);
   notes.push(...retired.notes);
-  if (waysInWithoutZymkey(view).length === 0) {
+  if (waysInWithoutZymkey(view, [...(facts.proven ?? []), ...facts.unlockOpens]).length === 0) {
     notes.push(
-      `'${volume}' has no passphrase or recovery keyslot: add one with zkluks recovery add '${volume}'`,
+      `'${volume}' has no keyslot proven to open without the Zymkey (no recovery key made for it, and no passphrase given this run opens a keyslot): add a recovery key with zkluks recovery add '${volume}'`,
     );
   }
   return {

@@ -54,6 +54,8 @@ export const JSON_BYTES = {
   zymkeyToken: 700,
   recoveryToken: 120,
   escrow: 650,
+  /** The zkluks-pending record of the change, while it runs. */
+  pending: 450,
 } as const;
 
 export function unchangedPlan(operation: Operation, volume: string, why: string, notes: string[] = []): Plan {
@@ -97,15 +99,26 @@ export interface LockOutConsent {
   yes: boolean;
 }
 
+/** The lock-out rule refused: `provable` lists the remaining slots a key given could prove. */
+export class NoWayInError extends RefusedError {
+  readonly provable: number[];
+  constructor(message: string, hint: string, provable: number[]) {
+    super(message, { hint });
+    this.provable = provable;
+  }
+}
+
 /**
- * Safety rule: a volume keeps a way in that does not need the Zymkey (a passphrase or recovery slot)
- * unless the admin says so twice.
+ * Safety rule: a volume keeps a way in that does not need the Zymkey — a recovery slot made for it,
+ * or a slot a key given this run opens (`proven`) — unless the admin says so twice. A slot no token
+ * explains is not counted on trust, and a priority-ignore slot never counts: the boot prompt skips it.
  */
 export function requireWayInWithoutZymkey(
   operation: Operation,
   before: VolumeView,
   steps: readonly Step[],
   consent: LockOutConsent,
+  proven: readonly number[] = [],
 ): string[] {
   // Judged on the volume as the steps leave it: a slot whose copied token goes is no longer unverified.
   const killed = steps.flatMap((s) => (s.op === 'kill-slot' ? [s.slot] : []));
@@ -115,25 +128,41 @@ export function requireWayInWithoutZymkey(
     keyslots: before.header.keyslots.filter((k) => !killed.includes(k.id)),
     tokens: before.header.tokens.filter((t) => !removed.includes(t.id)),
   });
-  if (waysInWithoutZymkey(view).length > 0) return [];
-  const rule = `zkluks never leaves a volume without a way in that does not need the Zymkey (a passphrase or recovery keyslot), unless told twice with --i-understand-this-locks-me-out and --yes`;
+  if (waysInWithoutZymkey(view, proven).length > 0) return [];
+  const rule = `zkluks never leaves a volume without a way in that does not need the Zymkey (a recovery keyslot, or a keyslot a key you give opens), unless told twice with --i-understand-this-locks-me-out and --yes`;
+  const volume = view.header.volume;
+  const ignored = view.slots.filter((s) => s.priority === 'ignore');
   if (!consent.lockMeOut || !consent.yes) {
-    const volume = view.header.volume;
     const unverified = view.slots.filter((s) => s.kind === 'unverified');
     const tokens = unverified.flatMap((s) => s.tokens.filter((t) => t.type.startsWith('zkluks-')));
-    throw new RefusedError(
-      `Refused to ${VERBS[operation]} '${volume}': it would leave no passphrase or recovery keyslot${unverified.length > 0 ? ` that zkluks can count (keyslot ${unverified.map((s) => s.id).join(', ')} ${unverified.length > 1 ? 'are' : 'is'} named by zkluks tokens made for another keyslot, so what opens ${unverified.length > 1 ? 'them' : 'it'} cannot be told)` : ''}; ${rule}`,
-      {
-        hint:
-          tokens.length > 0
-            ? `if keyslot ${unverified.map((s) => s.id).join(', ')} opens with a passphrase you know (cryptsetup open --test-passphrase --key-slot N '${volume}'), remove the copied token: ${tokens.map((t) => `cryptsetup token remove --token-id ${t.id} '${volume}'`).join('; ')}; otherwise ${addWayIn(operation, volume)} first`
-            : `${addWayIn(operation, volume)}, then run this again`,
-      },
+    const provable = view.slots
+      .filter((s) => s.priority !== 'ignore' && s.kind !== 'zymkey' && s.kind !== 'pending')
+      .map((s) => s.id);
+    const unknown = view.slots
+      .filter((s) => s.kind === 'unknown' && s.priority !== 'ignore')
+      .map((s) => s.id);
+    const why = [
+      unknown.length > 0
+        ? `keyslot ${unknown.join(', ')} ${unknown.length > 1 ? 'have' : 'has'} no token, so what opens ${unknown.length > 1 ? 'them' : 'it'} is not proven: no key given this run was tested against ${unknown.length > 1 ? 'them' : 'it'}`
+        : '',
+      unverified.length > 0
+        ? `keyslot ${unverified.map((s) => s.id).join(', ')} ${unverified.length > 1 ? 'are' : 'is'} named by zkluks tokens made for another keyslot`
+        : '',
+      ignored.length > 0
+        ? `keyslot ${ignored.map((s) => s.id).join(', ')} ${ignored.length > 1 ? 'have' : 'has'} priority ignore, so the boot prompt never tries ${ignored.length > 1 ? 'them' : 'it'}`
+        : '',
+    ].filter((w) => w !== '');
+    throw new NoWayInError(
+      `Refused to ${VERBS[operation]} '${volume}': it would leave no keyslot proven to open without the Zymkey${why.length > 0 ? ` (${why.join('; ')})` : ''}; ${rule}`,
+      tokens.length > 0
+        ? `if keyslot ${unverified.map((s) => s.id).join(', ')} opens with a passphrase you know (cryptsetup open --test-passphrase --key-slot N '${volume}'), remove the copied token: ${tokens.map((t) => `cryptsetup token remove --token-id ${t.id} '${volume}'`).join('; ')}; otherwise ${addWayIn(operation, volume)} first`
+        : provable.length > 0
+          ? `give a passphrase that opens keyslot ${provable.join(' or ')}: --unlock-key-file FILE (- reads stdin), or run it on a terminal to be asked; or ${addWayIn(operation, volume)} first`
+          : `${addWayIn(operation, volume)}, then run this again${ignored.length > 0 ? `; or make an ignored keyslot count again: cryptsetup config --priority normal --key-slot ${ignored[0]?.id} '${volume}'` : ''}`,
+      provable,
     );
   }
-  return [
-    `After this, '${view.header.volume}' opens only with the Zymkey (or other hardware): you said so twice.`,
-  ];
+  return [`After this, '${volume}' opens only with the Zymkey (or other hardware): you said so twice.`];
 }
 
 /** What gives a volume a way in without the Zymkey, when `operation` would take the last one. */
@@ -181,9 +210,17 @@ export function describePlan(plan: Plan): string {
   if (plan.unchanged) lines.push(`  nothing to do: ${plan.unchanged}`);
   else {
     lines.push(
-      '  0. back up the LUKS header (0600, kept until the change is verified; restored on any failure)',
+      '  0. back up the LUKS header (0600, kept until the change is verified; restored on any failure), then record the change in the header (a zkluks-pending token, removed last): an interruption is rolled back, or finished once the new keys are delivered',
     );
-    plan.steps.forEach((s, i) => lines.push(`  ${i + 1}. ${describeStep(s)}`));
+    const firstRemoval = plan.steps.findIndex((s) => s.op === 'remove-token' || s.op === 'kill-slot');
+    plan.steps.forEach((s, i) => {
+      if (i === firstRemoval) {
+        lines.push(
+          `     ${plan.generates.includes('recovery-new') ? 'deliver the new recovery key (shown, or written to its file), then ' : ''}mark the change as finishing: from here an interruption is finished, not undone`,
+        );
+      }
+      lines.push(`  ${i + 1}. ${describeStep(s)}`);
+    });
     if (plan.escrowRecipient)
       lines.push(`  the recovery key is also encrypted to ${plan.escrowRecipient} in its token`);
   }

@@ -1,8 +1,10 @@
 // What each keyslot of a volume is for, from the header facts: a Zymkey slot (our valid token), a
-// recovery slot (our recovery token), a plain passphrase, or a slot some other tool's token owns —
+// recovery slot (our recovery token), a slot some other tool's token owns, a slot an interrupted
+// change is adding or removing, or `unknown` (no token says: a passphrase, or a key nobody holds) —
 // plus every zkluks token that cannot be used and why. Pure; `list`, the planners and the doctor
 // read it.
 import type { HeaderFacts, KeyslotFacts, KeyslotPriority } from './header.ts';
+import { findPending, pendingSlots } from './pending.ts';
 import {
   RECOVERY_TOKEN_TYPE,
   TokenError,
@@ -16,11 +18,12 @@ import {
 } from './token.ts';
 
 /**
- * `unverified`: named only by zkluks tokens made for another keyslot (their recorded salt differs),
- * so what opens it cannot be told — a passphrase, or a Zymkey key whose slot was re-keyed. It never
- * counts as a way in without the Zymkey.
+ * `unknown`: no token names it, so what opens it cannot be told from the header — a passphrase, or
+ * a key lost with an interrupted change. `unverified`: named only by zkluks tokens made for another
+ * keyslot (their recorded salt differs). `pending`: added or to be wiped by an interrupted change.
+ * None of these counts as a way in without the Zymkey unless a key given this run opens it.
  */
-export type SlotKind = 'zymkey' | 'recovery' | 'passphrase' | 'other-token' | 'unverified';
+export type SlotKind = 'zymkey' | 'recovery' | 'unknown' | 'other-token' | 'unverified' | 'pending';
 
 export interface SlotView {
   id: number;
@@ -143,6 +146,7 @@ export function viewVolume(header: HeaderFacts): VolumeView {
       });
     }
   }
+  const pending = findPending(header).flatMap((p) => (p.intent ? pendingSlots(p.intent) : []));
   const slots = header.keyslots.map((k: KeyslotFacts): SlotView => {
     const tokens = header.tokens
       .filter((t) => t.keyslots.includes(k.id))
@@ -153,8 +157,9 @@ export function viewVolume(header: HeaderFacts): VolumeView {
       (o) => o.slot === k.id,
     );
     const trusted = ours.filter((o) => o.match !== 'mismatch');
-    let kind: SlotKind = 'passphrase';
-    if (ours.length > 0 && trusted.length === 0) kind = 'unverified';
+    let kind: SlotKind = 'unknown';
+    if (pending.includes(k.id)) kind = 'pending';
+    else if (ours.length > 0 && trusted.length === 0) kind = 'unverified';
     else if (trusted.some((o) => o.type === ZYMKEY_TOKEN_TYPE)) kind = 'zymkey';
     else if (trusted.some((o) => o.type === RECOVERY_TOKEN_TYPE)) kind = 'recovery';
     else if (tokens.some((t) => !ours.some((o) => o.tokenId === t.id))) kind = 'other-token';
@@ -165,12 +170,16 @@ export function viewVolume(header: HeaderFacts): VolumeView {
 }
 
 /**
- * Keyslots a person can open without the Zymkey or other hardware: passphrase and recovery slots,
- * leaving out `except` (slots an operation is about to remove).
+ * Keyslots proven to open without the Zymkey or other hardware: a recovery slot whose token recorded
+ * its current salt, or a slot in `proven` (a key given this run was tested against it). A slot of
+ * priority ignore is never one: the boot prompt does not try it.
  */
-export function waysInWithoutZymkey(view: VolumeView, except: readonly number[] = []): SlotView[] {
+export function waysInWithoutZymkey(view: VolumeView, proven: readonly number[] = []): SlotView[] {
   return view.slots.filter(
-    (s) => (s.kind === 'passphrase' || s.kind === 'recovery') && !except.includes(s.id),
+    (s) =>
+      s.priority !== 'ignore' &&
+      ((s.kind === 'recovery' && view.recovery.some((r) => r.slot === s.id && r.match === 'match')) ||
+        proven.includes(s.id)),
   );
 }
 

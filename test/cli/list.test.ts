@@ -20,22 +20,60 @@ describe('zkluks list', () => {
     ).toBe(0);
     const table = await zkluks(['list', img.path]);
     expect(table.exitCode).toBe(0);
-    expect(table.stdout.split('\n')).toEqual([
+    expect(table.stdout.split('\n').slice(0, 5)).toEqual([
       'SLOT  KIND                 KDF            PRIORITY  TOKEN',
-      '0     passphrase           pbkdf2 (1000)  normal    -',
+      '0     unknown              pbkdf2 (1000)  normal    -',
       '1     zymkey               pbkdf2 (1000)  prefer    0:zkluks-zymkey',
       '2     recovery             pbkdf2 (1000)  normal    1:zkluks-recovery',
       '5     other (example-hsm)  pbkdf2 (1000)  normal    7:example-hsm',
     ]);
+    expect(table.stdout).toMatch(/note: keyslot 0 has no token: a passphrase, or a key nobody holds/);
     const json = JSON.parse((await zkluks(['list', img.path, '--json'])).stdout);
     expect(json.freeKeyslots).toBe(28);
     expect(json.slots.map((s: { slot: number; kind: string }) => [s.slot, s.kind])).toEqual([
-      [0, 'passphrase'],
+      [0, 'unknown'],
       [1, 'zymkey'],
       [2, 'recovery'],
       [5, 'other-token'],
     ]);
     expect(json.problems).toEqual([]);
+    expect(json.interrupted).toEqual([]);
+  });
+
+  it('shows the slots of an interrupted change as pending, with a warning and an interrupted field', async () => {
+    const img = await luksImage();
+    await addKey(img.path, img.passphrase, 'half-added key', 1);
+    const salt = JSON.parse(
+      (await createRunner()('cryptsetup', ['luksDump', '--dump-json-metadata', img.path])).stdout,
+    ).keyslots['1'].kdf.salt;
+    const intent = {
+      type: 'zkluks-pending',
+      keyslots: [],
+      version: 1,
+      operation: 'recovery-add',
+      phase: 'add',
+      created: '2026-01-01T00:00:00.000Z',
+      added: { slots: [{ slot: 1, salt }], tokens: [0] },
+      removed: { tokens: [], slots: [] },
+    };
+    await createRunner()('cryptsetup', ['token', 'import', '--token-id', '4', '--json-file', '-', img.path], {
+      input: JSON.stringify(intent),
+    });
+    const table = await zkluks(['list', img.path]);
+    expect(table.stdout.split('\n')[2]).toBe('1     pending  pbkdf2 (1000)  normal    -');
+    expect(table.stdout).toMatch(/warning: an interrupted recovery-add .*phase add.*zkluks repair/);
+    const json = JSON.parse((await zkluks(['list', img.path, '--json'])).stdout);
+    expect(json.interrupted).toMatchObject([
+      { token: 4, operation: 'recovery-add', phase: 'add', slots: [1] },
+    ]);
+    const doctor = await zkluks(['doctor', img.path, '--json']);
+    expect(doctor.stdout).toContain('luks.interrupted');
+    const dry = await zkluks(['repair', img.path, '--dry-run']);
+    expect(dry.stdout).toMatch(/Plan: Roll back .*\n {2}1\. wipe keyslot 1\n {2}2\. remove the record/);
+    expect((await zkluks(['repair', img.path])).exitCode).toBe(0);
+    const settled = JSON.parse((await zkluks(['list', img.path, '--json'])).stdout);
+    expect(settled.slots.map((s: { slot: number }) => s.slot)).toEqual([0]);
+    expect(settled.interrupted).toEqual([]);
   });
 
   it('warns about a zkluks token copied onto another keyslot and shows that slot as unverified', async () => {

@@ -95,14 +95,18 @@ describe('zkluks recovery', () => {
     const before = await readHeader(runner, img.path);
     const r = await run(['recovery', 'remove', img.path]);
     expect(r.exitCode).toBe(3);
-    expect(r.stderr).toMatch(/would leave no passphrase or recovery keyslot/);
+    expect(r.stderr).toMatch(/would leave no keyslot proven to open without the Zymkey/);
     expect(await readHeader(runner, img.path)).toEqual(before);
   });
 
-  it('remove wipes the recovery keyslot and token when a passphrase remains', async () => {
+  it('remove wipes the recovery keyslot and token when a passphrase given opens a slot that remains', async () => {
     const { img, keyFile, run } = await setup();
     await run(['enroll', img.path, '--unlock-key-file', keyFile]);
-    expect((await run(['recovery', 'remove', img.path])).exitCode).toBe(0);
+    // A slot without a token is not taken for a passphrase on trust.
+    expect((await run(['recovery', 'remove', img.path])).exitCode).toBe(3);
+    const r = await run(['recovery', 'remove', img.path, '--unlock-key-file', keyFile]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/removed zkluks-recovery token 1; wiped keyslot 2$/);
     const h = await readHeader(runner, img.path);
     expect(h.tokens.map((t) => t.type)).toEqual(['zkluks-zymkey']);
     expect(h.keyslots.map((k) => k.id)).toEqual([0, 1]);

@@ -23,10 +23,17 @@ async function enrolled(recovery = false) {
 }
 
 describe('zkluks remove', () => {
-  it('wipes the Zymkey keyslot and its token; the passphrase stays', async () => {
-    const { img, run } = await enrolled();
-    const r = await run(['remove', img.path]);
+  it('wipes the Zymkey keyslot and its token once a passphrase given proves a way in stays', async () => {
+    const { img, run, keyFile } = await enrolled();
+    const unproven = await run(['remove', img.path]);
+    expect(unproven.exitCode).toBe(3);
+    expect(unproven.stderr).toMatch(/keyslot 0 has no token, so what opens it is not proven/);
+    expect(unproven.stderr).toMatch(/hint: give a passphrase that opens keyslot 0: --unlock-key-file FILE/);
+    const r = await run(['remove', img.path, '--unlock-key-file', keyFile]);
     expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toBe(
+      `removed the Zymkey from '${img.path}': removed zkluks-zymkey token 0; wiped keyslot 1`,
+    );
     const h = await readHeader(runner, img.path);
     expect(h.keyslots.map((k) => k.id)).toEqual([0]);
     expect(h.tokens).toEqual([]);
@@ -48,6 +55,19 @@ describe('zkluks remove', () => {
     const twice = await run(['remove', img.path, '--i-understand-this-locks-me-out', '--yes']);
     expect(twice.exitCode, twice.stderr).toBe(0);
     expect((await readHeader(runner, img.path)).keyslots).toEqual([]);
+  }, 180_000);
+
+  it('a priority-ignore passphrase slot is no way in: refused, and the refusal says the prompt never tries it', async () => {
+    const { img, run, keyFile } = await enrolled();
+    await runner('cryptsetup', ['config', '--priority', 'ignore', '--key-slot', '0', img.path], {
+      input: '',
+    });
+    const r = await run(['remove', img.path, '--unlock-key-file', keyFile]);
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toMatch(/keyslot 0 has priority ignore, so the boot prompt never tries it/);
+    expect((await run(['verify', img.path])).exitCode).toBe(0);
+    const list = await run(['list', img.path]);
+    expect(list.stdout).toMatch(/warning: keyslot 0 has priority ignore: the boot prompt never tries it/);
   });
 
   it('also removes a dangling zkluks-zymkey token, and never a token of another type', async () => {
@@ -84,10 +104,10 @@ describe('zkluks remove', () => {
     await expectIntact(img.path, img.passphrase);
   });
 
-  it.each(['SIGINT', 'SIGTERM'] as const)(
+  it.each(['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const)(
     '%s mid-operation rolls the header back before exiting',
     async (signal) => {
-      const { img, sim } = await enrolled();
+      const { img, sim } = await enrolled(true);
       const before = await readHeader(runner, img.path);
       const slow = await slowCryptsetup(['luksKillSlot'], 2);
       const child = execa(nodeBin, [bundle, 'remove', img.path], {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RefusedError, ZkluksError } from '../../src/errors.ts';
 import type { HeaderFacts, KeyslotFacts, TokenFacts } from '../../src/keyslot/header.ts';
-import { describePlan } from '../../src/keyslot/plan.ts';
+import { describePlan, NoWayInError } from '../../src/keyslot/plan.ts';
 import { planEnroll } from '../../src/keyslot/plan-enroll.ts';
 import { planRecoveryAdd, planRecoveryRemove } from '../../src/keyslot/plan-recovery.ts';
 import { planRemove } from '../../src/keyslot/plan-remove.ts';
@@ -211,8 +211,8 @@ describe('planRotate', () => {
 });
 
 describe('planRemove and planRecoveryRemove: never leave a volume without a way in without the Zymkey', () => {
-  it('removes the token before wiping the slot when a passphrase slot remains', () => {
-    const plan = planRemove(viewVolume(header([slot(0), slot(1)], [zToken(0, 1)])), noConsent);
+  it('removes the token before wiping the slot when a passphrase given opens a slot that remains', () => {
+    const plan = planRemove(viewVolume(header([slot(0), slot(1)], [zToken(0, 1)])), noConsent, [], [0]);
     expect(plan.steps).toEqual([
       { op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' },
       { op: 'kill-slot', slot: 1 },
@@ -245,7 +245,7 @@ describe('planRemove and planRecoveryRemove: never leave a volume without a way 
     const view = viewVolume(header([slot(1), slot(2)], [zToken(0, 1), rToken(1, 2)]));
     expect(() => planRecoveryRemove(view, noConsent)).toThrow(RefusedError);
     const withPassphrase = viewVolume(header([slot(0), slot(1), slot(2)], [zToken(0, 1), rToken(1, 2)]));
-    expect(planRecoveryRemove(withPassphrase, noConsent).steps).toEqual([
+    expect(planRecoveryRemove(withPassphrase, noConsent, [0]).steps).toEqual([
       { op: 'remove-token', tokenId: 1, type: 'zkluks-recovery' },
       { op: 'kill-slot', slot: 2 },
     ]);
@@ -299,7 +299,7 @@ describe('planRecoveryAdd', () => {
 });
 
 describe('viewVolume', () => {
-  it('classifies zymkey, recovery, passphrase and other-token slots and reports broken zkluks tokens', () => {
+  it('classifies zymkey, recovery, unknown and other-token slots and reports broken zkluks tokens', () => {
     const corrupt: TokenFacts = {
       id: 5,
       type: 'zkluks-zymkey',
@@ -313,7 +313,7 @@ describe('viewVolume', () => {
       ),
     );
     expect(view.slots.map((s) => [s.id, s.kind])).toEqual([
-      [0, 'passphrase'],
+      [0, 'unknown'],
       [1, 'zymkey'],
       [2, 'recovery'],
       [3, 'other-token'],
@@ -341,7 +341,7 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
     const view = copiedOntoPassphrase();
     expect(view.slots.map((s) => s.kind)).toEqual(['unverified', 'zymkey', 'recovery']);
     expect(() => planRecoveryRemove(view, noConsent)).toThrow(
-      /no passphrase or recovery keyslot that zkluks can count \(keyslot 0 is named by zkluks tokens made for another keyslot/,
+      /no keyslot proven to open without the Zymkey \(keyslot 0 is named by zkluks tokens made for another keyslot/,
     );
     try {
       planRecoveryRemove(view, noConsent);
@@ -375,8 +375,8 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
 
   it('a slot whose salt changed but whose key the Zymkey still opens (re-keyed with luksConvertKey) is wiped', () => {
     const view = viewVolume(header([slot(0), slot(1)], [retarget(zToken(0, 1), 1, saltOf(8))]));
-    expect(view.slots.map((s) => s.kind)).toEqual(['passphrase', 'unverified']);
-    expect(planRemove(view, noConsent, [check(0, 1, true)]).steps.at(-1)).toEqual({
+    expect(view.slots.map((s) => s.kind)).toEqual(['unknown', 'unverified']);
+    expect(planRemove(view, noConsent, [check(0, 1, true)], [0]).steps.at(-1)).toEqual({
       op: 'kill-slot',
       slot: 1,
     });
@@ -384,7 +384,7 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
 
   it('one token made for the slot is enough, whatever copied tokens name it too', () => {
     const view = viewVolume(header([slot(0), slot(1)], [retarget(rToken(0, 1), 1, saltOf(5)), rToken(5, 1)]));
-    expect(view.slots.map((s) => s.kind)).toEqual(['passphrase', 'recovery']);
+    expect(view.slots.map((s) => s.kind)).toEqual(['unknown', 'recovery']);
     const plan = planRecoveryAdd(
       { view, authorizedBy: 'unlock', unlockOpens: [] },
       { force: true, escrow: null },
@@ -396,7 +396,7 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
     const view = viewVolume(
       header([slot(0), slot(2), slot(4)], [rToken(1, 2), retarget(rToken(3, 4), 4, saltOf(7))]),
     );
-    const plan = planRecoveryRemove(view, noConsent);
+    const plan = planRecoveryRemove(view, noConsent, [0]);
     expect(plan.steps.filter((s) => s.op === 'kill-slot')).toEqual([{ op: 'kill-slot', slot: 2 }]);
     expect(plan.steps.filter((s) => s.op === 'remove-token')).toHaveLength(2);
     expect(plan.notes.join('\n')).toMatch(/keyslot 4 is kept: zkluks-recovery token 3 was not made for it/);
@@ -405,8 +405,8 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
   it('a token that records no salt: its slot goes once the unsealed key opens it, stays if the key is rejected', () => {
     const view = viewVolume(header([slot(0), slot(1)], [retarget(zToken(0, 1), 1, undefined)]));
     expect(view.zymkey[0]?.match).toBe('unrecorded');
-    expect(view.slots.map((s) => s.kind)).toEqual(['passphrase', 'zymkey']);
-    const kept = planRemove(view, noConsent, [check(0, 1, false)]);
+    expect(view.slots.map((s) => s.kind)).toEqual(['unknown', 'zymkey']);
+    const kept = planRemove(view, noConsent, [check(0, 1, false)], [0]);
     expect(kept.steps).toEqual([{ op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' }]);
     expect(kept.notes.join('\n')).toMatch(
       /keyslot 1 is kept: .*no keyslot salt is recorded.*luksKillSlot 'v.img' 1/,
@@ -427,11 +427,11 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
       keyslots: [1],
       json: { type: 'zkluks-zymkey', keyslots: ['1'], version: 1, keyslot_salt: salt },
     });
-    const own = planRemove(viewVolume(header([slot(0), slot(1)], [corrupt(saltOf(1))])), noConsent);
+    const own = planRemove(viewVolume(header([slot(0), slot(1)], [corrupt(saltOf(1))])), noConsent, [], [0]);
     expect(own.steps.at(-1)).toEqual({ op: 'kill-slot', slot: 1 });
-    expect(() => planRemove(viewVolume(header([slot(0), slot(1)], [corrupt(saltOf(0))])), noConsent)).toThrow(
-      RefusedError,
-    );
+    expect(() =>
+      planRemove(viewVolume(header([slot(0), slot(1)], [corrupt(saltOf(0))])), noConsent, [], [0]),
+    ).toThrow(RefusedError);
   });
 
   it('a copied recovery token is not a recovery key: enroll still makes one, recovery add is not a no-op', () => {
@@ -462,8 +462,55 @@ describe('slotsToWipe: a keyslot is wiped only when it is the one its token was 
     const view = viewVolume(
       header([slot(0), slot(1)], [zToken(0, 1), { id: 3, type: 'systemd-tpm2', keyslots: [1], json: {} }]),
     );
-    const plan = planRemove(view, noConsent);
+    const plan = planRemove(view, noConsent, [], [0]);
     expect(plan.steps).toEqual([{ op: 'remove-token', tokenId: 0, type: 'zkluks-zymkey' }]);
     expect(plan.notes.join('\n')).toMatch(/keyslot 1 is kept: systemd-tpm2 token 3 also uses it/);
+  });
+});
+
+describe('ways in are proven, not guessed', () => {
+  it('a keyslot without a token is unknown and never counts as a way in; a key given that opens it does', () => {
+    // A rotate killed between removing the old token and wiping its slot left slot 1 tokenless.
+    const view = viewVolume(header([slot(0), slot(1), slot(2), slot(3)], [zToken(3, 3), rToken(1, 2)]));
+    expect(view.slots.map((s) => [s.id, s.kind])).toEqual([
+      [0, 'unknown'],
+      [1, 'unknown'],
+      [2, 'recovery'],
+      [3, 'zymkey'],
+    ]);
+    let error: unknown;
+    try {
+      planRecoveryRemove(view, noConsent);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(NoWayInError);
+    expect((error as NoWayInError).exitCode).toBe(3);
+    expect((error as NoWayInError).provable).toEqual([0, 1]);
+    expect((error as NoWayInError).message).toMatch(
+      /keyslot 0, 1 have no token, so what opens them is not proven/,
+    );
+    expect((error as NoWayInError).hint).toMatch(/--unlock-key-file FILE/);
+    expect(planRecoveryRemove(view, noConsent, [0]).steps.at(-1)).toEqual({ op: 'kill-slot', slot: 2 });
+  });
+
+  it('a recovery token that records no salt does not prove its slot', () => {
+    const unrecorded: TokenFacts = {
+      ...rToken(1, 2),
+      json: recoveryToken({ keyslot: 2, created }) as unknown as Record<string, unknown>,
+    };
+    const view = viewVolume(header([slot(1), slot(2)], [zToken(0, 1), unrecorded]));
+    expect(() => planRemove(view, noConsent)).toThrow(NoWayInError);
+  });
+
+  it('a priority-ignore slot is no way in, even when a key given opens it, and the refusal says so', () => {
+    const ignored = { ...slot(0), priority: 'ignore' as const };
+    const view = viewVolume(header([ignored, slot(1), slot(2)], [zToken(0, 1), rToken(1, 2)]));
+    expect(() => planRecoveryRemove(view, noConsent, [0])).toThrow(
+      /keyslot 0 has priority ignore, so the boot prompt never tries it/,
+    );
+    const ignoredRecovery = { ...slot(2), priority: 'ignore' as const };
+    const onlyRecovery = viewVolume(header([slot(1), ignoredRecovery], [zToken(0, 1), rToken(1, 2)]));
+    expect(() => planRemove(onlyRecovery, noConsent)).toThrow(NoWayInError);
   });
 });

@@ -3,7 +3,7 @@
 // hook — and, with --remove-old, wipe Zymbit's slot and key.bin.lock once all of that is verified.
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors.ts';
-import { withInterruptSignal } from '../../keyslot/interrupt.ts';
+import { withInterruptSignal } from '../interrupt.ts';
 import { promptHidden } from '../../keyslot/key-input.ts';
 import { adopt, type AdoptResult } from '../../migrate/adopt/adopt.ts';
 import { describeStep } from '../../migrate/adopt/plan.ts';

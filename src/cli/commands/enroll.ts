@@ -1,6 +1,6 @@
 // zkluks enroll VOLUME: seal a new key with the Zymkey into its own keyslot, beside a recovery key.
 import type { CommandModule } from 'yargs';
-import { withInterruptSignal } from '../../keyslot/interrupt.ts';
+import { withInterruptSignal } from '../interrupt.ts';
 import { enroll } from '../../keyslot/operations.ts';
 import { globalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
@@ -8,9 +8,9 @@ import {
   escrowOf,
   keyslotDeps,
   printResult,
-  recoveryKeyFileHooks,
+  describeRemovals,
+  recoveryKeyDelivery,
   recoveryOptions,
-  showRecoveryKey,
   unlockKey,
   unlockKeyOption,
   unlockZymbitKeyOption,
@@ -18,6 +18,8 @@ import {
   volumeOf,
   zymbitUnlockKey,
 } from '../keyslot-command.ts';
+import { disableCoreDumps } from '../core-dumps.ts';
+import { createRunner } from '../../exec.ts';
 
 export const enrollCommand: CommandModule = {
   command: 'enroll <volume>',
@@ -36,11 +38,12 @@ export const enrollCommand: CommandModule = {
       .options(recoveryOptions),
   handler: async (argv) => {
     const g = globalOptions(argv);
+    await disableCoreDumps(createRunner());
     const out = createOutput(g.json);
     const volume = volumeOf(argv);
     const escrow = escrowOf(argv);
     const unlock = (await zymbitUnlockKey(argv, g, volume)) ?? (await unlockKey(argv, volume));
-    const keyFile = recoveryKeyFileHooks(argv);
+    const keyFile = recoveryKeyDelivery(g, argv);
     try {
       const result = await withInterruptSignal((signal) =>
         enroll(
@@ -62,11 +65,10 @@ export const enrollCommand: CommandModule = {
         g,
         result,
         a
-          ? `enrolled '${volume}': Zymkey keyslot ${a.zymkeySlot} (priority prefer)${a.recoverySlot !== null ? `, recovery keyslot ${a.recoverySlot}${a.escrowRecipient ? ` (escrowed to ${a.escrowRecipient})` : ''}` : ''}`
+          ? `enrolled '${volume}': Zymkey keyslot ${a.zymkeySlot} (priority prefer)${a.recoverySlot !== null ? `, recovery keyslot ${a.recoverySlot}${a.escrowRecipient ? ` (escrowed to ${a.escrowRecipient})` : ''}` : ''}${describeRemovals(result) ? `; ${describeRemovals(result)}` : ''}`
           : '',
         { recoveryKeyFile: a?.recoveryKey ? keyFile.file : null },
       );
-      if (a?.recoveryKey) await showRecoveryKey(g, argv, a.recoveryKey, a.recoverySlot, keyFile.file);
     } catch (error) {
       await keyFile.undo();
       throw error;

@@ -1,8 +1,10 @@
-// zkluks list VOLUME: every keyslot with what it is for (zymkey, recovery, passphrase, another
-// tool's token), its KDF and priority, and any zkluks token that cannot be used.
+// zkluks list VOLUME: every keyslot with what it is for (zymkey, recovery, another tool's token,
+// pending in an interrupted change, or unknown: no token says), its KDF and priority, any zkluks
+// token that cannot be used, and a change an interruption left recorded in the header.
 import type { CommandModule } from 'yargs';
 import { createRunner } from '../../exec.ts';
 import { readHeader } from '../../keyslot/header.ts';
+import { describePending, findPending, pendingSlots } from '../../keyslot/pending.ts';
 import { viewVolume } from '../../keyslot/volume-view.ts';
 import { globalOptions } from '../global-options.ts';
 import { safeText } from '../../safe-text.ts';
@@ -12,12 +14,14 @@ import { volumeArg, volumeOf } from '../keyslot-command.ts';
 export const listCommand: CommandModule = {
   command: 'list <volume>',
   describe:
-    'List the keyslots of a LUKS2 volume: kind (zymkey/recovery/passphrase/other token), KDF, priority, token',
+    'List the keyslots of a LUKS2 volume: kind (zymkey/recovery/other token/pending/unknown), KDF, priority, token',
   builder: (y) => volumeArg(y),
   handler: async (argv) => {
     const g = globalOptions(argv);
     const volume = volumeOf(argv);
-    const view = viewVolume(await readHeader(createRunner(), volume));
+    const header = await readHeader(createRunner(), volume);
+    const view = viewVolume(header);
+    const pending = findPending(header);
     const slots = view.slots.map((s) => ({
       slot: s.id,
       kind: s.kind,
@@ -61,6 +65,23 @@ export const listCommand: CommandModule = {
         `warning: token ${o.tokenId} (${safeText(o.token.type)}) was not made for keyslot ${o.slot} (the slot's salt differs from the one it recorded: copied from another volume, or the slot was re-keyed); zkluks ${o.token.type === 'zkluks-zymkey' ? 'wipes that slot only once the Zymkey shows its key opens it, and refuses to guess while the Zymkey cannot answer' : 'keeps that slot when it removes the token'}`,
       );
     }
+    for (const p of pending) {
+      table.push(
+        `warning: ${describePending(p)}; the next zkluks change to this volume settles it (zkluks repair '${volume}' does it now)`,
+      );
+    }
+    const unknown = view.slots.filter((s) => s.kind === 'unknown').map((s) => s.id);
+    if (unknown.length > 0) {
+      table.push(
+        `note: keyslot ${unknown.join(', ')} ${unknown.length > 1 ? 'have' : 'has'} no token: a passphrase, or a key nobody holds; zkluks counts such a slot as a way in only when a key you give opens it`,
+      );
+    }
+    const ignored = view.slots.filter((s) => s.priority === 'ignore').map((s) => s.id);
+    if (ignored.length > 0) {
+      table.push(
+        `warning: keyslot ${ignored.join(', ')} ${ignored.length > 1 ? 'have' : 'has'} priority ignore: the boot prompt never tries ${ignored.length > 1 ? 'them' : 'it'}, so ${ignored.length > 1 ? 'they are' : 'it is'} no way in at boot`,
+      );
+    }
     createOutput(g.json).data(table.join('\n'), {
       volume,
       uuid: view.header.uuid,
@@ -68,6 +89,13 @@ export const listCommand: CommandModule = {
       slots,
       problems,
       foreignTokens: foreign.map((o) => ({ token: o.tokenId, type: o.token.type, slot: o.slot })),
+      interrupted: pending.map((p) => ({
+        token: p.tokenId,
+        operation: p.intent?.operation ?? null,
+        phase: p.intent?.phase ?? null,
+        slots: p.intent ? pendingSlots(p.intent) : [],
+        description: describePending(p),
+      })),
     });
   },
 };

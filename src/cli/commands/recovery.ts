@@ -4,7 +4,7 @@
 import type { CommandModule } from 'yargs';
 import { ExitCode } from '../../errors.ts';
 import { shellWord } from '../../hint.ts';
-import { withInterruptSignal } from '../../keyslot/interrupt.ts';
+import { withInterruptSignal } from '../interrupt.ts';
 import { promptHidden, readKeyFile } from '../../keyslot/key-input.ts';
 import { recoveryAdd, recoveryRemove, unlockEscrow, verifyRecovery } from '../../keyslot/operations.ts';
 import { globalOptions } from '../global-options.ts';
@@ -16,15 +16,17 @@ import {
   printResult,
   promptUnlockKey,
   removalCommand,
-  recoveryKeyFileHooks,
+  describeRemovals,
+  recoveryKeyDelivery,
   recoveryOptions,
-  showRecoveryKey,
   unlockKeyOption,
   unlockZymbitKeyOption,
   volumeArg,
   volumeOf,
   zymbitUnlockKey,
 } from '../keyslot-command.ts';
+import { disableCoreDumps } from '../core-dumps.ts';
+import { createRunner } from '../../exec.ts';
 
 const add: CommandModule = {
   command: 'add <volume>',
@@ -38,10 +40,11 @@ const add: CommandModule = {
       .options(recoveryOptions),
   handler: async (argv) => {
     const g = globalOptions(argv);
+    await disableCoreDumps(createRunner());
     const volume = volumeOf(argv);
     const escrow = escrowChoice(argv);
     const unlock = (await zymbitUnlockKey(argv, g, volume)) ?? (await optionalUnlockKey(argv));
-    const keyFile = recoveryKeyFileHooks(argv);
+    const keyFile = recoveryKeyDelivery(g, argv);
     try {
       const result = await withInterruptSignal((signal) =>
         recoveryAdd(
@@ -62,10 +65,9 @@ const add: CommandModule = {
         createOutput(g.json),
         g,
         result,
-        `added a recovery key to '${volume}': keyslot ${a?.recoverySlot}${a?.escrowRecipient ? `, escrowed to ${a.escrowRecipient}` : ''}`,
+        `added a recovery key to '${volume}': keyslot ${a?.recoverySlot}${a?.escrowRecipient ? `, escrowed to ${a.escrowRecipient}` : ''}${describeRemovals(result) ? `; ${describeRemovals(result)}` : ''}`,
         { recoveryKeyFile: a?.recoveryKey ? keyFile.file : null },
       );
-      if (a?.recoveryKey) await showRecoveryKey(g, argv, a.recoveryKey, a.recoverySlot, keyFile.file);
     } catch (error) {
       await keyFile.undo();
       throw error;
@@ -92,6 +94,7 @@ const verify: CommandModule = {
       }),
   handler: async (argv) => {
     const g = globalOptions(argv);
+    await disableCoreDumps(createRunner());
     const out = createOutput(g.json);
     const volume = volumeOf(argv);
     const deps = keyslotDeps(g);
@@ -122,7 +125,7 @@ const removeCmd = removalCommand({
   describe:
     'Wipe the recovery keyslot and its token (refused if no other way in without the Zymkey would remain)',
   remove: recoveryRemove,
-  done: (volume) => `removed the recovery keyslot and token from '${volume}'`,
+  done: (volume) => `removed the recovery key from '${volume}'`,
 });
 
 const unlock: CommandModule = {
@@ -136,6 +139,7 @@ const unlock: CommandModule = {
     }),
   handler: async (argv) => {
     const g = globalOptions(argv);
+    await disableCoreDumps(createRunner());
     const volume = volumeOf(argv);
     const { key, slot } = await unlockEscrow(keyslotDeps(g), volume, argv.identity as string);
     if (g.json) process.stdout.write(`${JSON.stringify({ volume, slot, recoveryKey: key })}\n`);

@@ -7,5 +7,5 @@ export const removeCommand = removalCommand({
   command: 'remove <volume>',
   describe: 'Wipe the Zymkey keyslot and its token (refused if no other way in would remain)',
   remove,
-  done: (volume) => `removed the Zymkey keyslot and token from '${volume}'`,
+  done: (volume) => `removed the Zymkey from '${volume}'`,
 });

@@ -1,10 +1,11 @@
 // zkluks rotate VOLUME: a new Zymkey-sealed key in a new keyslot, verified, then the old one wiped.
 import type { CommandModule } from 'yargs';
-import { withInterruptSignal } from '../../keyslot/interrupt.ts';
+import { withInterruptSignal } from '../interrupt.ts';
 import { rotate } from '../../keyslot/operations.ts';
 import { globalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
 import {
+  describeRemovals,
   keyslotDeps,
   optionalUnlockKey,
   printResult,
@@ -12,6 +13,8 @@ import {
   volumeArg,
   volumeOf,
 } from '../keyslot-command.ts';
+import { disableCoreDumps } from '../core-dumps.ts';
+import { createRunner } from '../../exec.ts';
 
 export const rotateCommand: CommandModule = {
   command: 'rotate <volume>',
@@ -23,6 +26,7 @@ export const rotateCommand: CommandModule = {
     }),
   handler: async (argv) => {
     const g = globalOptions(argv);
+    await disableCoreDumps(createRunner());
     const volume = volumeOf(argv);
     const unlock = await optionalUnlockKey(argv);
     try {
@@ -33,7 +37,7 @@ export const rotateCommand: CommandModule = {
         createOutput(g.json),
         g,
         result,
-        `rotated '${volume}': new Zymkey keyslot ${result.applied?.zymkeySlot}`,
+        `rotated '${volume}': new Zymkey keyslot ${result.applied?.zymkeySlot}${describeRemovals(result) ? `; ${describeRemovals(result)}` : ''}`,
       );
     } finally {
       unlock?.fill(0);

@@ -29,6 +29,9 @@ export const verifyCommand: CommandModule = {
       ? `ok: keyslot ${report.slot} of '${volume}' opens with the key the Zymkey unseals from token ${report.tokenId}`
       : `${report.reason}${report.zymkeyReason ? ` (${report.zymkeyReason})` : ''}: ${report.detail}`;
     out.data(human, report);
+    for (const i of report.interrupted) {
+      out.warn(`${i}; the next zkluks change settles it (zkluks repair '${volume}' does it now)`);
+    }
     if (report.ok) return;
     if (!g.json) {
       out.info(`Failed to verify the Zymkey keyslot of '${volume}': ${report.reason}`);

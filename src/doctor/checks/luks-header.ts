@@ -82,6 +82,7 @@ export function checkLuksHeader(facts: Facts): Finding[] {
       hint: `zkluks enroll '${v}'`,
     });
   }
+  const untokened = ways.otherSlots.filter((id) => !header.tokens.some((t) => t.keyslots.includes(id)));
   const entry = valueOf(facts.crypttab)?.entries.find((e) => e.name === ways.mapping);
   const zkluksLine = entry?.options.includes('keyscript=/lib/cryptsetup/scripts/zkluks') ?? false;
   const lock = valueOf(facts.zymbitState)?.files.some((f) => f.path === 'key.bin.lock') ?? false;
@@ -105,7 +106,7 @@ export function checkLuksHeader(facts: Facts): Finding[] {
       id: 'luks.recovery-path',
       area,
       severity: 'ok',
-      summary: `${plural(ways.otherSlots, 'Slot')} open${ways.otherSlots.length === 1 ? 's' : ''} without the Zymkey${ways.recoverySlots.length > 0 ? ` (recovery key in slot ${ways.recoverySlots.join(', ')})` : ''}.`,
+      summary: `${plural(ways.otherSlots, 'Slot')} ${ways.otherSlots.length === 1 ? 'does' : 'do'} not need the Zymkey${ways.recoverySlots.length > 0 ? ` (recovery key in slot ${ways.recoverySlots.join(', ')})` : ''}${untokened.length > 0 ? `; ${plural(untokened, 'slot')} ${untokened.length === 1 ? 'has' : 'have'} no token, so whether a key anyone holds opens ${untokened.length === 1 ? 'it' : 'them'} cannot be told from the header (test it: cryptsetup open --test-passphrase --key-slot N '${v}')` : ''}.`,
       evidence: recovery.map(
         (t) =>
           `token ${t.id}: recovery key for slot ${t.keyslots.join(',')}${t.escrowRecipient ? `, escrowed to ${t.escrowRecipient}` : ''}`,
@@ -124,6 +125,19 @@ export function checkLuksHeader(facts: Facts): Finding[] {
   }
 
   for (const t of header.tokens) {
+    if (t.pending) {
+      findings.push({
+        id: 'luks.interrupted',
+        area,
+        severity: 'error',
+        summary: `A zkluks change to '${v}' was interrupted: ${t.pending.description}.`,
+        evidence: [
+          `token ${t.id} (zkluks-pending) records it; keyslot ${t.pending.slots.join(', ') || 'none'} ${t.pending.slots.length === 1 ? 'is' : 'are'} pending`,
+        ],
+        hint: `zkluks repair '${v}' (or any zkluks change to it settles it first); 'zkluks repair --dry-run ${v}' shows how`,
+      });
+      continue;
+    }
     if (!t.type.startsWith('zkluks-')) continue;
     if (!t.valid) {
       findings.push({

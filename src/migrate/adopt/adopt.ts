@@ -29,6 +29,7 @@ import { applyPlan as applyKeyslotPlan, type ApplyHooks } from '../../keyslot/ap
 import { readZymbitKey, ZYMBIT_KEY_LOCK } from '../../keyslot/authority-zymbit.ts';
 import { testKey } from '../../keyslot/cryptsetup.ts';
 import { readHeader } from '../../keyslot/header.ts';
+import { settleFirst } from '../../keyslot/operation.ts';
 import {
   checkZymkeyTokens,
   enroll,
@@ -91,7 +92,17 @@ async function gather(deps: AdoptDeps, request: AdoptRequest) {
     });
   }
   const volume = resolveVolume(deps.root, source);
-  const header = await readHeader(deps.runner, volume);
+  // A change an earlier run left half-done (its zkluks-pending record) is settled first, so the
+  // plan sees the volume as it really is; a dry run only reads.
+  const header = request.dryRun
+    ? await readHeader(deps.runner, volume)
+    : (
+        await withVolumeLock(
+          volume,
+          () => settleFirst(deps, 'recovery-add', volume, false),
+          deps.lockDir ?? DEFAULT_LOCK_DIR,
+        )
+      ).header;
   const view = viewVolume(header);
   let zymbitKey: Buffer | undefined;
   let oldSlot: number | null = null;

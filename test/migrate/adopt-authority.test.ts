@@ -4,7 +4,7 @@
 import { type Dirent, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { simInit } from '../../src/device/sim-control.ts';
+import { simInit, simZkifc } from '../../src/device/sim-control.ts';
 import { runSimTool } from '../../src/device/sim-tools.ts';
 import type { Diagnosis } from '../../src/doctor/diagnose.ts';
 import { openZymkey } from '../../src/device/open.ts';
@@ -128,14 +128,18 @@ describe("Zymbit's key.bin.lock as the authority for a keyslot change", () => {
 
     const other = join(pi.dir, 'other-sim');
     simInit(other);
+    simZkifc(other, 'stopped');
     writeFileSync(join(pi.dir, 'k'), Buffer.alloc(512, 7));
     const foreign = (await runSimTool('zklockifs', [join(pi.dir, 'k')], other)).stdout;
+    simZkifc(other, 'running');
     writeFileSync(join(pi.dir, 'foreign.lock'), foreign);
     const wrongModule = await pi.zkluks([...args, '--unlock-zymbit-key', join(pi.dir, 'foreign.lock')]);
     expect(wrongModule.exitCode).toBe(4);
     expect(wrongModule.stderr).toMatch(/Failed to unseal Zymbit's sealed key/);
 
+    simZkifc(pi.simState, 'stopped');
     const stranger = (await runSimTool('zklockifs', [join(pi.dir, 'k')], pi.simState)).stdout;
+    simZkifc(pi.simState, 'running');
     writeFileSync(join(pi.dir, 'stranger.lock'), stranger);
     const noSlot = await pi.zkluks([...args, '--unlock-zymbit-key', join(pi.dir, 'stranger.lock')]);
     expect(noSlot.exitCode).toBe(1);
@@ -157,7 +161,9 @@ describe("Zymbit's key.bin.lock as the authority for a keyslot change", () => {
       const hints = before.findings.filter((f) => f.severity !== 'ok').map((f) => f.hint);
       const commands = hints.flatMap(hintCommands);
       const add = commands.find((c) => c[0] === 'recovery');
-      expect(add).toEqual(['recovery', 'add', '/dev/mmcblk0p2', '--unlock-zymbit-key', '--root', pi.root]);
+      // The volume as the tree names it (/dev/mmcblk0p2), or that device resolved inside the tree.
+      expect(add?.[2]).toMatch(/\/dev\/mmcblk0p2$/);
+      expect(add).toEqual(['recovery', 'add', add?.[2], '--unlock-zymbit-key', '--root', pi.root]);
       const added = await pi.zkluks(add ?? []);
       expect(added.exitCode, added.stderr).toBe(0);
       const key = RECOVERY.exec(added.stderr)?.[0];

@@ -19,7 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runSimTool } from '../../src/device/sim-tools.ts';
-import { simInit } from '../../src/device/sim-control.ts';
+import { simInit, simZkifc } from '../../src/device/sim-control.ts';
 import { zkluks } from '../helpers/cli.ts';
 
 export const KERNEL = '6.6.51+rpt-rpi-v8';
@@ -149,6 +149,8 @@ export async function buildZymbitPi(options: { tree?: boolean } = {}): Promise<Z
     chmodSync(p, mode);
   };
   simInit(simState);
+  // Zymbit's script runs the standalone tools with zkifc stopped, as the module requires.
+  simZkifc(simState, 'stopped');
   // Phase 2 of mk_encr_sd_rfs.sh: zkgrifs 512 > /run/key.bin; zklockifs /run/key.bin > key.bin.lock.
   const key = await simTool('zkgrifs', ['512'], simState);
   const plain = mkdtempSync('/dev/shm/zkluks-zymbit-key-');
@@ -161,6 +163,8 @@ export async function buildZymbitPi(options: { tree?: boolean } = {}): Promise<Z
     );
   } finally {
     rmSync(plain, { recursive: true, force: true });
+    // and starts it again afterwards (the Python API, which zkluks asks for info, needs it).
+    simZkifc(simState, 'running');
   }
   await run('truncate', ['-s', '32M', volume]);
   // cryptsetup -q -v luksFormat <part> - (the default LUKS2 argon2id slot, at the cheapest cost).

@@ -78,6 +78,16 @@ describe('keyslot hints', () => {
       { run: remove, failure: refused },
     );
     expect(await opens(img.path, 'new passphrase')).toBe(true);
+    // A keyslot without a token counts as a way in only once a key given in this run opens it: the
+    // second refusal says so, and giving the new passphrase lets the removal go on.
+    const unproven = await remove();
+    expect(unproven.exitCode).toBe(3);
+    expect(hintOf(unproven)).toMatch(/--unlock-key-file/);
+    const proven = await zkluks(['recovery', 'remove', img.path, '--unlock-key-file', '-'], {
+      env,
+      input: 'new passphrase',
+    });
+    expect(proven.exitCode, proven.stderr).toBe(0);
     expect((await readHeader(runner, img.path)).tokens.some((t) => t.type === 'zkluks-recovery')).toBe(false);
   });
 

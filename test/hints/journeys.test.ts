@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { simArm, simBindLock, simBreach, simInit } from '../../src/device/sim-control.ts';
+import { simArm, simBindLock, simBreach, simInit, simZkifc } from '../../src/device/sim-control.ts';
 import { createRunner } from '../../src/exec.ts';
 import { keyscriptVars } from '../../src/initramfs/boot-files.ts';
 import { render } from '../../src/initramfs/render.ts';
@@ -51,6 +51,8 @@ async function nextBoot(volume: string, simState: string): Promise<{ opens: bool
   mkdirSync(join(dir, 'run'), { recursive: true });
   writeFileSync(join(dir, 'kmsg'), '');
   writeFileSync(join(dir, 'boot.conf'), 'ZKLUKS_TIMEOUT=30\n');
+  // In the initramfs zkifc does not run; the booted system starts it again.
+  simZkifc(simState, 'stopped');
   const r = await execa('busybox', ['sh', keyscript, 'none'], {
     env: {
       PATH: [bb, bin, '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
@@ -74,7 +76,7 @@ async function nextBoot(volume: string, simState: string): Promise<{ opens: bool
     stripFinalNewline: false,
     reject: false,
     timeout: 60_000,
-  });
+  }).finally(() => simZkifc(simState, 'running'));
   const record = readFileSync(join(dir, 'run/cryptroot.record'), 'utf8');
   return {
     opens: r.exitCode === 0 && (await opens(volume, Buffer.from(r.stdout))),

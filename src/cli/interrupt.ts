@@ -7,6 +7,12 @@ import { constants } from 'node:os';
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 
 let changing = false;
+let owned = false;
+
+/** A command that ends itself on SIGINT/SIGTERM (sim serve) takes the signals from the global handler. */
+export function ownSignals(on: boolean): void {
+  owned = on;
+}
 
 /**
  * Outside a change, the same signals end zkluks at once with a sentence saying nothing was under
@@ -15,7 +21,7 @@ let changing = false;
 export function exitOnSignals(): void {
   for (const s of SIGNALS) {
     process.on(s, (name: NodeJS.Signals) => {
-      if (changing) return;
+      if (changing || owned) return;
       try {
         process.stderr.write(`zkluks: stopped by ${name}; no change to a volume was under way\n`);
       } catch {

@@ -3,6 +3,7 @@
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import { ownSignals } from '../interrupt.ts';
 import { UsageError, ZkluksError } from '../../errors.ts';
 import type { PerimeterAction } from '../../device/port.ts';
 import { SimZymkey } from '../../device/sim.ts';
@@ -244,8 +245,12 @@ const serve: CommandModule = {
       const stop = () => {
         process.off('SIGTERM', stop);
         process.off('SIGINT', stop);
-        void server.close().then(done);
+        void server.close().then(() => {
+          ownSignals(false);
+          done();
+        });
       };
+      ownSignals(true);
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
     });

@@ -67,7 +67,7 @@ export const listCommand: CommandModule = {
     }
     for (const p of pending) {
       table.push(
-        `warning: ${describePending(p)}; the next zkluks change to this volume settles it (zkluks repair '${volume}' does it now)`,
+        `warning: ${describePending(p)}; the next zkluks change to this volume settles it (to settle it now: zkluks repair '${volume}')`,
       );
     }
     const unknown = view.slots.filter((s) => s.kind === 'unknown').map((s) => s.id);

@@ -30,7 +30,7 @@ export const verifyCommand: CommandModule = {
       : `${report.reason}${report.zymkeyReason ? ` (${report.zymkeyReason})` : ''}: ${report.detail}`;
     out.data(human, report);
     for (const i of report.interrupted) {
-      out.warn(`${i}; the next zkluks change settles it (zkluks repair '${volume}' does it now)`);
+      out.warn(`${i}; the next zkluks change settles it (to settle it now: zkluks repair '${volume}')`);
     }
     if (report.ok) return;
     if (!g.json) {

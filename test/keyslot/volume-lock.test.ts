@@ -1,7 +1,7 @@
 // One operation per volume: the lock is flock(2) on the volume's identity, so every name of one
 // volume (a hard link, a symlink) shares it, and a holder that dies — even by SIGKILL — leaves no
 // lock behind.
-import { link, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -63,6 +63,7 @@ describe('the volume lock', () => {
 
   it('dies with its holder: after a SIGKILL the next run takes it at once', async () => {
     const { volume } = await scratch();
+    await truncate(volume, 32 * 2 ** 20);
     await createRunner()(
       'cryptsetup',
       [

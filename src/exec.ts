@@ -1,6 +1,8 @@
 // The one process runner. Every external program zkluks starts goes through a Runner, so tests
 // can record, script or fault-inject every call, and so secrets have exactly one way in: stdin.
-import { execa } from 'execa';
+// Built on node:child_process alone: every command that starts a program loads this file, and a
+// process library would cost more start-up time than the programs it runs (see bench/).
+import { spawn, type ChildProcess } from 'node:child_process';
 import { CommandFailedError } from './errors.ts';
 
 export interface RunOptions {
@@ -87,25 +89,88 @@ export interface RunnerOptions {
   env?: Record<string, string | undefined>;
 }
 
+/** Children still running; they are ended with SIGTERM when zkluks exits before them. */
+const running = new Set<ChildProcess>();
+let cleanupInstalled = false;
+
+function track(child: ChildProcess): void {
+  if (!cleanupInstalled) {
+    cleanupInstalled = true;
+    process.on('exit', () => {
+      for (const c of running) c.kill('SIGTERM');
+    });
+  }
+  running.add(child);
+  child.once('close', () => running.delete(child));
+}
+
+/** A program that ran to its end (or could not start). */
+interface Finished {
+  /** Null when a signal ended it or it never started. */
+  code: number | null;
+  /** The spawn error's code (ENOENT for a missing program). */
+  errorCode: string | undefined;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/** Collect a child's output and wait until it has ended and its pipes are closed. */
+function finished(child: ChildProcess): Promise<Finished> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
+  // A program that exits without reading its input closes the pipe; that is its answer, not ours.
+  child.stdin?.on('error', () => {});
+  return new Promise((resolve) => {
+    let errorCode: string | undefined;
+    const done = (code: number | null) =>
+      resolve({ code, errorCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
+    // A program that never started (no pid) is answered by 'error'; one that ran, by 'close'.
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      errorCode = error.code ?? 'ERROR';
+      if (child.pid === undefined) done(null);
+    });
+    child.once('close', (code: number | null) => {
+      if (child.pid !== undefined) done(code);
+    });
+  });
+}
+
+/** After a timeout's SIGTERM, a program that ignores it gets SIGKILL this much later. */
+const KILL_AFTER_MS = 5000;
+
 export function createRunner(runnerOptions: RunnerOptions = {}): Runner {
   return async (file, args, options = {}) => {
     const secrets = secretStrings(options);
     assertNoSecretOnArgv(file, args, secrets);
     const command = redact([file, ...args].map(quote).join(' '), secrets);
-    const result = await execa(file, [...args], {
+    const child = spawn(file, [...args], {
       // No input means stdin is /dev/null, so a program that would prompt fails instead of hanging.
-      ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
-      env: { ...runnerOptions.env, ...options.env },
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...runnerOptions.env, ...options.env },
       cwd: options.cwd,
-      timeout: options.timeoutMs,
-      reject: false,
-      encoding: 'buffer',
-      stripFinalNewline: false,
     });
-    const stdoutBytes = Buffer.from(result.stdout ?? new Uint8Array());
-    const stderr = redact(Buffer.from(result.stderr ?? new Uint8Array()).toString('utf8'), secrets);
-    const notFound = (result as { code?: string }).code === 'ENOENT';
-    const exitCode = result.exitCode ?? (notFound ? 127 : 1);
+    track(child);
+    const result = finished(child);
+    if (options.input !== undefined) child.stdin?.end(options.input);
+    let timedOut = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGTERM');
+            killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
+          }, options.timeoutMs);
+    const r = await result;
+    clearTimeout(timer);
+    clearTimeout(killTimer);
+    const stdoutBytes = r.stdout;
+    const stderr = redact(r.stderr.toString('utf8'), secrets);
+    const notFound = r.errorCode === 'ENOENT';
+    const exitCode = r.code ?? (notFound ? 127 : 1);
     runnerOptions.records?.push({
       file,
       args: [...args],
@@ -123,7 +188,7 @@ export function createRunner(runnerOptions: RunnerOptions = {}): Runner {
       stdout: stdoutBytes.toString('utf8'),
       stdoutBytes,
       stderr: notFound ? `${file}: command not found` : stderr,
-      timedOut: result.timedOut === true,
+      timedOut,
     };
     if ((options.reject ?? true) && (exitCode !== 0 || out.timedOut)) {
       throw new CommandFailedError(
@@ -167,22 +232,24 @@ export async function startHolder(
   args: readonly string[],
   ready: string,
 ): Promise<{ holder: Holder } | { holder: null; exitCode: number; stderr: string }> {
-  const child = execa(file, [...args], { stdin: 'pipe', reject: false, buffer: true });
+  const child = spawn(file, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  track(child);
+  const result = finished(child);
   const outcome = await new Promise<'ready' | 'ended'>((resolve) => {
     let seen = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       seen += chunk.toString();
       if (seen.includes(ready)) resolve('ready');
     });
-    void child.then(() => resolve('ended'));
+    void result.then(() => resolve('ended'));
   });
   if (outcome === 'ended') {
-    const r = await child;
-    const notFound = (r as { code?: string }).code === 'ENOENT';
+    const r = await result;
+    const notFound = r.errorCode === 'ENOENT';
     return {
       holder: null,
-      exitCode: r.exitCode ?? (notFound ? 127 : 1),
-      stderr: notFound ? `${file}: command not found` : String(r.stderr ?? ''),
+      exitCode: r.code ?? (notFound ? 127 : 1),
+      stderr: notFound ? `${file}: command not found` : r.stderr.toString('utf8'),
     };
   }
   return {
@@ -190,7 +257,7 @@ export async function startHolder(
       pid: child.pid ?? -1,
       async release() {
         child.stdin?.end();
-        await child;
+        await result;
       },
     },
   };

@@ -1,16 +1,15 @@
-// The pieces every keyslot command shares: the operation deps, the VOLUME argument, key input
+// The pieces every keyslot command shares: the operation deps, key input
 // (a key file, stdin or a prompt), recovery-key options and delivering a new recovery key once
 // (before any old way in is removed), and printing an operation's result and what it settled.
-import { existsSync } from 'node:fs';
-import type { Argv, CommandModule } from 'yargs';
+import type { CommandModule } from 'yargs';
 import { openZymkey } from '../device/open.ts';
 import { UsageError } from '../errors.ts';
 import { createRunner } from '../exec.ts';
-import { under } from '../root-path.ts';
 import type { MadeKeys } from '../keyslot/apply.ts';
 import { unsealZymbitKey, zymbitKeyPath } from '../keyslot/authority-zymbit.ts';
 import { checkRecipient } from '../keyslot/escrow.ts';
 import { withInterruptSignal } from './interrupt.ts';
+import { volumeArg, volumeOf } from './volume-arg.ts';
 import {
   promptHidden,
   readKeyFile,
@@ -39,27 +38,6 @@ export function keyslotDeps(g: GlobalOptions, signal?: AbortSignal): KeyslotDeps
         onWarning: (l) => out.warn(l),
       }),
   };
-}
-
-export function volumeArg<T>(y: Argv<T>) {
-  return y.positional('volume', {
-    type: 'string',
-    demandOption: true,
-    describe: 'The LUKS2 volume: a partition such as /dev/mmcblk0p2, or an image file',
-  });
-}
-
-export function volumeOf(argv: Record<string, unknown>): string {
-  const v = argv.volume;
-  if (typeof v !== 'string' || v === '')
-    throw new UsageError('Failed to read VOLUME: none given', { hint: 'zkluks --help' });
-  // Under --root a device the tree's crypttab names (/dev/…) is the tree's own when the tree has it,
-  // as the doctor resolves it, so a hint the doctor gives for a staged tree works as written.
-  const root = argv.root;
-  if (typeof root === 'string' && root !== '/' && v.startsWith('/dev/') && existsSync(under(root, v))) {
-    return under(root, v);
-  }
-  return v;
 }
 
 /** Ask for the existing passphrase on the terminal, without echo. */

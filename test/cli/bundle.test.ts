@@ -74,4 +74,26 @@ describe('the bundle directory', () => {
       rmSync(broken, { recursive: true, force: true });
     }
   });
+
+  it('loads for `list` only what reading a header needs: no process library, no device, no keyslot change', () => {
+    // The modules a chunk pulls in as it loads (its static imports, followed through the chunks).
+    const loaded = (start: string): string => {
+      const seen = new Set<string>();
+      const visit = (file: string) => {
+        if (seen.has(file)) return;
+        seen.add(file);
+        const text = readFileSync(join(dir, file), 'utf8');
+        for (const m of text.matchAll(/^(?:import|export)\s[^;]*?from\s+"\.\/([^"]+)"/gms)) visit(m[1]!);
+      };
+      visit(start);
+      return [...seen].map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+    };
+    const list = readdirSync(dir).find((f) => /^list-.*\.mjs$/.test(f)) as string;
+    const modules = [...loaded(list).matchAll(/^\/\/ (\S+)$/gm)].map((m) => m[1]!);
+    expect(modules).toContain('src/keyslot/header.ts');
+    expect(modules).toContain('src/exec.ts');
+    expect(modules.filter((m) => m.startsWith('node_modules/'))).toEqual([]);
+    expect(modules.filter((m) => /^src\/(device|initramfs|doctor|migrate)\//.test(m))).toEqual([]);
+    expect(modules).not.toContain('src/cli/keyslot-command.ts');
+  });
 });

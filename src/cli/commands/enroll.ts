@@ -14,10 +14,9 @@ import {
   unlockKey,
   unlockKeyOption,
   unlockZymbitKeyOption,
-  volumeArg,
-  volumeOf,
   zymbitUnlockKey,
 } from '../keyslot-command.ts';
+import { volumeArg, volumeOf } from '../volume-arg.ts';
 import { disableCoreDumps } from '../core-dumps.ts';
 import { createRunner } from '../../exec.ts';
 

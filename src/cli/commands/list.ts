@@ -9,7 +9,7 @@ import { viewVolume } from '../../keyslot/volume-view.ts';
 import { globalOptions } from '../global-options.ts';
 import { safeText } from '../../safe-text.ts';
 import { createOutput } from '../output.ts';
-import { volumeArg, volumeOf } from '../keyslot-command.ts';
+import { volumeArg, volumeOf } from '../volume-arg.ts';
 
 export const listCommand: CommandModule = {
   command: 'list <volume>',

@@ -21,10 +21,9 @@ import {
   recoveryOptions,
   unlockKeyOption,
   unlockZymbitKeyOption,
-  volumeArg,
-  volumeOf,
   zymbitUnlockKey,
 } from '../keyslot-command.ts';
+import { volumeArg, volumeOf } from '../volume-arg.ts';
 import { disableCoreDumps } from '../core-dumps.ts';
 import { createRunner } from '../../exec.ts';
 

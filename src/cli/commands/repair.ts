@@ -7,7 +7,8 @@ import { describeSettle } from '../../keyslot/settle.ts';
 import { globalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
 import { withInterruptSignal } from '../interrupt.ts';
-import { keyslotDeps, volumeArg, volumeOf } from '../keyslot-command.ts';
+import { keyslotDeps } from '../keyslot-command.ts';
+import { volumeArg, volumeOf } from '../volume-arg.ts';
 
 export const repairCommand: CommandModule = {
   command: 'repair <volume>',

@@ -10,9 +10,8 @@ import {
   optionalUnlockKey,
   printResult,
   unlockKeyOption,
-  volumeArg,
-  volumeOf,
 } from '../keyslot-command.ts';
+import { volumeArg, volumeOf } from '../volume-arg.ts';
 import { disableCoreDumps } from '../core-dumps.ts';
 import { createRunner } from '../../exec.ts';
 

@@ -5,7 +5,8 @@ import { ExitCode } from '../../errors.ts';
 import { verifyZymkey } from '../../keyslot/operations.ts';
 import { globalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
-import { keyslotDeps, volumeArg, volumeOf } from '../keyslot-command.ts';
+import { keyslotDeps } from '../keyslot-command.ts';
+import { volumeArg, volumeOf } from '../volume-arg.ts';
 
 const HINTS: Record<string, string> = {
   'no-token': 'zkluks enroll VOLUME',

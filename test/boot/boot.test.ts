@@ -3,18 +3,17 @@
 // `zkluks sim serve` on the host over virtio-serial. One initramfs serves every case. The fallback
 // cases: a self-destructed simulator, a host end that never answers (the keyscript's time bound), and
 // a token whose sealed key the Zymkey unseals but cryptsetup rejects (cryptroot's second try).
-import { execa, type ResultPromise } from 'execa';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simArm, simBindLock, simBreach, simInit } from '../../src/device/sim-control.ts';
 import { BOOT_PATHS, DEFAULT_TIMEOUT_S } from '../../src/initramfs/boot-files.ts';
-import { bundle, zkluks } from '../helpers/cli.ts';
+import { zkluks } from '../helpers/cli.ts';
 import { makeBootDisk, PASSPHRASE, withForeignSealedKey, type BootDisk } from './disk.ts';
 import { buildInitramfs, stageTree } from './initramfs-build.ts';
 import { testKernel, type TestKernel } from './kernel.ts';
-import { bootVm, type BootResult } from './qemu.ts';
+import { bootVm, withSimulator as withSimServe, type BootResult } from './qemu.ts';
 import { withSilentZymkey } from './silent-zymkey.ts';
 
 const W = mkdtempSync(join(tmpdir(), 'zkluks-boot-'));
@@ -75,36 +74,9 @@ afterAll(() => {
   rmSync(W, { recursive: true, force: true });
 });
 
-/** Run `zkluks sim serve` on a socket for the duration of `fn`; returns what it logged too. */
-async function withSimulator<T>(
-  state: string,
-  fn: (socket: string) => Promise<T>,
-): Promise<{ value: T; log: string }> {
-  const socket = join(W, `sim-${Date.now()}.sock`);
-  const server: ResultPromise = execa(
-    process.execPath,
-    [bundle, 'sim', 'serve', '--socket', socket, '--sim-state', state],
-    {
-      reject: false,
-    },
-  );
-  let log = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sim serve did not start:\n${log}`)), 15_000);
-    server.stderr?.on('data', (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('listening')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  try {
-    return { value: await fn(socket), log };
-  } finally {
-    server.kill('SIGTERM');
-    log = String((await server).stderr);
-  }
+/** `zkluks sim serve` on `state` for the duration of `fn`; returns what it logged too. */
+function withSimulator<T>(state: string, fn: (socket: string) => Promise<T>) {
+  return withSimServe(state, W, fn);
 }
 
 function records(result: BootResult): Record<string, string> {

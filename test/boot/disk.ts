@@ -26,8 +26,8 @@ async function run(file: string, args: string[], input?: string | Buffer): Promi
   await execa(file, args, { input });
 }
 
-export async function makeBootDisk(dir: string, simState: string): Promise<BootDisk> {
-  const rootfs = join(dir, 'rootfs');
+/** The root filesystem's tree at `rootfs`: the static marker init and the mount points. */
+export async function markerRootfs(rootfs: string): Promise<string> {
   for (const d of ['sbin', 'proc', 'sys', 'dev', 'run', 'tmp'])
     mkdirSync(join(rootfs, d), { recursive: true });
   await run('gcc', [
@@ -38,6 +38,11 @@ export async function makeBootDisk(dir: string, simState: string): Promise<BootD
     join(repoRoot, 'test/boot/guest/marker-init.c'),
   ]);
   chmodSync(join(rootfs, 'sbin/init'), 0o755);
+  return rootfs;
+}
+
+export async function makeBootDisk(dir: string, simState: string): Promise<BootDisk> {
+  const rootfs = await markerRootfs(join(dir, 'rootfs'));
   const part = join(dir, 'part.img');
   const keyDir = join('/dev/shm', `zkluks-bootkey-${process.pid}`);
   mkdirSync(keyDir, { recursive: true, mode: 0o700 });
@@ -79,12 +84,17 @@ export async function makeBootDisk(dir: string, simState: string): Promise<BootD
     rmSync(keyDir, { recursive: true, force: true });
   }
   const uuid = (await execa('cryptsetup', ['luksUUID', part])).stdout.trim();
-  const disk = join(dir, 'disk.img');
-  await run('truncate', ['-s', '50M', disk]);
-  await run('sfdisk', ['-q', disk], 'label: gpt\nstart=2048, size=98304, type=L\n');
-  await writePartition(part, disk);
+  const disk = await diskWithPartition(part, join(dir, 'disk.img'));
   rmSync(part);
   return { path: disk, uuid };
+}
+
+/** A GPT disk image `out` whose one partition (the guest's /dev/vda1) holds the 48 MiB image `part`. */
+export async function diskWithPartition(part: string, out: string): Promise<string> {
+  await run('truncate', ['-s', '50M', out]);
+  await run('sfdisk', ['-q', out], 'label: gpt\nstart=2048, size=98304, type=L\n');
+  await writePartition(part, out);
+  return out;
 }
 
 /** Write the partition image `part` into the disk image `disk` at the partition's offset. */

@@ -3,8 +3,16 @@
 // /usr/sbin and /var/lib (and the test kernel's modules) over the host's, and the test kernel's
 // /boot is bind-mounted, because mkinitramfs and its hooks read only those fixed paths.
 import { execa } from 'execa';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import { repoRoot } from '../helpers/cli.ts';
 import type { TestKernel } from './kernel.ts';
 
@@ -16,25 +24,35 @@ const guest = join(repoRoot, 'test', 'boot', 'guest');
  * `zkluks initramfs install --root <tree>` then adds zkluks's own files.
  */
 export function stageTree(dir: string, opts: { crypttab?: string } = {}): string {
-  for (const d of [
-    'boot',
-    'usr/lib',
-    'usr/sbin',
-    'etc/initramfs-tools/hooks',
-    'etc/initramfs-tools/scripts/init-premount',
-  ]) {
+  for (const d of ['boot', 'etc', 'usr/lib', 'usr/sbin']) {
     mkdirSync(join(dir, d), { recursive: true });
   }
   mkdirSync(join(dir, 'var/lib/zymbit/4a1b'), { recursive: true });
   symlinkSync('usr/lib', join(dir, 'lib'));
-  copyFileSync(join(guest, 'zkunlockifs.sh'), join(dir, 'usr/sbin/zkunlockifs'));
-  chmodSync(join(dir, 'usr/sbin/zkunlockifs'), 0o755);
   writeFileSync(join(dir, 'var/lib/zymbit/zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
   writeFileSync(join(dir, 'var/lib/zymbit/4a1b/s1_fp_salt.bin'), 'test salt\n', { mode: 0o600 });
   writeFileSync(
     join(dir, 'etc/crypttab'),
     opts.crypttab ?? '# <target name> <source device> <key file> <options>\n',
   );
+  return stageTestFiles(dir);
+}
+
+/**
+ * What every booted tree gets from the boot tier, on top of its own files: the test-only
+ * zkunlockifs forwarder at `zkunlockifs` (in place of Zymbit's), an initramfs-tools configuration
+ * for MODULES=list and zstd (fast to build), and the test hook and boot script.
+ */
+export function stageTestFiles(dir: string, zkunlockifs = '/usr/sbin/zkunlockifs'): string {
+  for (const d of [
+    dirname(zkunlockifs),
+    'etc/initramfs-tools/hooks',
+    'etc/initramfs-tools/scripts/init-premount',
+  ]) {
+    mkdirSync(join(dir, d), { recursive: true });
+  }
+  copyFileSync(join(guest, 'zkunlockifs.sh'), join(dir, zkunlockifs));
+  chmodSync(join(dir, zkunlockifs), 0o755);
   writeFileSync(
     join(dir, 'etc/initramfs-tools/initramfs.conf'),
     'MODULES=list\nBUSYBOX=auto\nCOMPRESS=zstd\nCOMPRESSLEVEL=1\nDEVICE=\nNFSROOT=auto\nRUNSIZE=10%\nFSTYPE=auto\nUMASK=0077\n',
@@ -55,6 +73,35 @@ export interface BuildResult {
   stderr: string;
 }
 
+/** A real directory (not a merged-/usr link) of the staged tree, to overlay with /usr's. */
+function ownDir(path: string): string[] {
+  try {
+    return lstatSync(path).isDirectory() ? [path] : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The script (for `unshare -m sh`) that runs mkinitramfs for `kernel` from the staged tree `stage`
+ * into `out`. A tree without merged /usr has its /lib and /sbin overlaid on /usr's.
+ */
+export function mkinitramfsScript(kernel: TestKernel, stage: string, out: string): string {
+  const overlay = (target: string, ...lowers: string[]) => {
+    const dirs = [...lowers.filter((d) => existsSync(d)), target];
+    return `mount -t overlay overlay -o lowerdir=${dirs.join(':')} ${target}`;
+  };
+  return [
+    'set -e',
+    overlay('/usr/lib', join(stage, 'usr/lib'), ...ownDir(join(stage, 'lib')), kernel.usrLib),
+    overlay('/usr/sbin', join(stage, 'usr/sbin'), ...ownDir(join(stage, 'sbin'))),
+    overlay('/etc', join(stage, 'etc')),
+    overlay('/var/lib', join(stage, 'var/lib')),
+    `mount --bind ${kernel.bootDir} /boot`,
+    `exec mkinitramfs -o ${out} ${kernel.version}`,
+  ].join('\n');
+}
+
 /** mkinitramfs for `kernel` from the staged tree `stage`, into `out`. */
 export async function buildInitramfs(opts: {
   kernel: TestKernel;
@@ -64,19 +111,7 @@ export async function buildInitramfs(opts: {
   withNode?: boolean;
 }): Promise<BuildResult> {
   const { kernel, stage, out } = opts;
-  const overlay = (target: string, ...lowers: string[]) => {
-    const dirs = [...lowers.filter((d) => existsSync(d)), target];
-    return `mount -t overlay overlay -o lowerdir=${dirs.join(':')} ${target}`;
-  };
-  const script = [
-    'set -e',
-    overlay('/usr/lib', join(stage, 'usr/lib'), kernel.usrLib),
-    overlay('/usr/sbin', join(stage, 'usr/sbin')),
-    overlay('/etc', join(stage, 'etc')),
-    overlay('/var/lib', join(stage, 'var/lib')),
-    `mount --bind ${kernel.bootDir} /boot`,
-    `exec mkinitramfs -o ${out} ${kernel.version}`,
-  ].join('\n');
+  const script = mkinitramfsScript(kernel, stage, out);
   const started = performance.now();
   const r = await execa('unshare', ['-m', 'sh', '-c', script], {
     reject: false,

@@ -1,7 +1,11 @@
 // Boots the test kernel under QEMU (TCG; KVM is unusable on the build machines) with the serial
 // console on pipes. It watches the console byte stream (a prompt has no newline) and answers a
 // prompt once it appears, never earlier: typed-ahead text would be echoed before askpass turns echo off.
+// The Zymkey is `zkluks sim serve` on the host, on the Unix socket the VM's virtio-serial port uses.
+import { execa, type ResultPromise } from 'execa';
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { bundle } from '../helpers/cli.ts';
 import type { TestKernel } from './kernel.ts';
 
 export interface BootOptions {
@@ -10,6 +14,8 @@ export interface BootOptions {
   disk: string;
   /** Extra kernel command-line words. */
   append?: string;
+  /** The crypttab name of the root's mapping (root=/dev/mapper/<name>); default cryptroot. */
+  rootName?: string;
   /** Unix socket of `zkluks sim serve`, attached as the virtio-serial port zymkey.sim. */
   simSocket?: string;
   /** Type `reply` followed by a newline when `prompt` appears on the console. */
@@ -49,7 +55,7 @@ export function bootVm(opts: BootOptions): Promise<BootResult> {
     '-initrd',
     opts.initrd,
     '-append',
-    `console=ttyS0 root=/dev/mapper/cryptroot panic=-1 ${opts.append ?? ''}`.trim(),
+    `console=ttyS0 root=/dev/mapper/${opts.rootName ?? 'cryptroot'} panic=-1 ${opts.append ?? ''}`.trim(),
     '-drive',
     `file=${opts.disk},format=raw,if=virtio${opts.persist ? '' : ',snapshot=on'}`,
   ];
@@ -93,4 +99,38 @@ export function bootVm(opts: BootOptions): Promise<BootResult> {
       resolve({ console: out, durationMs: performance.now() - started, timedOut, promptAtMs, killed });
     });
   });
+}
+
+/**
+ * Run `zkluks sim serve` for the simulator state `state` on a new socket in `dir` for the duration of
+ * `fn` (QEMU connects as a client, so it listens first); returns what it logged too.
+ */
+export async function withSimulator<T>(
+  state: string,
+  dir: string,
+  fn: (socket: string) => Promise<T>,
+): Promise<{ value: T; log: string }> {
+  const socket = join(dir, `sim-${Date.now()}.sock`);
+  const server: ResultPromise = execa(
+    process.execPath,
+    [bundle, 'sim', 'serve', '--socket', socket, '--sim-state', state],
+    { reject: false },
+  );
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`sim serve did not start:\n${log}`)), 15_000);
+    server.stderr?.on('data', (d: Buffer) => {
+      log += d.toString();
+      if (log.includes('listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  try {
+    return { value: await fn(socket), log };
+  } finally {
+    server.kill('SIGTERM');
+    log = String((await server).stderr);
+  }
 }

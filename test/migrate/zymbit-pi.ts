@@ -136,8 +136,47 @@ async function simTool(tool: string, args: string[], state: string): Promise<Buf
   return r.stdout;
 }
 
-/** Build the Pi. `tree: false` gives the volume and the sealed key only (the volume tier). */
-export async function buildZymbitPi(options: { tree?: boolean } = {}): Promise<ZymbitPi> {
+export interface ZymbitPiOptions {
+  /** `false` gives the volume and the sealed key only (the volume tier). */
+  tree?: boolean;
+  /** A directory whose files become the volume's ext4 root filesystem (the QEMU tier boots it). */
+  rootfs?: string;
+}
+
+/** The cheapest argon2id keyslot: the kind cryptsetup's default makes, at the lowest cost. */
+const ARGON2ID = ['--pbkdf', 'argon2id', '--pbkdf-memory', '32', '--pbkdf-force-iterations', '4'];
+
+/**
+ * A volume holding `rootfs` as ext4, its one keyslot holding `key`. The script formats the partition
+ * and copies the running root in; `cryptsetup reencrypt --encrypt` on an ext4 image leaves the same
+ * header, without device-mapper on the host.
+ */
+async function encryptedRootfs(volume: string, rootfs: string, key: Buffer): Promise<void> {
+  await run('truncate', ['-s', '48M', volume]);
+  await run('mkfs.ext4', ['-q', '-F', '-L', 'rootfs', '-d', rootfs, volume, '32M']);
+  const plain = mkdtempSync('/dev/shm/zkluks-zymbit-key-');
+  try {
+    writeFileSync(join(plain, 'key.bin'), key, { mode: 0o600 });
+    await run('cryptsetup', [
+      'reencrypt',
+      '--encrypt',
+      '-q',
+      '--type',
+      'luks2',
+      ...ARGON2ID,
+      '--key-file',
+      join(plain, 'key.bin'),
+      '--reduce-device-size',
+      '16M',
+      volume,
+    ]);
+  } finally {
+    rmSync(plain, { recursive: true, force: true });
+  }
+}
+
+/** Build the Pi. */
+export async function buildZymbitPi(options: ZymbitPiOptions = {}): Promise<ZymbitPi> {
   const dir = mkdtempSync(join(tmpdir(), 'zkluks-zymbit-'));
   const root = join(dir, 'root');
   const simState = join(dir, 'sim');
@@ -166,26 +205,13 @@ export async function buildZymbitPi(options: { tree?: boolean } = {}): Promise<Z
     // and starts it again afterwards (the Python API, which zkluks asks for info, needs it).
     simZkifc(simState, 'running');
   }
-  await run('truncate', ['-s', '32M', volume]);
-  // cryptsetup -q -v luksFormat <part> - (the default LUKS2 argon2id slot, at the cheapest cost).
-  await run(
-    'cryptsetup',
-    [
-      '-q',
-      'luksFormat',
-      '--type',
-      'luks2',
-      '--pbkdf',
-      'argon2id',
-      '--pbkdf-memory',
-      '32',
-      '--pbkdf-force-iterations',
-      '4',
-      volume,
-      '-',
-    ],
-    key,
-  );
+  if (options.rootfs === undefined) {
+    await run('truncate', ['-s', '32M', volume]);
+    // cryptsetup -q -v luksFormat <part> - (the default LUKS2 argon2id slot, at the cheapest cost).
+    await run('cryptsetup', ['-q', 'luksFormat', '--type', 'luks2', ...ARGON2ID, volume, '-'], key);
+  } else {
+    await encryptedRootfs(volume, options.rootfs, key);
+  }
   const uuid = (await run('cryptsetup', ['luksUUID', volume])).trim();
   file('/var/lib/zymbit/zkenv.conf', 'ZK_GPIO_WAKE_PIN=516\n');
   if (options.tree !== false) {

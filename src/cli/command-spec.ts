@@ -173,7 +173,10 @@ export async function commandLineProblem(args: readonly string[]): Promise<strin
     const a = rest[i] ?? '';
     if (a.startsWith('--') && a.length > 2) {
       const name = a.slice(2).split('=')[0] ?? '';
-      if (!a.includes('=') && known.get(name)?.boolean === false) i++;
+      // A value-taking option followed by another flag has no value of its own, as yargs reads it
+      // (`--unlock-zymbit-key --root DIR`: the default key file).
+      if (!a.includes('=') && known.get(name)?.boolean === false && !(rest[i + 1] ?? '').startsWith('--'))
+        i++;
     } else words.push(a);
   }
   const required = spec.positionals.filter((p) => p.required).length;

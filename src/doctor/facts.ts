@@ -172,7 +172,13 @@ export interface ZymkeyFacts {
   /** A crypto call with no key involved (random bytes): does the module do crypto at all. */
   rng: Fact<true>;
   /** Unsealing the sealed key now (the key itself is discarded after testing it against the header). */
-  unseal: Fact<{ source: string; tokenId: number | null; opensSlot: boolean | null }>;
+  unseal: Fact<{
+    source: string;
+    tokenId: number | null;
+    opensSlot: boolean | null;
+    /** The keyslot the unsealed key opened, when it opened one. */
+    slot?: number | null;
+  }>;
 }
 
 export interface I2cProbeFacts {

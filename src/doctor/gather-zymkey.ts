@@ -74,6 +74,7 @@ export async function gatherZymkey(opts: {
         source: key.source,
         tokenId: key.tokenId,
         opensSlot: opts.volumePath && opts.header ? opened !== null : null,
+        slot: opened,
       });
     }
   }

@@ -54,8 +54,17 @@ export function waysIn(facts: Facts): WaysIn {
       .flatMap((t) => t.keyslots.filter((s) => slots.includes(s)));
   let zymkeySlots = tokenSlots('zkluks-zymkey');
   const recoverySlots = tokenSlots('zkluks-recovery');
-  // Zymbit's own script formats the volume with the sealed key as its one and only slot.
-  if (zymkeySlots.length === 0 && zymbitLayout && slots.length === 1) zymkeySlots = slots;
+  // Zymbit's own script formats the volume with the sealed key as its one and only slot; once other
+  // slots are added beside it (a recovery key first), it is the slot key.bin.lock's key opened.
+  const unsealed = valueOf(facts.zymkey)?.unseal;
+  const lockSlot =
+    unsealed?.ok && unsealed.value.tokenId === null && typeof unsealed.value.slot === 'number'
+      ? unsealed.value.slot
+      : null;
+  if (zymkeySlots.length === 0 && zymbitLayout) {
+    if (lockSlot !== null && slots.includes(lockSlot)) zymkeySlots = [lockSlot];
+    else if (slots.length === 1) zymkeySlots = slots;
+  }
   const otherSlots = slots.filter((s) => !zymkeySlots.includes(s));
   return { known: true, zymkeySlots, recoverySlots, otherSlots, ...base };
 }

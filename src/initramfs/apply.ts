@@ -248,7 +248,7 @@ export async function applyPlan(plan: Plan, opts: { runner: Runner; root: string
             throw new ZkluksError(
               `Failed to rebuild the initramfs: '${step.command.join(' ')}' exited ${r.exitCode}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`,
               {
-                hint: `fix what it reports (run '${step.command.join(' ')}' by hand to see every message), then zkluks initramfs ${plan.operation} again`,
+                hint: `fix what it reports (run '${step.command.join(' ')}' by hand to see every message), then run it again: ${zkluksCommand(root, 'initramfs', plan.operation)}`,
               },
             );
           }
@@ -294,7 +294,7 @@ export async function applyPlan(plan: Plan, opts: { runner: Runner; root: string
       `Failed to ${plan.operation} the boot files: ${(error as Error).message}. ${left}`,
       {
         cause: error,
-        hint: `zkluks initramfs ${plan.operation} again once the cause is fixed`,
+        hint: `once the cause is fixed, run it again: ${zkluksCommand(root, 'initramfs', plan.operation)}`,
       },
     );
   }

@@ -2,11 +2,12 @@
 // runs the command the previous step's hint names. "Next boot" is the rendered keyscript run by
 // busybox against the simulator, as cryptroot runs it. Prints "hints: N followed, N worked".
 import { execa } from 'execa';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simArm, simBindLock, simBreach, simInit, simZkifc } from '../../src/device/sim-control.ts';
+import type { Diagnosis } from '../../src/doctor/diagnose.ts';
 import { createRunner } from '../../src/exec.ts';
 import { keyscriptVars } from '../../src/initramfs/boot-files.ts';
 import { render } from '../../src/initramfs/render.ts';
@@ -14,6 +15,8 @@ import { readTemplate } from '../../src/initramfs/templates.ts';
 import { zkluks } from '../helpers/cli.ts';
 import { luksImage, opens } from '../helpers/luks.ts';
 import { simEnv, simStateDir } from '../keyslot/sim-fixture.ts';
+import { bootPaths } from '../migrate/boot-paths.ts';
+import { buildZymbitPi, type ZymbitPi } from '../migrate/zymbit-pi.ts';
 import { follow, hintCounts, hintOf } from './follow.ts';
 
 const runner = createRunner();
@@ -185,5 +188,85 @@ describe('recovery journeys', () => {
     const unlocked = await zkluks(['recovery', 'unlock', img.path, '--identity', identity], { env });
     expect(unlocked.stdout).toBe(newKey);
     expect(await opens(img.path, newKey)).toBe(true);
+  }, 300_000);
+
+  it("Zymbit's layout without any passphrase -> recovery key added first -> adopt -> next boot through zkluks -> old slot removed -> doctor clean", async () => {
+    const pi: ZymbitPi = await buildZymbitPi();
+    try {
+      const doctor = async (): Promise<Diagnosis> => {
+        const r = await pi.zkluks(['doctor', '--root', pi.root, '--json']);
+        expect([0, 1], r.stderr).toContain(r.exitCode);
+        return JSON.parse(r.stdout) as Diagnosis;
+      };
+      const finding = (d: Diagnosis, id: string) => {
+        const f = d.findings.find((x) => x.id === id);
+        expect(f, `no finding ${id} in ${d.findings.map((x) => x.id).join(', ')}`).toBeDefined();
+        return f ?? { hint: '', severity: '' };
+      };
+      const troubles = (d: Diagnosis) =>
+        d.findings.filter((f) => f.severity === 'error' || f.severity === 'warning');
+      // The doctor exits 1 while any other error remains; each hint is judged by its own finding.
+      const doctorExits = (argv: string[]) => (argv[1] === 'doctor' ? [0, 1] : [0]);
+
+      // First symptom: the doctor finds no way in without the Zymkey (Zymbit's one slot, no passphrase).
+      const first = await doctor();
+      const noRecovery = finding(first, 'luks.no-recovery-path');
+      expect(noRecovery.severity).toBe('error');
+      expect(noRecovery.hint).toContain('--unlock-zymbit-key');
+      const backup = join(pi.dir, 'header.img');
+      const added = await follow(noRecovery.hint, {
+        values: { '/root/header.img': backup },
+        env: pi.env,
+        exits: doctorExits,
+      });
+      const recoveryKey = /^ {4}(\S+)$/m.exec(added.results[0]?.stderr ?? '')?.[1] ?? '';
+      expect(await opens(pi.volume, recoveryKey)).toBe(true);
+      expect(existsSync(backup)).toBe(true);
+
+      // With the recovery key in place, every trouble left names adopt, and no hint leads elsewhere.
+      const second = await doctor();
+      expect(troubles(second).map((f) => f.id)).not.toContain('luks.no-recovery-path');
+      expect(troubles(second).length).toBeGreaterThan(0);
+      for (const f of troubles(second)) expect(f.hint, f.id).toMatch(/^zkluks adopt --root /);
+      // Without a terminal adopt shows its plan (no second recovery key) and says how to confirm it.
+      const asked = await follow(finding(second, 'crypttab.zymbit-keyscript').hint, {
+        env: pi.env,
+        exits: () => [2],
+      });
+      expect(asked.results[0]?.stderr).toMatch(/enroll a zkluks Zymkey keyslot/);
+      expect(asked.results[0]?.stderr).not.toMatch(/add a recovery key/);
+      await follow(hintOf(asked.results[0] ?? { exitCode: 1, stdout: '', stderr: '' }), { env: pi.env });
+
+      // Next boot: the image the firmware loads carries the zkluks keyscript, which unlocks through the Zymkey.
+      const paths = await bootPaths(pi, recoveryKey);
+      expect(paths.new, paths.detail).toBe(true);
+      const boot = await nextBoot(pi.volume, pi.simState);
+      expect(boot.opens, boot.record).toBe(true);
+      expect(boot.record).toMatch(/method=zymkey/);
+
+      // The doctor is clean but for Zymbit's old slot, and its hint finishes the job.
+      const third = await doctor();
+      expect(troubles(third)).toEqual([]);
+      const old = finding(third, 'luks.adopted-old-slot');
+      // Without a terminal: the recovery key is checked from the file the admin keeps it in, and
+      // adopt --remove-old is confirmed as its own hint says.
+      const keyFile = join(pi.dir, 'recovery.txt');
+      writeFileSync(keyFile, recoveryKey, { mode: 0o600 });
+      const finishing = await follow(old.hint, { env: pi.env, exits: () => [2] });
+      for (const r of finishing.results) {
+        await follow(hintOf(r), { values: { FILE: keyFile }, env: pi.env });
+      }
+      expect(await opens(pi.volume, pi.key)).toBe(false);
+      expect(pi.exists('/var/lib/zymbit/key.bin.lock')).toBe(false);
+      expect(await opens(pi.volume, recoveryKey)).toBe(true);
+      expect((await nextBoot(pi.volume, pi.simState)).opens).toBe(true);
+
+      const last = await doctor();
+      expect(troubles(last)).toEqual([]);
+      expect(last.findings.map((f) => f.id)).not.toContain('luks.adopted-old-slot');
+      expect(last.verdict.status).toBe('ok');
+    } finally {
+      pi.cleanup();
+    }
   }, 300_000);
 });

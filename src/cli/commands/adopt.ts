@@ -3,6 +3,7 @@
 // hook — and, with --remove-old, wipe Zymbit's slot and key.bin.lock once all of that is verified.
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors.ts';
+import { shellWord, zkluksCommand } from '../../hint.ts';
 import { withInterruptSignal } from '../interrupt.ts';
 import { promptHidden } from '../../keyslot/key-input.ts';
 import { adopt, type AdoptResult } from '../../migrate/adopt/adopt.ts';
@@ -34,10 +35,23 @@ function json(g: GlobalOptions, r: AdoptResult, recoveryKeyFile: string | null) 
   };
 }
 
-async function confirm(volume: string | undefined): Promise<void> {
+/** The command line as the admin gave it (without --yes/--dry-run), for the hint that repeats it. */
+function givenWords(argv: Record<string, unknown>, volume: string | undefined): string[] {
+  const file = argv['recovery-key-file'];
+  return [
+    'adopt',
+    ...(volume ? [shellWord(volume)] : []),
+    ...(argv['remove-old'] === true ? ['--remove-old'] : []),
+    ...(typeof argv.escrow === 'string' ? ['--escrow', shellWord(argv.escrow)] : []),
+    ...(typeof file === 'string' ? ['--recovery-key-file', shellWord(file)] : []),
+    ...(argv.qr === true ? ['--qr'] : []),
+  ];
+}
+
+async function confirm(root: string, volume: string | undefined, words: string[]): Promise<void> {
   if (!process.stdin.isTTY) {
     throw new UsageError('Failed to adopt: confirmation needed and stdin is not a terminal', {
-      hint: 'zkluks adopt --dry-run shows the plan; add --yes to run it',
+      hint: `'${zkluksCommand(root, ...words, '--dry-run')}' shows the plan; '${zkluksCommand(root, ...words, '--yes')}' runs it`,
     });
   }
   const answer = (
@@ -80,7 +94,7 @@ export const adoptCommand: CommandModule = {
         return;
       }
       if (!g.json) out.info(planLines(planned).join('\n'));
-      await confirm(volume);
+      await confirm(g.root, volume, givenWords(argv, volume));
     }
     let result: AdoptResult;
     try {

@@ -37,7 +37,7 @@ async function confirmStored(): Promise<void> {
     const answer = await rl.question('Type "stored" once the recovery key is kept safe: ');
     if (answer.trim().toLowerCase() !== 'stored') {
       throw new RefusedError('Refusing to arm the encryption: the recovery key was not confirmed as stored', {
-        hint: 'run zkluks encrypt-root again; a new recovery key is made each time',
+        hint: 'run it again (a new recovery key is made each time): zkluks encrypt-root',
       });
     }
   } finally {

@@ -60,7 +60,7 @@ export function checkCrypttab(facts: Facts): Finding[] {
       summary:
         "Zymbit's zk_get_key keyscript unlocks the root: it has no passphrase fallback, so when the Zymkey fails the boot retries and ends in the initramfs shell.",
       evidence: [line],
-      hint: `${zkluksCommand(facts.root, 'adopt')} (recovery key first, then a zkluks slot and the keyscript with a prompt fallback; --dry-run shows the plan)`,
+      hint: `${zkluksCommand(facts.root, 'adopt')} (a recovery key first, then a Zymkey slot and keyscript of zkluks's own, with a prompt fallback; --dry-run shows the plan)`,
     });
   } else if (keyscript && /\/zkluks$/.test(keyscript) && entry.keyscriptPresent !== false) {
     findings.push({

@@ -67,7 +67,7 @@ export function checkEncryption(facts: Facts): Finding[] {
         'arming-incomplete',
         'warning',
         `Encryption is planned but not armed: cmdline.txt still names root=${e.cmdlineRoot ?? '(none)'}, so the next boot stays plain.`,
-        'zkluks encrypt-root --disarm, then zkluks encrypt-root again',
+        'zkluks encrypt-root --disarm, then zkluks encrypt-root (arms it again)',
       );
     }
     return finding(

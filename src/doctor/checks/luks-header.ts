@@ -97,7 +97,7 @@ export function checkLuksHeader(facts: Facts): Finding[] {
         `crypttab '${entry?.name}' uses the zkluks keyscript`,
         `keyslots: ${slots.join(', ')}; zkluks Zymkey ${plural(ways.zymkeySlots, 'slot')}, recovery ${plural(ways.recoverySlots, 'slot')}`,
       ],
-      hint: `once the recovery key is checked ('zkluks recovery verify ${v}') and the Pi has rebooted through zkluks: zkluks adopt --remove-old${facts.root !== '/' ? ` --root ${facts.root}` : ''}`,
+      hint: `once the recovery key is checked ('zkluks recovery verify ${v}') and the Pi has rebooted through zkluks: ${zkluksCommand(facts.root, 'adopt', '--remove-old')}`,
     });
   }
   if (ways.otherSlots.length > 0 && ways.zymkeySlots.length > 0) {

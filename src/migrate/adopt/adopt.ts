@@ -15,6 +15,7 @@ import {
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../atomic-write.ts';
 import { ZkluksError } from '../../errors.ts';
+import { shellWord, systemFile, zkluksCommand } from '../../hint.ts';
 import {
   applyPlan as applyInstall,
   imagesToVerify,
@@ -88,7 +89,7 @@ async function gather(deps: AdoptDeps, request: AdoptRequest) {
   const source = request.volume ?? layout.entry?.source;
   if (!source) {
     throw new ZkluksError(`Failed to adopt: no volume named and ${layout.found[0]}`, {
-      hint: 'zkluks adopt /dev/mmcblk0p2',
+      hint: zkluksCommand(deps.root, 'adopt', 'VOLUME'),
     });
   }
   const volume = resolveVolume(deps.root, source);
@@ -216,7 +217,7 @@ async function run(
   for (const step of plan.steps) {
     if (deps.signal?.aborted) {
       throw new ZkluksError(
-        `Failed to adopt '${volume}': interrupted before '${describeStep(step)}'; the Pi boots as before, and zkluks adopt finishes the job`,
+        `Failed to adopt '${volume}': interrupted before '${describeStep(step)}'; the Pi boots as before, and ${zkluksCommand(root, 'adopt')} (run again) finishes the job`,
       );
     }
     switch (step.kind) {
@@ -249,7 +250,7 @@ async function run(
           throw new ZkluksError(
             `Failed to adopt '${volume}': the zkluks Zymkey slot does not open: ${v.detail}`,
             {
-              hint: `zkluks verify '${volume}'`,
+              hint: zkluksCommand(root, 'verify', shellWord(volume)),
             },
           );
         }
@@ -279,7 +280,7 @@ async function run(
           throw new ZkluksError(
             `Failed to rebuild the initramfs: '${step.command.join(' ')}' exited ${r.exitCode}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`,
             {
-              hint: `${step.command.join(' ')} (run it by hand to see every message); the Pi still boots Zymbit's image; then zkluks adopt again`,
+              hint: `${step.command.join(' ')} (run it by hand to see every message); the Pi still boots Zymbit's image; then ${zkluksCommand(root, 'adopt')} (again)`,
             },
           );
         }
@@ -300,14 +301,16 @@ async function run(
         if (images.length === 0 || absent.length > 0) {
           throw new ZkluksError(
             `Failed to adopt '${volume}': after the rebuild the firmware would find no image at ${absent.join(', ') || 'any auto_initramfs name'}; ${step.path} still loads Zymbit's initrd.img`,
-            { hint: 'check raspi-firmware placed the images (ls /boot/firmware), then zkluks adopt again' },
+            {
+              hint: `check raspi-firmware placed the images (ls ${systemFile(root, dir)}), then ${zkluksCommand(root, 'adopt')} (again)`,
+            },
           );
         }
         const bad = imageErrors(await verifyImages(runner, root, zkunlockifs(), images));
         if (bad.length > 0) {
           throw new ZkluksError(
             `Failed to adopt '${volume}': the new image is not ready (${bad.join('; ')}); ${step.path} still loads Zymbit's initrd.img`,
-            { hint: 'zkluks initramfs check' },
+            { hint: zkluksCommand(root, 'initramfs', 'check') },
           );
         }
         writeFileAtomic(path, next, statSync(path).mode & 0o7777);
@@ -319,7 +322,7 @@ async function run(
         if (result.images.length === 0 || bad.length > 0) {
           throw new ZkluksError(
             `Failed to verify the initramfs: ${bad.join('; ') || 'no image the firmware loads was found'}`,
-            { hint: 'zkluks initramfs check (lists every finding)' },
+            { hint: `${zkluksCommand(root, 'initramfs', 'check')} (lists every finding)` },
           );
         }
         break;
@@ -349,7 +352,7 @@ async function removeOldSlot(deps: AdoptDeps, volume: string, slot: number): Pro
       if (!recovery || !zymkey) {
         throw new ZkluksError(
           `Failed to adopt '${volume}': Zymbit's keyslot ${slot} is kept, since ${!recovery ? 'no recovery key' : 'no working zkluks Zymkey slot'} would remain`,
-          { hint: `zkluks list '${volume}'` },
+          { hint: zkluksCommand(deps.root, 'list', shellWord(volume)) },
         );
       }
       if (!header.keyslots.some((k) => k.id === slot)) return;

@@ -2,6 +2,7 @@
 // one order that keeps the Pi bootable by the old path or the new one at every point. Pure: the
 // facts are gathered in adopt.ts, the steps run in apply.ts. A re-run plans only what is left.
 import { RefusedError, ZkluksError } from '../../errors.ts';
+import { inSystem, shellWord, zkluksCommand } from '../../hint.ts';
 import { DEBIAN_KERNEL_HOOK_MD5, KERNEL_HOOK, keptCopy, type Layout } from './layout.ts';
 
 export type AdoptStep =
@@ -74,21 +75,21 @@ function recognise(state: AdoptState): void {
     throw new RefusedError(
       `Refused to adopt: this is not the layout Zymbit's mk_encr_sd_rfs.sh leaves; missing ${missing.join(', ')}. Found: ${l.found.join('; ')}`,
       {
-        hint: 'zkluks doctor (explains what this Pi has); zkluks enroll VOLUME for a volume zkluks should take over as it is',
+        hint: `${zkluksCommand(l.root, 'doctor')} (explains what this Pi has); ${zkluksCommand(l.root, 'enroll', 'VOLUME')} (for a volume zkluks should take over as it is)`,
       },
     );
   }
   if (l.lockPresent && state.oldSlot === null && !l.started && !state.zymkeyVerified) {
     throw new RefusedError(
       "Refused to adopt: the key sealed in /var/lib/zymbit/key.bin.lock opens no keyslot of the volume, so nothing proves this is the volume Zymbit's script encrypted",
-      { hint: 'name the volume: zkluks adopt /dev/mmcblk0p2' },
+      { hint: `name the volume: ${zkluksCommand(l.root, 'adopt', 'VOLUME')}` },
     );
   }
   if (l.zymbitInitramfsLine && !l.raspiFirmware) {
     throw new RefusedError(
       "Refused to adopt: config.txt loads Zymbit's single initrd.img and raspi-firmware is not installed, so no distro hook would place each kernel's own image for auto_initramfs",
       {
-        hint: 'apt-get install raspi-firmware (Raspberry Pi OS Bookworm and later), then zkluks adopt again',
+        hint: `${inSystem(l.root, 'apt-get install raspi-firmware')} (Raspberry Pi OS Bookworm and later), then ${zkluksCommand(l.root, 'adopt')} (again)`,
       },
     );
   }
@@ -100,7 +101,7 @@ function recognise(state: AdoptState): void {
     throw new RefusedError(
       `Refused to adopt: dpkg records initramfs-tools' ${KERNEL_HOOK} with md5 ${l.kernelHookDpkgMd5}, not the version zkluks can put back (${DEBIAN_KERNEL_HOOK_MD5})`,
       {
-        hint: `restore it first: apt-get install --reinstall -o Dpkg::Options::=--force-confask initramfs-tools, then zkluks adopt again`,
+        hint: `restore it first: ${inSystem(l.root, 'apt-get install --reinstall -o Dpkg::Options::=--force-confask initramfs-tools')}, then ${zkluksCommand(l.root, 'adopt')} (again)`,
       },
     );
   }
@@ -116,7 +117,9 @@ export function planAdopt(state: AdoptState, opts: AdoptOptions): AdoptPlan {
   if (needAuthority && state.oldSlot === null) {
     throw new ZkluksError(
       `Failed to adopt '${state.volume}': ${!state.hasRecovery ? 'a recovery key' : 'the zkluks Zymkey slot'} is still to be added, and no key authorizes it (${l.lockPresent ? "Zymbit's sealed key opens no keyslot" : '/var/lib/zymbit/key.bin.lock is gone'})`,
-      { hint: `zkluks recovery add '${state.volume}' --unlock-key-file FILE, then zkluks adopt again` },
+      {
+        hint: `${zkluksCommand(l.root, 'recovery', 'add', shellWord(state.volume), '--unlock-key-file', 'FILE')}, then ${zkluksCommand(l.root, 'adopt')} (again)`,
+      },
     );
   }
   if (!state.hasRecovery) steps.push({ kind: 'recovery-add', escrow: opts.escrow });
@@ -126,7 +129,9 @@ export function planAdopt(state: AdoptState, opts: AdoptOptions): AdoptPlan {
     if (state.hasZymkeyToken) {
       throw new ZkluksError(
         `Failed to adopt '${state.volume}': its zkluks-zymkey token does not open its keyslot now`,
-        { hint: `zkluks verify '${state.volume}' (says why), then zkluks enroll --force '${state.volume}'` },
+        {
+          hint: `${zkluksCommand(l.root, 'verify', shellWord(state.volume))} (says why), then ${zkluksCommand(l.root, 'enroll', '--force', shellWord(state.volume))}`,
+        },
       );
     }
     steps.push({ kind: 'enroll' });
@@ -154,7 +159,7 @@ export function planAdopt(state: AdoptState, opts: AdoptOptions): AdoptPlan {
     if (l.lockPresent) steps.push({ kind: 'remove-key-bin-lock', path: '/var/lib/zymbit/key.bin.lock' });
   } else if (state.oldSlot !== null) {
     notes.push(
-      `Zymbit's keyslot ${state.oldSlot} and /var/lib/zymbit/key.bin.lock are kept; 'zkluks adopt --remove-old' removes them once you have checked the recovery key and rebooted`,
+      `Zymbit's keyslot ${state.oldSlot} and /var/lib/zymbit/key.bin.lock are kept; '${zkluksCommand(l.root, 'adopt', '--remove-old')}' removes them once you have checked the recovery key and rebooted`,
     );
   }
   const onlyChecks = steps.every((s) => s.kind === 'verify-zymkey');

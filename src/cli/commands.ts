@@ -32,6 +32,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./commands/initramfs.ts')).initramfsCommand,
   },
   {
+    command: 'supervised-boot <command>',
+    describe: 'Zymbit SCM Supervised Boot: the manifest against the files on disk; sign changed files',
+    load: async () => (await import('./commands/supervised-boot.ts')).supervisedBootCommand,
+  },
+  {
     command: 'enroll <volume>',
     describe: 'Seal a new key with the Zymkey into its own keyslot (priority prefer), beside a recovery key',
     load: async () => (await import('./commands/enroll.ts')).enrollCommand,

@@ -28,6 +28,16 @@ export interface PerimeterChannel {
   firstBreach: string | null;
 }
 
+/** Supervised Boot (SCM, Secure Edge Node): what the module tells about its manifest of boot files. */
+export interface SupervisedBootInfo {
+  /** The module supervises the boot (an SCM); false: no such module here. */
+  scm: boolean;
+  /** The manifest's paths, relative to the boot partition; null when they could not be read. */
+  manifest: string[] | null;
+  /** Why the manifest could not be read; null when it was. */
+  error: string | null;
+}
+
 export interface ZymkeyPort {
   readonly backend: Backend;
   randomBytes(n: number): Promise<Buffer>;
@@ -36,6 +46,10 @@ export interface ZymkeyPort {
   info(): Promise<ZymkeyInfo>;
   binding(): Promise<BindingInfo>;
   perimeter(): Promise<PerimeterChannel[]>;
+  /** Whether the module is an SCM and which files its Supervised Boot manifest holds. */
+  supervisedBoot?(): Promise<SupervisedBootInfo>;
+  /** Sign `file` (relative to the boot partition) in the manifest as it is now. */
+  updateSupervisedBootFile?(file: string): Promise<void>;
 }
 
 /** Largest randomBytes request, like the real tools' practical limit (Zymbit seals 512 bytes). */

@@ -5,9 +5,16 @@
 // changes it, writes it atomically. Operations that Zymbit does through its API (bind-lock, arm,
 // clear, battery policy) need the module to answer, as on the hardware.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { RefusedError, UsageError, ZkluksError } from '../errors.ts';
 import type { BindingMode, PerimeterAction } from './port.ts';
 import { hasBatteryPolicy, simSession } from './sim.ts';
+import {
+  fileDigest,
+  simSupervisedBoot,
+  SCM_SHIPPED_MANIFEST,
+  type SupervisedBootOutcome,
+} from './sim-scm.ts';
 import {
   loadSimHost,
   loadSimModule,
@@ -75,7 +82,7 @@ export function simParts(dir: string): { host: SimHost; module: SimModule } {
 export function simLed(dir: string, host: SimHost, m: SimModule): SimLed {
   if (m.dead) return m.dead.why === 'state-lost' ? 'off' : 'atecc-unreachable';
   if (!m.plugged) return 'not-bound';
-  if (m.asleep) return 'off';
+  if (m.asleep || m.scm?.held) return 'off';
   const lock = m.binding.lockedTo;
   const salt = readHostSalt(dir, m.serial);
   if (lock && (lock.pi !== host.pi || lock.card !== simCardId(dir) || salt !== m.salt)) return 'off';
@@ -120,7 +127,7 @@ export function simStatus(stateDir: string): SimStatus {
 /** Make a new simulated module and fit it to a fresh host in `stateDir`. Refuses to replace one unless `force`. */
 export function simInit(
   stateDir: string,
-  opts: { model?: SimModel; force?: boolean; now?: Date } = {},
+  opts: { model?: SimModel; force?: boolean; now?: Date; boot?: string } = {},
 ): SimStatus {
   if (existsSync(simHostFile(stateDir)) && !opts.force) {
     throw new RefusedError(
@@ -130,6 +137,14 @@ export function simInit(
   }
   const module = newSimModule(opts.model, opts.now);
   const host = newSimHost(module.id, opts.now);
+  if (opts.boot !== undefined && module.scm !== null) {
+    // An SCM leaves the factory with its manifest signed over the boot files of its image.
+    host.boot = opts.boot;
+    for (const file of SCM_SHIPPED_MANIFEST) {
+      const digest = fileDigest(join(opts.boot, file));
+      if (digest !== null) module.scm.manifest[file] = digest;
+    }
+  }
   saveSimModule(stateDir, module);
   saveSimHost(stateDir, host);
   writeHostSalt(stateDir, module.serial, module.salt);
@@ -336,11 +351,23 @@ export function simBrownOut(stateDir: string): SimStatus {
   });
 }
 
-/** Power the Pi off and on: a brown-out is over. Nothing else changes. */
-export function simPowerCycle(stateDir: string): SimStatus {
-  return changeModule(stateDir, (m) => {
+/**
+ * Power the Pi off and on: a brown-out is over, and an SCM verifies its Supervised Boot manifest
+ * before the Pi boots (src/device/sim-scm.ts).
+ */
+export function simBoot(
+  stateDir: string,
+  now: Date = new Date(),
+): { supervisedBoot: SupervisedBootOutcome; status: SimStatus } {
+  changeModule(stateDir, (m) => {
     m.brownout = false;
   });
+  const supervisedBoot = simSupervisedBoot(stateDir, now);
+  return { supervisedBoot, status: simStatus(stateDir) };
+}
+
+export function simPowerCycle(stateDir: string): SimStatus {
+  return simBoot(stateDir).status;
 }
 
 /** `systemctl start|stop zkifc` on the simulated host. */

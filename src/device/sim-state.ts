@@ -37,6 +37,19 @@ export type SimModel = (typeof SIM_MODELS)[number];
 
 export type SimBatteryAction = 'none' | 'sleep' | 'self-destruct';
 
+/** set_supervised_boot_policy: 0 do nothing, 1 self-destruct, 2 hold the chip in reset. */
+export const SIM_SCM_POLICIES = ['none', 'destroy', 'hold-reset'] as const;
+export type SimScmPolicy = (typeof SIM_SCM_POLICIES)[number];
+
+/** Supervised Boot (SCM): the policy and the signed manifest the module keeps inside itself. */
+export interface SimScm {
+  policy: SimScmPolicy;
+  /** Path relative to the boot partition (as the API takes it) → SHA-256 hex of the file signed. */
+  manifest: Record<string, string>;
+  /** Production, policy hold-reset: since when the module holds the Pi in reset (for good). */
+  held?: string | null;
+}
+
 export interface SimChannel {
   channel: 0 | 1;
   action: PerimeterAction;
@@ -50,7 +63,8 @@ export interface SimChannel {
 export type SimDeath =
   | { why: 'self-destruct'; at: string; channel: 0 | 1 }
   | { why: 'battery'; at: string }
-  | { why: 'state-lost'; at: string };
+  | { why: 'state-lost'; at: string }
+  | { why: 'supervised-boot'; at: string; files: string[] };
 
 export interface SimModule {
   format: typeof SIM_MODULE_FORMAT;
@@ -79,8 +93,8 @@ export interface SimModule {
   asleep: boolean;
   perimeter: [SimChannel, SimChannel];
   dead: SimDeath | null;
-  /** Supervised Boot (SCM): policy and the signed manifest of boot files (path → SHA-256 hex). */
-  scm: { policy: 'none' | 'destroy' | 'hold-reset'; manifest: Record<string, string> } | null;
+  /** Supervised Boot (SCM only): policy and the signed manifest of boot files. */
+  scm: SimScm | null;
 }
 
 export interface SimHost {
@@ -95,6 +109,8 @@ export interface SimHost {
   zkifc: 'running' | 'stopped';
   /** The id of the module fitted to this Pi. */
   module: string;
+  /** The boot partition an SCM supervises (a directory; the API's paths are relative to it). */
+  boot?: string | null;
 }
 
 export function simHostFile(dir: string): string {
@@ -146,7 +162,9 @@ export function newSimModule(model: SimModel = 'ZYMKEY4i', now: Date = new Date(
     asleep: false,
     perimeter: [channel(0), channel(1)],
     dead: null,
-    scm: model === 'SCM' ? { policy: 'none', manifest: {} } : null,
+    // Zymbit's SCM firmware self-destructs on a Supervised Boot failure in production whatever the
+    // policy says (release notes, issue #126); the simulator starts with that policy.
+    scm: model === 'SCM' ? { policy: 'destroy', manifest: {}, held: null } : null,
   };
 }
 
@@ -209,6 +227,7 @@ export function parseSimHost(text: string, file: string): SimHost {
   if (typeof raw.kernel !== 'string' || !/^\d+\.\d+/.test(raw.kernel)) throw bad('kernel');
   if (raw.zkifc !== 'running' && raw.zkifc !== 'stopped') throw bad('zkifc');
   if (!isHex(raw.module, 16)) throw bad('module');
+  if (raw.boot !== undefined && raw.boot !== null && typeof raw.boot !== 'string') throw bad('boot');
   return raw as unknown as SimHost;
 }
 
@@ -254,11 +273,22 @@ export function parseSimModule(text: string, file: string): SimModule {
   const d = raw.dead;
   if (
     d !== null &&
-    (!isObject(d) || !isIso(d.at) || !['self-destruct', 'battery', 'state-lost'].includes(d.why as string))
+    (!isObject(d) ||
+      !isIso(d.at) ||
+      !['self-destruct', 'battery', 'state-lost', 'supervised-boot'].includes(d.why as string))
   )
     throw bad('dead');
   if (d !== null && raw.secret !== null) throw corrupt(file, 'a destroyed module still holds a secret');
-  if (raw.scm !== null && (!isObject(raw.scm) || !isObject(raw.scm.manifest))) throw bad('scm');
+  const scm = raw.scm;
+  if (
+    scm !== null &&
+    (!isObject(scm) ||
+      !SIM_SCM_POLICIES.includes(scm.policy as SimScmPolicy) ||
+      !isObject(scm.manifest) ||
+      !Object.values(scm.manifest).every((h) => isHex(h, 32)) ||
+      (scm.held !== undefined && scm.held !== null && !isIso(scm.held)))
+  )
+    throw bad('scm');
   return raw as unknown as SimModule;
 }
 

@@ -13,10 +13,12 @@ import {
   checkRandomCount,
   type BindingInfo,
   type PerimeterChannel,
+  type SupervisedBootInfo,
   type ZymkeyInfo,
   type ZymkeyPort,
 } from './port.ts';
 import { BlobError, openBlob, sealBlob } from './sealed-blob.ts';
+import { simScmAddOrUpdate, simScmManifest } from './sim-scm.ts';
 import {
   loadSimHost,
   loadSimModule,
@@ -108,7 +110,9 @@ function deadFailure(module: SimModule, action: string): ZymkeyUnavailableError 
       ? `perimeter channel ${d.channel} was breached at ${d.at} with self-destruct armed in production mode`
       : d?.why === 'battery'
         ? `the battery was removed at ${d?.at} with tamper detect armed in production mode`
-        : undefined,
+        : d?.why === 'supervised-boot'
+          ? `Supervised Boot found ${d.files.join(', ')} changed since it was signed, at the boot of ${d.at}, in production mode`
+          : undefined,
   );
 }
 
@@ -141,6 +145,13 @@ export function simSession(dir: string, action: string, caller: SimCaller): SimS
   }
   if (module.dead) throw deadFailure(module, action);
   if (!module.plugged) throw zymkeyFailure('unreachable', action, 'the simulated module is unplugged');
+  if (module.scm?.held) {
+    throw zymkeyFailure(
+      'unreachable',
+      action,
+      `the SCM holds the Pi in reset since ${module.scm.held}: a Supervised Boot file failed verification in production mode`,
+    );
+  }
   if (module.asleep) {
     throw zymkeyFailure('unreachable', action, 'the module sleeps until its battery is replaced');
   }
@@ -269,5 +280,28 @@ export class SimZymkey implements ZymkeyPort {
       action: 'unknown',
       firstBreach: c.firstBreach,
     }));
+  }
+
+  /**
+   * An SCM shows itself as a device (/dev/zscm*) whether or not its API answers: here, a fitted
+   * module of model SCM. The manifest comes through the API.
+   */
+  async supervisedBoot(): Promise<SupervisedBootInfo> {
+    let module: SimModule | null = null;
+    try {
+      module = loadSimModule(this.stateDir, loadSimHost(this.stateDir).module);
+    } catch {
+      module = null;
+    }
+    if (module?.model !== 'SCM') return { scm: false, manifest: null, error: null };
+    try {
+      return { scm: true, manifest: simScmManifest(this.stateDir), error: null };
+    } catch (error) {
+      return { scm: true, manifest: null, error: (error as Error).message };
+    }
+  }
+
+  async updateSupervisedBootFile(file: string): Promise<void> {
+    simScmAddOrUpdate(this.stateDir, file);
   }
 }

@@ -9,10 +9,12 @@ import {
   checkRandomCount,
   type BindingInfo,
   type PerimeterChannel,
+  type SupervisedBootInfo,
   type ZymkeyInfo,
   type ZymkeyPort,
 } from './port.ts';
 import { TMPFS_CANDIDATES, withPrivateTmpfsDir } from './tmpfs-dir.ts';
+import { readScmManifest, updateScmFile } from './zymbit-scm.ts';
 import {
   parseZymkeyInfoReport,
   unknownReport,
@@ -28,6 +30,8 @@ export interface ZymbitOptions {
   tmpfsCandidates?: readonly string[];
   /** Bound on each tool run. */
   timeoutMs?: number;
+  /** Where an SCM's device node (zscm*) appears; default /dev. */
+  devDir?: string;
   /** Told when zkifc could not be started again (the operation itself still succeeded or failed). */
   onWarning?: (line: string) => void;
 }
@@ -165,5 +169,13 @@ export class ZymbitZymkey implements ZymkeyPort {
 
   async perimeter(): Promise<PerimeterChannel[]> {
     return (await this.readReport()).perimeter;
+  }
+
+  supervisedBoot(): Promise<SupervisedBootInfo> {
+    return readScmManifest(this.runner, this.opts.devDir ?? '/dev', this.timeoutMs);
+  }
+
+  updateSupervisedBootFile(file: string): Promise<void> {
+    return updateScmFile(this.runner, file, this.timeoutMs);
   }
 }

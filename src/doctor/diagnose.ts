@@ -8,6 +8,7 @@ import { checkI2c } from './checks/i2c.ts';
 import { checkInitramfs } from './checks/initramfs.ts';
 import { checkLastBoot } from './checks/last-boot.ts';
 import { checkLuksHeader } from './checks/luks-header.ts';
+import { checkSupervisedBoot } from './checks/supervised-boot.ts';
 import { checkZymkey } from './checks/zymkey.ts';
 import { verdict, type Verdict } from './verdict.ts';
 
@@ -18,6 +19,7 @@ export const CHECKS: readonly Check<Facts>[] = [
   checkCrypttab,
   checkInitramfs,
   checkBootFirmware,
+  checkSupervisedBoot,
   checkLastBoot,
   checkEncryption,
 ];

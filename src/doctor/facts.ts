@@ -181,6 +181,18 @@ export interface ZymkeyFacts {
   }>;
 }
 
+export interface SupervisedBootFacts {
+  /** The boot partition the manifest's paths are relative to. */
+  bootPartition: string;
+  /** Each manifest file: matches / changed / missing against zkluks's record, or unrecorded. */
+  entries: {
+    file: string;
+    path: string;
+    state: 'matches' | 'changed' | 'missing' | 'unrecorded';
+    recorded: { sha256: string; at: string; how: 'signed' | 'seen' } | null;
+  }[];
+}
+
 export interface I2cProbeFacts {
   status: 'ok' | 'conflict' | 'bus-missing' | 'bus-timeout' | 'unavailable';
   bus: number | null;
@@ -216,6 +228,8 @@ export interface Facts {
   i2c: Fact<I2cProbeFacts>;
   /** The LED pattern the user reported with --led, decoded (see led.ts). */
   led: string | null;
+  /** A Zymbit SCM's Supervised Boot manifest against the boot partition (absent: not gathered). */
+  supervisedBoot?: Fact<SupervisedBootFacts>;
   /** The encrypt-root journey (absent in facts made before it existed). */
   encryption?: EncryptionFacts;
 }

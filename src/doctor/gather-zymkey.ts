@@ -5,7 +5,16 @@ import { ZymkeyUnavailableError } from '../errors.ts';
 import type { Runner } from '../exec.ts';
 import type { ZymkeyPort } from '../device/port.ts';
 import { under } from '../root-path.ts';
-import { known, unavailable, unreadable, type Fact, type HeaderFacts, type ZymkeyFacts } from './facts.ts';
+import { bootPartitionOf, manifestEntries, supervisedBootInfo } from '../initramfs/supervised-boot.ts';
+import {
+  known,
+  unavailable,
+  unreadable,
+  type Fact,
+  type HeaderFacts,
+  type SupervisedBootFacts,
+  type ZymkeyFacts,
+} from './facts.ts';
 import { keyOpens } from './key-test.ts';
 
 async function ask<T>(call: () => Promise<T>): Promise<Fact<T>> {
@@ -79,4 +88,19 @@ export async function gatherZymkey(opts: {
     }
   }
   return { backend: port.backend, info, binding, perimeter, rng, unseal };
+}
+
+/** An SCM's manifest against the boot partition; unavailable when no SCM supervises this Pi. */
+export async function gatherSupervisedBoot(
+  port: ZymkeyPort,
+  root: string,
+): Promise<Fact<SupervisedBootFacts>> {
+  const info = await supervisedBootInfo(port).catch((error: unknown) => ({
+    scm: true,
+    manifest: null,
+    error: (error as Error).message,
+  }));
+  if (!info.scm) return unavailable('no Zymbit SCM: nothing verifies the boot files before boot');
+  if (info.manifest === null) return unreadable(info.error ?? 'the manifest cannot be read');
+  return known({ bootPartition: bootPartitionOf(root), entries: manifestEntries(root, info.manifest) });
 }

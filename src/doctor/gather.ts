@@ -40,7 +40,7 @@ import {
   gatherZymbitState,
 } from './gather-system.ts';
 import { gatherZkifc } from './gather-zkifc.ts';
-import { gatherZymkey } from './gather-zymkey.ts';
+import { gatherSupervisedBoot, gatherZymkey } from './gather-zymkey.ts';
 import { keyFileOpens } from './key-test.ts';
 import { chooseBootImage } from './boot-image-choice.ts';
 
@@ -155,8 +155,10 @@ export async function gatherFacts(opts: GatherOptions): Promise<Facts> {
   keyMaterial.push(...image.keyMaterial);
 
   let zymkey: Facts['zymkey'];
+  let supervisedBoot: Facts['supervisedBoot'];
   try {
     const port = opts.port ?? openZymkey({ backend: opts.backend, simState: opts.simState, runner, root });
+    supervisedBoot = await gatherSupervisedBoot(port, root);
     zymkey = known(
       await gatherZymkey({
         port,
@@ -194,6 +196,7 @@ export async function gatherFacts(opts: GatherOptions): Promise<Facts> {
         : unavailable('simulator backend: no zkifc'),
     bootRecord: gatherBootRecord(root, valueOf(volume)?.crypttabName ?? null),
     zymkey,
+    ...(supervisedBoot === undefined ? {} : { supervisedBoot }),
     i2c: await gatherI2c({ ...opts, root }, live),
     led: opts.led,
     encryption: await gatherEncryption({

@@ -19,6 +19,8 @@ export const BOOT_PATHS = {
   runDir: '/run/zkluks',
   zymbitState: '/var/lib/zymbit',
   zkenv: '/var/lib/zymbit/zkenv.conf',
+  /** Digests of the SCM's Supervised Boot manifest files, as zkluks signed or first saw them. */
+  supervisedBootRecord: '/var/lib/zkluks/supervised-boot.json',
 } as const;
 
 /** The files `initramfs install` writes (crypttab aside), in the order it writes them. */
@@ -116,6 +118,7 @@ export function kernelPostinstVars(opts: BootFileOptions): Record<string, string
   return checked({
     BOOT_DIR: opts.bootDir ?? '/boot',
     KEYSCRIPT: BOOT_PATHS.keyscript,
+    SB_RECORD: BOOT_PATHS.supervisedBootRecord,
     ZKUNLOCKIFS: opts.zkunlockifs,
   });
 }

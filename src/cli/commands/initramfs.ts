@@ -2,13 +2,21 @@
 // crypttab line), verify the image the firmware will load, and take it all out again.
 import type { Argv, CommandModule } from 'yargs';
 import { ExitCode, UsageError } from '../../errors.ts';
-import { createRunner } from '../../exec.ts';
+import { openZymkey } from '../../device/open.ts';
+import { createRunner, type Runner } from '../../exec.ts';
+import type { GlobalOptions } from '../global-options.ts';
 import { rebuildInitramfs } from '../../hint.ts';
 import { applyPlan, type ImageCheck } from '../../initramfs/apply.ts';
 import { runCheck, type CheckReport } from '../../initramfs/check.ts';
 import { formatOptions } from '../../initramfs/crypttab.ts';
 import { gatherInstallFacts } from '../../initramfs/install-facts.ts';
 import { planInstall, planRemove, type Plan, type Step } from '../../initramfs/plan-install.ts';
+import {
+  guardBootFiles,
+  signCommand,
+  supervisedBootInfo,
+  withSignedBootFiles,
+} from '../../initramfs/supervised-boot.ts';
 import { globalOptions } from '../global-options.ts';
 import { createOutput, type Output } from '../output.ts';
 
@@ -79,6 +87,37 @@ function common<T>(y: Argv<T>) {
     });
 }
 
+/**
+ * Apply a plan; on a Pi whose SCM supervises the boot files, sign in its manifest each file the
+ * rebuild changed (or refuse first when zkluks could not). Without a rebuild, say what to sign after one.
+ */
+async function applySupervised(
+  out: Output,
+  plan: Plan,
+  g: GlobalOptions,
+  runner: Runner,
+): Promise<{ images: ImageCheck[]; signed: string[] }> {
+  const port = openZymkey({ backend: g.backend, simState: g.simState, runner, root: g.root });
+  const rebuilds = plan.steps.some((s) => s.kind === 'update-initramfs');
+  if (!rebuilds) {
+    const info = await supervisedBootInfo(port);
+    const images = (info.manifest ?? []).filter((f) => /^(initrd|initramfs)/.test(f));
+    if (info.scm && images.length > 0) {
+      out.warn(
+        `this Pi's SCM verifies ${images.join(', ')} at boot: after rebuilding the initramfs, sign what changed before any reboot: ${signCommand(g.root, images)}`,
+      );
+    }
+  }
+  const guard = rebuilds ? await guardBootFiles(port, g.root, `${plan.operation} the boot files`) : null;
+  const { result, signed } = await withSignedBootFiles(guard, () =>
+    applyPlan(plan, { runner, root: g.root }),
+  );
+  if (signed.length > 0 && !g.json) {
+    out.info(`supervised boot: signed ${signed.join(', ')} in the SCM's manifest (they changed)`);
+  }
+  return { images: result.images, signed };
+}
+
 const install: CommandModule = {
   command: 'install [volume]',
   describe: 'Install the keyscript, hook and crypttab line, rebuild and verify the initramfs',
@@ -122,7 +161,7 @@ const install: CommandModule = {
     });
     for (const w of plan.warnings) out.warn(w);
     if (g.dryRun) return printPlan(out, plan, true, g.json);
-    const result = await applyPlan(plan, { runner, root: g.root });
+    const result = await applySupervised(out, plan, g, runner);
     const boot = facts.bootImages;
     if (!g.json) {
       printPlan(out, plan, false, false);
@@ -133,7 +172,12 @@ const install: CommandModule = {
         out.info(`the initramfs was not rebuilt; run: ${rebuildInitramfs(g.root)}`);
       }
     } else {
-      printPlan(out, plan, false, true, { images: result.images, bootImages: boot, console: facts.console });
+      printPlan(out, plan, false, true, {
+        images: result.images,
+        bootImages: boot,
+        console: facts.console,
+        supervisedBoot: { signed: result.signed },
+      });
     }
   },
 };
@@ -197,8 +241,8 @@ const remove: CommandModule = {
     });
     const plan = planRemove(facts, { noUpdate: argv.update === false });
     for (const w of plan.warnings) out.warn(w);
-    if (!g.dryRun) await applyPlan(plan, { runner, root: g.root });
-    printPlan(out, plan, g.dryRun, g.json);
+    const signed = g.dryRun ? [] : (await applySupervised(out, plan, g, runner)).signed;
+    printPlan(out, plan, g.dryRun, g.json, g.dryRun ? {} : { supervisedBoot: { signed } });
   },
 };
 

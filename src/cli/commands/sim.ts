@@ -12,6 +12,7 @@ import {
   simBattery,
   simBatteryAction,
   simBindLock,
+  simBoot,
   simBreach,
   simBrownOut,
   simClear,
@@ -28,7 +29,17 @@ import {
   type SimStatus,
 } from '../../device/sim-control.ts';
 import { startSimServer } from '../../device/sim-server.ts';
-import { SIM_MODELS, type SimModel } from '../../device/sim-state.ts';
+import {
+  manifestPath,
+  SCM_DEFAULT_SLOT,
+  simScmAddOrUpdate,
+  simScmBootDir,
+  simScmManifest,
+  simScmPolicy,
+  simScmRemove,
+  type SupervisedBootOutcome,
+} from '../../device/sim-scm.ts';
+import { SIM_MODELS, SIM_SCM_POLICIES, type SimModel, type SimScmPolicy } from '../../device/sim-state.ts';
 import { installSimTools, runSimTool, SIM_TOOLS } from '../../device/sim-tools.ts';
 import { globalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
@@ -53,7 +64,9 @@ function renderStatus(s: SimStatus): string {
         ? `DESTROYED by self-destruct on channel ${s.dead.channel} at ${s.dead.at}`
         : s.dead.why === 'battery'
           ? `DESTROYED: battery removed with tamper armed at ${s.dead.at}`
-          : `LOST: production state deleted or damaged at ${s.dead.at}`;
+          : s.dead.why === 'supervised-boot'
+            ? `DESTROYED by Supervised Boot at ${s.dead.at}: ${s.dead.files.join(', ')} no longer matched the manifest`
+            : `LOST: production state deleted or damaged at ${s.dead.at}`;
   return [
     `host       ${s.stateDir}  kernel ${s.kernel}  zkifc ${s.zkifc}  wake pin ${s.wakePin ?? 'unset'}`,
     `module     ${s.model}  serial ${s.serial}  firmware ${s.firmware}  (store ${s.moduleStore})`,
@@ -63,6 +76,11 @@ function renderStatus(s: SimStatus): string {
     `keys       ${keys}`,
     `perimeter  ${perimeter}`,
     `led        ${s.led}`,
+    ...(s.scm === null
+      ? []
+      : [
+          `supervised boot  policy ${s.scm.policy}, ${Object.keys(s.scm.manifest).length} file(s) in the manifest${s.scm.held ? `; HOLDING THE PI IN RESET since ${s.scm.held}` : ''}`,
+        ]),
   ].join('\n');
 }
 
@@ -113,11 +131,20 @@ const channelOption = (y: Argv) =>
 const init = stateCommand(
   'init',
   'Create a simulated module (developer mode, perimeter unarmed) in the module store and fit it to the host in the state directory',
-  (dir, argv) => simInit(dir, { model: argv.model as SimModel, force: argv.force === true }),
+  (dir, argv) =>
+    simInit(dir, {
+      model: argv.model as SimModel,
+      force: argv.force === true,
+      ...(typeof argv.boot === 'string' ? { boot: resolve(argv.boot) } : {}),
+    }),
   (y) =>
     y
       .option('model', { choices: SIM_MODELS, default: 'ZYMKEY4i' as SimModel, describe: 'Model to report' })
-      .option('force', { type: 'boolean', default: false, describe: 'Replace an existing simulated module' }),
+      .option('force', { type: 'boolean', default: false, describe: 'Replace an existing simulated module' })
+      .option('boot', {
+        type: 'string',
+        describe: "SCM: the boot partition it supervises; the shipped manifest's files in it are signed",
+      }),
   (s) => `initialised simulated ${s.model} ${s.serial} in ${s.stateDir}`,
 );
 
@@ -193,6 +220,96 @@ const brownOut = stateCommand(
 const powerCycle = stateCommand('power-cycle', 'Power the Pi off and on (ends a brown-out)', (dir) =>
   simPowerCycle(dir),
 );
+
+function renderBoot(o: SupervisedBootOutcome): string {
+  const failed = o.failed.map((f) => `${f.file} (${f.why})`).join(', ');
+  switch (o.result) {
+    case 'not-scm':
+      return 'booted (no Supervised Boot on this model)';
+    case 'off':
+      return 'booted (Supervised Boot off: the manifest is empty)';
+    case 'verified':
+      return `booted: Supervised Boot verified ${o.checked.length} file(s)`;
+    case 'simulated':
+      return `booted after Supervised Boot FAILED on ${failed}: developer mode flashed 4-2 three times and recovered`;
+    case 'destroyed':
+      return `Supervised Boot FAILED on ${failed}: production mode, the module destroyed its key material`;
+    case 'held':
+      return `Supervised Boot FAILED on ${failed}: production mode, the SCM holds the Pi in reset for good`;
+    case 'dead':
+      return o.boots ? 'booted; the module was already destroyed' : 'the SCM holds the Pi in reset';
+  }
+}
+
+const boot: CommandModule = {
+  command: 'boot',
+  describe: 'Power-cycle and boot the Pi: an SCM verifies its Supervised Boot manifest first',
+  handler: (argv) => {
+    const g = globalOptions(argv);
+    const { supervisedBoot, status } = simBoot(g.simState);
+    createOutput(g.json).data(`${renderBoot(supervisedBoot)}\n${renderStatus(status)}`, {
+      supervisedBoot,
+      status,
+    });
+  },
+};
+
+const scmFile = (y: Argv) =>
+  y.positional('file', { type: 'string', demandOption: true, describe: 'Path relative to /boot' });
+
+const scm: CommandModule = {
+  command: 'scm <command>',
+  describe: "SCM Supervised Boot through Zymbit's API calls: manifest, policy, the boot partition",
+  builder: (y) =>
+    y
+      .command([
+        stateCommand('show', 'Show the policy and the manifest (the module view)', (dir) => simStatus(dir)),
+        stateCommand(
+          'add <file>',
+          'add_or_update_supervised_boot_file: sign the file as it is now',
+          (dir, argv) => {
+            simScmAddOrUpdate(dir, String(argv.file), argv.slot as number);
+            return simStatus(dir);
+          },
+          (y2) =>
+            scmFile(y2).option('slot', {
+              type: 'number',
+              default: SCM_DEFAULT_SLOT,
+              describe: 'Key slot that signs',
+            }),
+        ),
+        stateCommand(
+          'remove <file>',
+          'remove_supervised_boot_file',
+          (dir, argv) => {
+            simScmRemove(dir, String(argv.file));
+            return simStatus(dir);
+          },
+          scmFile,
+        ),
+        stateCommand(
+          'policy <policy>',
+          'set_supervised_boot_policy (none, destroy, hold-reset)',
+          (dir, argv) => {
+            simScmPolicy(dir, argv.policy as SimScmPolicy);
+            return simStatus(dir);
+          },
+          (y2) => y2.positional('policy', { choices: SIM_SCM_POLICIES, demandOption: true }),
+        ),
+        stateCommand(
+          'boot-dir <dir>',
+          "Where the simulated host's boot partition is ('unset' removes it)",
+          (dir, argv) => {
+            const d = String(argv.dir);
+            simScmBootDir(dir, d === 'unset' ? null : resolve(d));
+            return simStatus(dir);
+          },
+          (y2) => y2.positional('dir', { type: 'string', demandOption: true }),
+        ),
+      ])
+      .demandCommand(1, 'Name a sim scm command; see zkluks sim scm --help.'),
+  handler: () => undefined,
+};
 const zkifc = stateCommand(
   'zkifc <state>',
   'Start or stop zkifc on the simulated host (the standalone tools need it stopped)',
@@ -280,7 +397,13 @@ const tool: CommandModule = {
 const api: CommandModule = {
   command: 'api <call>',
   describe: false as unknown as string,
-  builder: (y) => y.positional('call', { choices: ['open', 'info', 'binding', 'perimeter'] as const }),
+  builder: (y) =>
+    y
+      .positional('call', {
+        choices: ['open', 'info', 'binding', 'perimeter', 'manifest', 'manifest-update'] as const,
+      })
+      .option('file', { type: 'string' })
+      .option('slot', { type: 'number', default: SCM_DEFAULT_SLOT }),
   handler: async (argv) => {
     const g = globalOptions(argv);
     const zk = new SimZymkey(g.simState);
@@ -288,7 +411,11 @@ const api: CommandModule = {
     try {
       let out: unknown;
       if (call === 'open' || call === 'info') out = await zk.info();
-      else if (call === 'binding') {
+      else if (call === 'manifest') out = simScmManifest(g.simState).join(' ');
+      else if (call === 'manifest-update') {
+        out = 0;
+        simScmAddOrUpdate(g.simState, manifestPath(String(argv.file)), argv.slot as number);
+      } else if (call === 'binding') {
         const b = await zk.binding();
         // get_current_binding_info is only valid for the HSM family: EINVAL elsewhere.
         if (b.mode === 'unknown') {
@@ -338,6 +465,8 @@ export const simCommand: CommandModule = {
         batteryAction,
         brownOut,
         powerCycle,
+        boot,
+        scm,
         zkifc,
         kernel,
         wakePin,

@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // and runs on its own (`npm run test:boot`); `hw` runs only where a real Zymkey is present.
 export default defineConfig({
   test: {
-    globalSetup: ['test/helpers/global-setup.ts', 'test/fuzz/summary.ts'],
+    globalSetup: ['test/helpers/global-setup.ts', 'test/fuzz/summary.ts', 'test/hints/summary.ts'],
     projects: [
       {
         extends: true,

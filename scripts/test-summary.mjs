@@ -1,15 +1,19 @@
 // Adds up vitest JSON reports into one closing line:
-//   tests: N passed, N failed, N skipped; skipped tiers: boot (why); skipped tests: file > name, …
+//   tests: N passed, N failed, N skipped; hints: N followed, N worked; skipped tiers: boot (why); …
+// `--hint-counts DIR` sums the per-file counts the hint harness (test/hints/follow.ts) left there into
+// the one hints figure; a hint followed that did not work fails the run.
 // Every tier that did not run (`--skipped-tier NAME=WHY`) and every skipped test is named on that
 // line, so nothing is dropped silently. A tier whose report holds no test at all fails the run.
-import { readFileSync } from 'node:fs';
-import { basename, relative } from 'node:path';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
 
 const args = process.argv.slice(2);
 const skippedTiers = [];
 const files = [];
+let hintCountsDir = null;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--skipped-tier') skippedTiers.push(args[++i] ?? '?');
+  else if (args[i] === '--hint-counts') hintCountsDir = args[++i] ?? null;
   else files.push(args[i]);
 }
 
@@ -38,6 +42,20 @@ for (const file of files) {
   }
 }
 const parts = [`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`];
+if (hintCountsDir !== null) {
+  const counts = existsSync(hintCountsDir)
+    ? readdirSync(hintCountsDir)
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => JSON.parse(readFileSync(join(hintCountsDir, f), 'utf8')))
+    : [];
+  const followed = counts.reduce((n, c) => n + c.followed, 0);
+  const worked = counts.reduce((n, c) => n + c.worked, 0);
+  parts.push(`hints: ${followed} followed, ${worked} worked`);
+  if (worked < followed) {
+    failed += 1;
+    problems.push(`${followed - worked} hints followed did not work`);
+  }
+}
 if (problems.length > 0) parts.push(problems.join('; '));
 parts.push(`skipped tiers: ${skippedTiers.length > 0 ? skippedTiers.join(', ') : 'none'}`);
 parts.push(`skipped tests: ${skippedTests.length > 0 ? skippedTests.join(' | ') : 'none'}`);

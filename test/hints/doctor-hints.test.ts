@@ -1,6 +1,6 @@
 // The doctor's hints, scenario by scenario, followed as written on real system trees (the doctor
 // scenarios' tree: a LUKS2 image, the simulator, crypttab, an initramfs image). Each followed hint
-// must run and make its finding go away. Prints "hints: N followed, N worked".
+// must run and make its finding go away. Counted in the run's one "hints: N followed, N worked" line.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -9,14 +9,14 @@ import type { Diagnosis } from '../../src/doctor/diagnose.ts';
 import { zkluks } from '../helpers/cli.ts';
 import { makeLuksImage } from '../helpers/luks.ts';
 import { buildTree, type Tree } from '../doctor/system-tree.ts';
-import { commandsOf, follow, hintCounts } from './follow.ts';
+import { commandsOf, follow, printHintCounts } from './follow.ts';
 
 const PI_DEVICE = existsSync('/dev/mmcblk0p2') ? '/dev/mmcblk9p2' : '/dev/mmcblk0p2';
 const KEYSCRIPT = 'keyscript=/lib/cryptsetup/scripts/zkluks';
 let tree: Tree | undefined;
 
 afterEach(() => tree?.cleanup());
-afterAll(() => console.log(hintCounts()));
+afterAll(printHintCounts);
 
 async function doctor(t: Tree, volume: string[] = []): Promise<Diagnosis> {
   const r = await zkluks(['doctor', ...volume, '--root', t.root, '--backend', 'sim', '--json'], {

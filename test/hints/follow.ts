@@ -3,9 +3,12 @@
 // them in order, and then runs the command that failed again, which must not meet the same failure.
 // Every `zkluks …` in a hint must also be a command line the CLI's own definitions accept.
 import { execa } from 'execa';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { expect } from 'vitest';
 import { commandLineProblem } from '../../src/cli/command-spec.ts';
 import { zkluks, type CliResult } from '../helpers/cli.ts';
+import { HINT_COUNTS_DIR } from './summary.ts';
 
 const PROGRAMS = [
   'zkluks',
@@ -105,8 +108,19 @@ export interface Followed {
 
 const counts = { followed: 0, worked: 0 };
 
-export function hintCounts(): string {
-  return `hints: ${counts.followed} followed, ${counts.worked} worked`;
+/** This file's counts, kept on disk after every hint so a failing run still adds up. */
+function record(): void {
+  const file = basename(expect.getState().testPath ?? 'unknown', '.test.ts');
+  mkdirSync(HINT_COUNTS_DIR, { recursive: true });
+  writeFileSync(join(HINT_COUNTS_DIR, `${file}.json`), JSON.stringify({ file, ...counts }));
+}
+
+/** This file's line, "hints: N followed, N worked", printed only with ZKLUKS_HINTS_DETAIL=1. */
+export function printHintCounts(): void {
+  if (process.env.ZKLUKS_HINTS_DETAIL === '1') {
+    const file = basename(expect.getState().testPath ?? 'unknown', '.test.ts');
+    console.log(`hints (${file}): ${counts.followed} followed, ${counts.worked} worked`);
+  }
 }
 
 /** The `hint:` line of a command's stderr. */
@@ -132,6 +146,7 @@ export async function follow(
   again?: { run: () => Promise<CliResult>; failure: CliResult },
 ): Promise<Followed> {
   counts.followed++;
+  record();
   const values = options.values ?? {};
   const commands = commandsOf(hint, options.branch).map((c) => c.map((w) => substitute(w, values)));
   expect(commands.length, `no command in hint: ${hint}`).toBeGreaterThan(0);
@@ -165,5 +180,6 @@ export async function follow(
     ).toBe(false);
   }
   counts.worked++;
+  record();
   return { commands, results };
 }

@@ -1,7 +1,7 @@
 // Every hint works when followed literally: for each failure and refusal an admin meets, the printed
 // hint is followed as written (placeholders filled in as a user would) and must parse, run and move
-// the volume or tree to a different state, never back to the same refusal. Prints "hints: N followed,
-// N worked".
+// the volume or tree to a different state, never back to the same refusal. Counted in the run's one
+// "hints: N followed, N worked" line (test/hints/summary.ts).
 import { execa } from 'execa';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,13 +13,13 @@ import { readHeader } from '../../src/keyslot/header.ts';
 import { zkluks } from '../helpers/cli.ts';
 import { luksImage, opens } from '../helpers/luks.ts';
 import { simEnv, simStateDir } from '../keyslot/sim-fixture.ts';
-import { commandsOf, follow, hintCounts, hintOf } from './follow.ts';
+import { commandsOf, follow, printHintCounts, hintOf } from './follow.ts';
 
 const runner = createRunner();
 // The name the Pi gives its SD card; a host that has such a device gets a name it has not.
 const PI_DEVICE = existsSync('/dev/mmcblk0p2') ? '/dev/mmcblk9p2' : '/dev/mmcblk0p2';
 
-afterAll(() => console.log(hintCounts()));
+afterAll(printHintCounts);
 
 /** An image enrolled with the simulator: Zymkey slot, recovery key in a file, passphrase slot 0. */
 async function enrolled(options: { escrow?: string } = {}) {

@@ -1,6 +1,6 @@
 // Recovery journeys, end to end, by following zkluks's own words from the first symptom: each step
 // runs the command the previous step's hint names. "Next boot" is the rendered keyscript run by
-// busybox against the simulator, as cryptroot runs it. Prints "hints: N followed, N worked".
+// busybox against the simulator, as cryptroot runs it. Counted in the run's one "hints: N followed, N worked" line.
 import { execa } from 'execa';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import { luksImage, opens } from '../helpers/luks.ts';
 import { simEnv, simStateDir } from '../keyslot/sim-fixture.ts';
 import { bootPaths } from '../migrate/boot-paths.ts';
 import { buildZymbitPi, type ZymbitPi } from '../migrate/zymbit-pi.ts';
-import { follow, hintCounts, hintOf } from './follow.ts';
+import { follow, printHintCounts, hintOf } from './follow.ts';
 
 const runner = createRunner();
 const W = mkdtempSync(join(tmpdir(), 'zkluks-journeys-'));
@@ -44,7 +44,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   rmSync(W, { recursive: true, force: true });
-  console.log(hintCounts());
+  printHintCounts();
 });
 
 let boots = 0;

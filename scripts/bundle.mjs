@@ -1,9 +1,12 @@
 // Builds dist/: the zkluks.mjs entry and the chunks it loads on demand (one per command, and what
 // they share), the directory an admin copies to a Pi and runs with plain `node dist/zkluks.mjs`.
 // i2c-bus stays external: it is a native addon, loaded lazily and optional.
+// Two passes: the first build is asked for `zkluks --help` (src/cli/top-help.ts), which the second
+// carries, so the entry prints it without loading yargs.
 import { build } from 'esbuild';
 import { chmodSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const dist = new URL('../dist', import.meta.url).pathname;
 const tmp = `${dist}/.build-${process.pid}`;
@@ -24,7 +27,7 @@ const rawText = {
 };
 
 mkdirSync(dist, { recursive: true });
-const result = await build({
+const options = {
   plugins: [rawText],
   entryPoints: { zkluks: new URL('../src/cli/bin.ts', import.meta.url).pathname },
   bundle: true,
@@ -32,11 +35,9 @@ const result = await build({
   platform: 'node',
   target: 'node18.19',
   format: 'esm',
-  outdir: tmp,
   outExtension: { '.js': '.mjs' },
   chunkNames: '[name]-[hash]',
   external: ['i2c-bus'],
-  define: { ZKLUKS_VERSION: JSON.stringify(version) },
   metafile: true,
   logLevel: 'warning',
   banner: {
@@ -45,6 +46,22 @@ const result = await build({
       'const require = __zkCreateRequire(import.meta.url);',
     ].join('\n'),
   },
+};
+const define = { ZKLUKS_VERSION: JSON.stringify(version) };
+
+const first = await build({ ...options, outdir: `${tmp}-help`, define });
+const mainChunk = Object.entries(first.metafile.outputs).find(([, o]) =>
+  o.entryPoint?.endsWith('src/cli/main.ts'),
+)?.[0];
+if (!mainChunk) throw new Error('bundle: no chunk for src/cli/main.ts');
+const { prebuiltHelpTexts } = await import(pathToFileURL(resolve(mainChunk)).href);
+const help = await prebuiltHelpTexts();
+rmSync(`${tmp}-help`, { recursive: true, force: true });
+
+const result = await build({
+  ...options,
+  outdir: tmp,
+  define: { ...define, ZKLUKS_TOP_HELP: JSON.stringify(help) },
 });
 // Chunks have content-hashed names and go in first; the entry is renamed in last, so a test running
 // the previous build never sees a half-written one. Files of earlier builds are removed after.

@@ -3,7 +3,7 @@
 // and the subcommand's --help, and by the hint tests to prove that every `zkluks …` a hint names
 // is a command line the CLI accepts.
 import type { CommandModule } from 'yargs';
-import { commands } from './commands.ts';
+import { commands, loadCommand } from './commands.ts';
 import { withGlobalOptions } from './global-options.ts';
 
 export interface CommandSpec {
@@ -69,9 +69,6 @@ function specOf(module: CommandModule, parent: string[]): CommandSpec {
 
 let tree: Promise<CommandSpec> | undefined;
 
-/** A command as commands.ts lists it: the module itself, or an entry that loads it on demand. */
-type Listed = CommandModule | { load: () => Promise<CommandModule> };
-
 /** The whole CLI: the top level holds the global options, its subcommands every command. */
 export function commandTree(): Promise<CommandSpec> {
   tree ??= (async () => {
@@ -79,9 +76,7 @@ export function commandTree(): Promise<CommandSpec> {
     withGlobalOptions(recorder(top) as never);
     top.options.set('help', { boolean: true, required: false });
     top.options.set('version', { boolean: true, required: false });
-    for (const c of commands as readonly Listed[]) {
-      top.subcommands.push(specOf('load' in c ? await c.load() : c, []));
-    }
+    for (const entry of commands) top.subcommands.push(specOf(await loadCommand(entry), []));
     return top;
   })();
   return tree;

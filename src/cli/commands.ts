@@ -1,13 +1,21 @@
-// Every zkluks command: its name and one-line description here, everything else (options, handler
-// and what they import) in its module under ./commands/, loaded only when that command runs. So
-// `zkluks --help` and `--version` load no command, and `zkluks list` loads only list.
+// Every zkluks command: its name and one-line description here and nowhere else; everything else
+// (options, handler and what they import) in its module under ./commands/, loaded only when that
+// command runs. So `zkluks --help` and `--version` load no command, and `zkluks list` loads only list.
 import type { CommandModule } from 'yargs';
+
+/** What a command's module holds: its options and handler. Its name and description are its entry's. */
+export type CommandBody = Required<Pick<CommandModule, 'builder' | 'handler'>>;
 
 export interface CommandEntry {
   /** The yargs command string; its first word is the command's name. */
   command: string;
   describe: string;
-  load: () => Promise<CommandModule>;
+  load: () => Promise<CommandBody>;
+}
+
+/** An entry and its loaded module: the whole command as yargs takes it. */
+export async function loadCommand(entry: CommandEntry): Promise<CommandModule> {
+  return { ...(await entry.load()), command: entry.command, describe: entry.describe };
 }
 
 export const commands: CommandEntry[] = [
@@ -113,9 +121,9 @@ export async function commandsFor(
   const name = commandName(args);
   return Promise.all(
     table.map(async (entry): Promise<CommandModule> => {
-      const meta = { command: entry.command, describe: entry.describe };
-      if (entry.command.split(' ')[0] !== name) return { ...meta, handler: () => undefined };
-      return { ...(await entry.load()), ...meta };
+      if (entry.command.split(' ')[0] !== name)
+        return { command: entry.command, describe: entry.describe, handler: () => undefined };
+      return loadCommand(entry);
     }),
   );
 }

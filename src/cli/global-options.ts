@@ -24,11 +24,14 @@ export function withGlobalOptions<T>(y: Argv<T>) {
     .option('backend', {
       choices: ['zymbit', 'sim'] as const,
       default: (process.env.ZKLUKS_BACKEND as Backend | undefined) ?? 'zymbit',
+      // Help says where the default comes from, so its text is the same in every environment.
+      defaultDescription: '$ZKLUKS_BACKEND, else "zymbit"',
       describe: 'Zymkey backend (env ZKLUKS_BACKEND)',
     })
     .option('sim-state', {
       type: 'string',
       default: process.env.ZKLUKS_SIM_STATE ?? DEFAULT_SIM_STATE,
+      defaultDescription: `$ZKLUKS_SIM_STATE, else "${DEFAULT_SIM_STATE}"`,
       describe: 'Simulator state directory (env ZKLUKS_SIM_STATE)',
     });
 }

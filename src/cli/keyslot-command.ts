@@ -1,7 +1,7 @@
 // The pieces every keyslot command shares: the operation deps, key input
 // (a key file, stdin or a prompt), recovery-key options and delivering a new recovery key once
 // (before any old way in is removed), and printing an operation's result and what it settled.
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from './commands.ts';
 import { openZymkey } from '../device/open.ts';
 import { UsageError } from '../errors.ts';
 import { createRunner } from '../exec.ts';
@@ -279,14 +279,10 @@ const lockOutOption = {
  * the operation when no other way in without the Zymkey would remain, unless told twice.
  */
 export function removalCommand(spec: {
-  command: string;
-  describe: string;
   remove: (deps: KeyslotDeps, volume: string, request: RemoveRequest) => Promise<OperationResult>;
   done: (volume: string) => string;
-}): CommandModule {
+}): CommandBody {
   return {
-    command: spec.command,
-    describe: spec.describe,
     builder: (y) =>
       volumeArg(y)
         .option('i-understand-this-locks-me-out', lockOutOption)

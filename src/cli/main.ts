@@ -6,11 +6,12 @@ import { commandsFor } from './commands.ts';
 import { withGlobalOptions } from './global-options.ts';
 import { exitOnSignals } from './interrupt.ts';
 import { reportError } from './output.ts';
+import { helpWidth, PREBUILT_HELP_WIDTHS } from './top-help.ts';
 import { ParseFailure, usageError } from './usage-error.ts';
 import { VERSION } from './version.ts';
 
 /** The whole command line; packaging/docs.ts asks it for the help text of each command too. */
-export async function createParser(args: string[]) {
+export async function createParser(args: string[], width: number = helpWidth()) {
   return withGlobalOptions(yargs(args))
     .scriptName('zkluks')
     .usage('$0 <command>\n\nUnlock a LUKS2 root filesystem at boot with a Zymbit Zymkey.')
@@ -21,12 +22,32 @@ export async function createParser(args: string[]) {
     .recommendCommands()
     .help()
     .version(VERSION)
-    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .wrap(width)
     .exitProcess(false)
     .fail((message, error) => {
       // Throwing here stops yargs before any handler runs.
       throw error ?? new ParseFailure(message);
     });
+}
+
+/** What `zkluks --help` prints at `width` (scripts/bundle.mjs builds it into the bundle). */
+export async function topHelp(width: number): Promise<string> {
+  const parser = await createParser(['--help'], width);
+  const output = await new Promise<string>((resolve, reject) => {
+    void parser.parse(['--help'], {}, (error: Error | undefined, _argv: unknown, text: string) => {
+      if (error) reject(error);
+      else resolve(text);
+    });
+  });
+  // yargs prints it with console.log, which ends it with a newline.
+  return `${output}\n`;
+}
+
+/** `zkluks --help` at each width the bundle carries it for, keyed by width. */
+export async function prebuiltHelpTexts(): Promise<Record<string, string>> {
+  const texts: Record<string, string> = {};
+  for (const width of PREBUILT_HELP_WIDTHS) texts[String(width)] = await topHelp(width);
+  return texts;
 }
 
 export async function main(args: string[]): Promise<number> {

@@ -75,6 +75,25 @@ describe('the bundle directory', () => {
     }
   });
 
+  it('prints the top-level --help without loading yargs', async () => {
+    const main = readdirSync(dir).find((f) => /^main-.*\.mjs$/.test(f)) as string;
+    const broken = mkdtempSync(join(tmpdir(), 'zkluks-bundle-noyargs-'));
+    try {
+      cpSync(dir, broken, { recursive: true });
+      rmSync(join(broken, main));
+      const help = await execa(process.execPath, [join(broken, 'zkluks.mjs'), '--help'], { reject: false });
+      expect(help.exitCode, help.stderr).toBe(0);
+      expect(help.stdout).toBe((await run(['--help'])).stdout);
+      // Everything else needs the parser.
+      expect(
+        (await execa(process.execPath, [join(broken, 'zkluks.mjs'), 'list', '--help'], { reject: false }))
+          .exitCode,
+      ).not.toBe(0);
+    } finally {
+      rmSync(broken, { recursive: true, force: true });
+    }
+  });
+
   it('loads for `list` only what reading a header needs: no process library, no device, no keyslot change', () => {
     // The modules a chunk pulls in as it loads (its static imports, followed through the chunks).
     const loaded = (start: string): string => {

@@ -1,7 +1,7 @@
 // zkluks adopt [VOLUME]: take a Pi encrypted by Zymbit's mk_encr_sd_rfs.sh to zkluks — a recovery key
 // first, a zkluks Zymkey slot, the zkluks keyscript with a prompt fallback and the distro's kernel
 // hook — and, with --remove-old, wipe Zymbit's slot and key.bin.lock once all of that is verified.
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { UsageError } from '../../errors.ts';
 import { shellWord, zkluksCommand } from '../../hint.ts';
 import { withInterruptSignal } from '../interrupt.ts';
@@ -63,10 +63,7 @@ async function confirm(root: string, volume: string | undefined, words: string[]
   if (answer.trim() !== 'yes') throw new UsageError('Failed to adopt: not confirmed; nothing was changed');
 }
 
-export const adoptCommand: CommandModule = {
-  command: 'adopt [volume]',
-  describe:
-    "Take a Pi encrypted by Zymbit's mk_encr_sd_rfs.sh to zkluks: recovery key first, zkluks slot, keyscript with prompt fallback",
+export const adoptCommand: CommandBody = {
   builder: (y) =>
     y
       .positional('volume', {

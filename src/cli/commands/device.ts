@@ -1,5 +1,6 @@
 // zkluks device …: ask the Zymkey (through the port, any backend) and probe its I2C bus.
 import type { CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { ExitCode, UsageError } from '../../errors.ts';
 import { createRunner } from '../../exec.ts';
 import { probeZymkeyBus, type ProbeResult } from '../../device/i2c.ts';
@@ -124,9 +125,7 @@ const unseal: CommandModule = {
   },
 };
 
-export const deviceCommand: CommandModule = {
-  command: 'device <command>',
-  describe: 'Ask the Zymkey: info, I2C probe, random bytes, seal and unseal',
+export const deviceCommand: CommandBody = {
   builder: (y) =>
     y
       .command([info, probe, random, seal, unseal])

@@ -1,5 +1,5 @@
 // zkluks doctor [VOLUME]: gather the facts once, run the checks, print the verdict and the findings.
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { ExitCode } from '../../errors.ts';
 import { createRunner } from '../../exec.ts';
 import { diagnose } from '../../doctor/diagnose.ts';
@@ -9,9 +9,7 @@ import { renderReport } from '../../doctor/report.ts';
 import { globalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
 
-export const doctorCommand: CommandModule = {
-  command: 'doctor [volume]',
-  describe: 'Explain what is wrong with the Zymkey unlock, what it means for the data, and what to do',
+export const doctorCommand: CommandBody = {
   builder: (y) =>
     y
       .positional('volume', {

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { openZymkey } from '../../device/open.ts';
 import { RefusedError, UsageError } from '../../errors.ts';
 import { createRunner } from '../../exec.ts';
@@ -45,10 +45,7 @@ async function confirmStored(): Promise<void> {
   }
 }
 
-export const encryptRootCommand: CommandModule = {
-  command: 'encrypt-root',
-  describe:
-    'Encrypt the plain ext4 root in place at the next boot (LUKS2, Zymkey + recovery key), resumable after a power cut',
+export const encryptRootCommand: CommandBody = {
   builder: (y) =>
     y
       .options(recoveryOptions)

@@ -1,5 +1,5 @@
 // zkluks enroll VOLUME: seal a new key with the Zymkey into its own keyslot, beside a recovery key.
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { withInterruptSignal } from '../interrupt.ts';
 import { enroll } from '../../keyslot/operations.ts';
 import { globalOptions } from '../global-options.ts';
@@ -20,9 +20,7 @@ import { volumeArg, volumeOf } from '../volume-arg.ts';
 import { disableCoreDumps } from '../core-dumps.ts';
 import { createRunner } from '../../exec.ts';
 
-export const enrollCommand: CommandModule = {
-  command: 'enroll <volume>',
-  describe: 'Seal a new key with the Zymkey into its own keyslot (priority prefer), beside a recovery key',
+export const enrollCommand: CommandBody = {
   builder: (y) =>
     volumeArg(y)
       .option('unlock-key-file', unlockKeyOption)

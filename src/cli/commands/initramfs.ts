@@ -1,6 +1,7 @@
 // zkluks initramfs install|check|remove: put the boot files in place (keyscript, hook, kernel hook,
 // crypttab line), verify the image the firmware will load, and take it all out again.
 import type { Argv, CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { ExitCode, UsageError } from '../../errors.ts';
 import { openZymkey } from '../../device/open.ts';
 import { createRunner, type Runner } from '../../exec.ts';
@@ -246,9 +247,7 @@ const remove: CommandModule = {
   },
 };
 
-export const initramfsCommand: CommandModule = {
-  command: 'initramfs <command>',
-  describe: 'Boot files: install, check or remove the keyscript, hook and crypttab line',
+export const initramfsCommand: CommandBody = {
   builder: (y) =>
     y
       .command([install, check, remove])

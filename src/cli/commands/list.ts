@@ -1,7 +1,7 @@
 // zkluks list VOLUME: every keyslot with what it is for (zymkey, recovery, another tool's token,
 // pending in an interrupted change, or unknown: no token says), its KDF and priority, any zkluks
 // token that cannot be used, and a change an interruption left recorded in the header.
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { createRunner } from '../../exec.ts';
 import { readHeader } from '../../keyslot/header.ts';
 import { describePending, findPending, pendingSlots } from '../../keyslot/pending.ts';
@@ -11,10 +11,7 @@ import { safeText } from '../../safe-text.ts';
 import { createOutput } from '../output.ts';
 import { volumeArg, volumeOf } from '../volume-arg.ts';
 
-export const listCommand: CommandModule = {
-  command: 'list <volume>',
-  describe:
-    'List the keyslots of a LUKS2 volume: kind (zymkey/recovery/other token/pending/unknown), KDF, priority, token',
+export const listCommand: CommandBody = {
   builder: (y) => volumeArg(y),
   handler: async (argv) => {
     const g = globalOptions(argv);

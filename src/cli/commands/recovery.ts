@@ -2,6 +2,7 @@
 // groups, shown once or written to a 0600 file, optionally escrowed to an age recipient inside the
 // LUKS2 header so the disk can be recovered on any machine with the `age` tool.
 import type { CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { ExitCode } from '../../errors.ts';
 import { shellWord } from '../../hint.ts';
 import { withInterruptSignal } from '../interrupt.ts';
@@ -119,13 +120,15 @@ const verify: CommandModule = {
   },
 };
 
-const removeCmd = removalCommand({
+const removeCmd: CommandModule = {
   command: 'remove <volume>',
   describe:
     'Wipe the recovery keyslot and its token (refused if no other way in without the Zymkey would remain)',
-  remove: recoveryRemove,
-  done: (volume) => `removed the recovery key from '${volume}'`,
-});
+  ...removalCommand({
+    remove: recoveryRemove,
+    done: (volume) => `removed the recovery key from '${volume}'`,
+  }),
+};
 
 const unlock: CommandModule = {
   command: 'unlock <volume>',
@@ -147,9 +150,7 @@ const unlock: CommandModule = {
   },
 };
 
-export const recoveryCommand: CommandModule = {
-  command: 'recovery <action>',
-  describe: 'Recovery key: add, verify, remove, or unlock (decrypt the age escrow)',
+export const recoveryCommand: CommandBody = {
   builder: (y) =>
     y
       .command([add, verify, removeCmd, unlock])

@@ -4,8 +4,6 @@ import { remove } from '../../keyslot/operations.ts';
 import { removalCommand } from '../keyslot-command.ts';
 
 export const removeCommand = removalCommand({
-  command: 'remove <volume>',
-  describe: 'Wipe the Zymkey keyslot and its token (refused if no other way in would remain)',
   remove,
   done: (volume) => `removed the Zymkey from '${volume}'`,
 });

@@ -1,7 +1,7 @@
 // zkluks repair VOLUME: settle a change that a crash, a kill or a power cut interrupted, from the
 // record it left in the header — roll it back (new keys not yet delivered) or finish it (they were).
 // Every zkluks change does this first; repair does it on its own, and --dry-run only says how.
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { repair } from '../../keyslot/operations.ts';
 import { describeSettle } from '../../keyslot/settle.ts';
 import { globalOptions } from '../global-options.ts';
@@ -10,10 +10,7 @@ import { withInterruptSignal } from '../interrupt.ts';
 import { keyslotDeps } from '../keyslot-command.ts';
 import { volumeArg, volumeOf } from '../volume-arg.ts';
 
-export const repairCommand: CommandModule = {
-  command: 'repair <volume>',
-  describe:
-    'Settle a keyslot change an interruption left recorded in the header: roll it back, or finish it once its new keys were delivered',
+export const repairCommand: CommandBody = {
   builder: (y) => volumeArg(y),
   handler: async (argv) => {
     const g = globalOptions(argv);

@@ -1,5 +1,5 @@
 // zkluks rotate VOLUME: a new Zymkey-sealed key in a new keyslot, verified, then the old one wiped.
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { withInterruptSignal } from '../interrupt.ts';
 import { rotate } from '../../keyslot/operations.ts';
 import { globalOptions } from '../global-options.ts';
@@ -15,9 +15,7 @@ import { volumeArg, volumeOf } from '../volume-arg.ts';
 import { disableCoreDumps } from '../core-dumps.ts';
 import { createRunner } from '../../exec.ts';
 
-export const rotateCommand: CommandModule = {
-  command: 'rotate <volume>',
-  describe: 'Replace the Zymkey key: new key and keyslot, verified, then the old keyslot and token wiped',
+export const rotateCommand: CommandBody = {
   builder: (y) =>
     volumeArg(y).option('unlock-key-file', {
       ...unlockKeyOption,

@@ -3,6 +3,7 @@
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { ownSignals } from '../interrupt.ts';
 import { UsageError, ZkluksError } from '../../errors.ts';
 import type { PerimeterAction } from '../../device/port.ts';
@@ -447,9 +448,7 @@ const installTools: CommandModule = {
   },
 };
 
-export const simCommand: CommandModule = {
-  command: 'sim <command>',
-  describe: 'The software Zymkey: create, inspect, tamper with, serve',
+export const simCommand: CommandBody = {
   builder: (y) =>
     y
       .command([

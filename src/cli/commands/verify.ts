@@ -1,6 +1,6 @@
 // zkluks verify VOLUME: would the Zymkey unlock this volume at boot? Unseal the key in the
 // zkluks-zymkey token and test it against its keyslot, activating nothing.
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { ExitCode } from '../../errors.ts';
 import { verifyZymkey } from '../../keyslot/operations.ts';
 import { globalOptions } from '../global-options.ts';
@@ -16,10 +16,7 @@ const HINTS: Record<string, string> = {
     'zkluks enroll --force VOLUME (the token does not belong to this volume or its slot was replaced)',
 };
 
-export const verifyCommand: CommandModule = {
-  command: 'verify <volume>',
-  describe:
-    'Check that the Zymkey-sealed key opens its keyslot (exit 0), or say why not (4: Zymkey unavailable)',
+export const verifyCommand: CommandBody = {
   builder: (y) => volumeArg(y),
   handler: async (argv) => {
     const g = globalOptions(argv);

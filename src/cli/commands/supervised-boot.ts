@@ -1,6 +1,7 @@
 // zkluks supervised-boot status|update: the Zymbit SCM's Supervised Boot manifest against the files on
 // disk (through zkluks's record of their digests), and signing files again after a deliberate change.
 import type { CommandModule } from 'yargs';
+import type { CommandBody } from '../commands.ts';
 import { openZymkey } from '../../device/open.ts';
 import { ExitCode, UsageError, ZkluksError } from '../../errors.ts';
 import { createRunner } from '../../exec.ts';
@@ -111,9 +112,7 @@ const update: CommandModule = {
   },
 };
 
-export const supervisedBootCommand: CommandModule = {
-  command: 'supervised-boot <command>',
-  describe: 'Zymbit SCM Supervised Boot: the manifest against the files on disk; sign changed files',
+export const supervisedBootCommand: CommandBody = {
   builder: (y) =>
     y
       .command([status, update])

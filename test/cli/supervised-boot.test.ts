@@ -1,0 +1,198 @@
+// Supervised Boot on a Zymbit SCM, end to end on a staged tree and the simulated module: every
+// zkluks change that rewrites a boot file signs it in the SCM's manifest before the next boot, or
+// refuses first; without that the simulated module destroys its keys at the next boot, as the real
+// one does in production; the doctor reports a manifest the files no longer match, and its hint
+// makes the next boot safe. The rebuild is a stand-in for update-initramfs (through chroot).
+import { execa } from 'execa';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { simBindLock, simBoot, simInit, simZkifc } from '../../src/device/sim-control.ts';
+import { SimZymkey } from '../../src/device/sim.ts';
+import { BOOT_PATHS, kernelPostinstVars } from '../../src/initramfs/boot-files.ts';
+import { render } from '../../src/initramfs/render.ts';
+import { readTemplate } from '../../src/initramfs/templates.ts';
+import { bundle, nodeBin, zkluks } from '../helpers/cli.ts';
+import { luksImage, type TestImage } from '../helpers/luks.ts';
+import { follow } from '../hints/follow.ts';
+
+// The stand-in for `chroot ROOT update-initramfs …`: writes a new /boot/initrd.img (different bytes
+// every time) listing what a real build would put in; lsinitramfs lists it.
+const CHROOT = `#!/bin/sh
+root=$1; shift
+[ "$1" = update-initramfs ] || exit 64
+{
+	[ -e "$root/lib/cryptsetup/scripts/zkluks" ] && echo lib/cryptsetup/scripts/zkluks
+	printf '%s\\n' usr/sbin/zkunlockifs var/lib/zymbit/zkenv.conf etc/zkluks/boot.conf \\
+		lib/modules/6.12.25/kernel/drivers/i2c/i2c-dev.ko lib/cryptsetup/askpass sbin/cryptsetup
+	echo "# built $(od -An -N8 -tx1 /dev/urandom | tr -d ' \\n')"
+} >"$root/boot/initrd.img.new" && mv "$root/boot/initrd.img.new" "$root/boot/initrd.img"
+`;
+const LSINITRAMFS = `#!/bin/sh\ngrep -v '^#' "$1"\n`;
+
+let W: string;
+let root: string;
+let state: string;
+let bin: string;
+let volume: TestImage;
+let env: Record<string, string>;
+const key = Buffer.alloc(32, 9);
+
+beforeEach(async () => {
+  W = mkdtempSync(join(tmpdir(), 'zkluks-scm-'));
+  root = join(W, 'root');
+  state = join(W, 'state');
+  bin = join(W, 'bin');
+  for (const d of ['etc', 'usr/sbin', 'var/lib/zymbit', 'boot'])
+    mkdirSync(join(root, d), { recursive: true });
+  mkdirSync(bin);
+  writeFileSync(join(root, 'usr/sbin/zkunlockifs'), '#!/bin/sh\nexit 1\n');
+  chmodSync(join(root, 'usr/sbin/zkunlockifs'), 0o755);
+  writeFileSync(join(root, 'var/lib/zymbit/zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
+  writeFileSync(join(root, 'boot/config.txt'), 'dtparam=i2c_arm=on\ninitramfs initrd.img followkernel\n');
+  writeFileSync(join(root, 'boot/cmdline.txt'), 'console=tty1 root=/dev/mapper/cryptroot rootwait\n');
+  writeFileSync(join(root, 'boot/kernel8.img'), 'kernel 6.12.25\n');
+  writeFileSync(join(root, 'boot/initrd.img'), '# as shipped\n');
+  writeFileSync(join(bin, 'chroot'), CHROOT);
+  writeFileSync(join(bin, 'lsinitramfs'), LSINITRAMFS);
+  for (const f of ['chroot', 'lsinitramfs']) chmodSync(join(bin, f), 0o755);
+  volume = await luksImage();
+  await execa('cryptsetup', ['token', 'import', volume.path], {
+    input: JSON.stringify({ type: 'zkluks-zymkey', keyslots: ['0'], version: 1, sealed: 'AAAA' }),
+  });
+  writeFileSync(join(root, 'etc/crypttab'), `cryptroot ${volume.path} none luks\n`);
+  // An SCM as shipped (its image's boot files signed), bound for production: a failure destroys.
+  simInit(state, { model: 'SCM', boot: join(root, 'boot') });
+  simBindLock(state);
+  env = { PATH: `${bin}:${process.env.PATH}`, ZKLUKS_BACKEND: 'sim', ZKLUKS_SIM_STATE: state };
+});
+afterEach(() => rmSync(W, { recursive: true, force: true }));
+
+const sealKey = () => new SimZymkey(state).seal(key);
+const unsealed = async (blob: Buffer) => (await new SimZymkey(state).unseal(blob)).equals(key);
+const install = () => zkluks(['initramfs', 'install', volume.path, '--root', root], { env });
+const rebuildByHand = () => execa(join(bin, 'chroot'), [root, 'update-initramfs', '-u', '-k', 'all']);
+const initrd = () => readFileSync(join(root, 'boot/initrd.img'), 'utf8');
+
+describe('Supervised Boot (SCM)', () => {
+  it('initramfs install signs the rebuilt initrd.img before the next boot: the boot verifies and the keys survive', async () => {
+    const blob = await sealKey();
+    const r = await install();
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(initrd()).toContain('lib/cryptsetup/scripts/zkluks');
+    expect(r.stderr).toContain("supervised boot: signed initrd.img in the SCM's manifest");
+    expect(existsSync(join(root, BOOT_PATHS.supervisedBootRecord))).toBe(true);
+    const boot = simBoot(state);
+    expect(boot.supervisedBoot).toMatchObject({ result: 'verified', failed: [] });
+    expect(await unsealed(blob)).toBe(true);
+
+    // remove rebuilds too, and signs again.
+    const rm = await zkluks(['initramfs', 'remove', volume.path, '--root', root], { env });
+    expect(rm.exitCode, rm.stderr).toBe(0);
+    expect(initrd()).not.toContain('lib/cryptsetup/scripts/zkluks');
+    expect(simBoot(state).supervisedBoot.result).toBe('verified');
+    expect(await unsealed(blob)).toBe(true);
+  });
+
+  it('the same rebuild without signing (the model): the next boot destroys every key', async () => {
+    const blob = await sealKey();
+    await rebuildByHand();
+    const boot = simBoot(state);
+    expect(boot.supervisedBoot).toMatchObject({
+      result: 'destroyed',
+      failed: [{ file: 'initrd.img', why: 'changed' }],
+    });
+    await expect(new SimZymkey(state).unseal(blob)).rejects.toThrow(/self-destructed|Supervised Boot/);
+  });
+
+  it('refuses with exit 3, before changing anything, when the manifest cannot be read (zkifc stopped)', async () => {
+    const before = initrd();
+    simZkifc(state, 'stopped');
+    const r = await install();
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/Refusing to install the boot files: this Pi has a Zymbit SCM/);
+    expect(r.stderr).toMatch(
+      /hint: systemctl start zkifc, then run it again;.*add_or_update_supervised_boot_file\("initrd.img", 15\)/,
+    );
+    expect(initrd()).toBe(before);
+    expect(readFileSync(join(root, 'etc/crypttab'), 'utf8')).toBe(`cryptroot ${volume.path} none luks\n`);
+    simZkifc(state, 'running');
+    expect(simBoot(state).supervisedBoot.result).toBe('verified');
+  });
+
+  it('install --no-update names the command that signs the image after the rebuild', async () => {
+    const r = await zkluks(['initramfs', 'install', volume.path, '--root', root, '--no-update'], { env });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `sign what changed before any reboot: zkluks supervised-boot update initrd.img --root ${root}`,
+    );
+  });
+
+  it('doctor reports a manifest that no longer matches the files on disk; its hint makes the next boot safe', async () => {
+    const blob = await sealKey();
+    expect((await install()).exitCode).toBe(0);
+    const doctor = async () => {
+      const r = await zkluks(['doctor', volume.path, '--root', root, '--json'], { env });
+      return JSON.parse(r.stdout) as {
+        findings: { id: string; severity: string; summary: string; hint: string }[];
+      };
+    };
+    expect((await doctor()).findings.map((f) => f.id)).not.toContain('supervised-boot.changed');
+
+    await rebuildByHand();
+    const found = (await doctor()).findings.find((f) => f.id === 'supervised-boot.changed');
+    expect(found?.severity).toBe('error');
+    expect(found?.summary).toMatch(/\/boot\/initrd.img changed since it was signed/);
+    expect(found?.hint).toMatch(new RegExp(`^zkluks supervised-boot update initrd.img --root ${root} `));
+    await follow(found?.hint ?? '', { env });
+
+    expect((await doctor()).findings.find((f) => f.id === 'supervised-boot.changed')).toBeUndefined();
+    expect(simBoot(state).supervisedBoot.result).toBe('verified');
+    expect(await unsealed(blob)).toBe(true);
+  });
+
+  it("the kernel hook signs the files a kernel's installation changed", async () => {
+    const blob = await sealKey();
+    expect((await install()).exitCode).toBe(0);
+    // The hook as installed, with its record under the staged tree and zkluks working on that tree.
+    const hook = join(W, 'zz-zkluks');
+    const vars = { ...kernelPostinstVars({ zkunlockifs: '/usr/sbin/zkunlockifs' }) };
+    vars.SB_RECORD = join(root, BOOT_PATHS.supervisedBootRecord);
+    vars.BOOT_DIR = join(root, 'boot');
+    writeFileSync(hook, render(readTemplate('kernel-postinst'), vars));
+    writeFileSync(join(bin, 'zkluks'), `#!/bin/sh\nexec '${nodeBin}' '${bundle}' "$@" --root '${root}'\n`);
+    writeFileSync(
+      join(bin, 'update-initramfs'),
+      `#!/bin/sh\nexec '${join(bin, 'chroot')}' '${root}' update-initramfs "$@"\n`,
+    );
+    for (const f of ['zkluks', 'update-initramfs']) chmodSync(join(bin, f), 0o755);
+    // The kernel package replaced the kernel; its initramfs hook built an image without ours.
+    writeFileSync(join(root, 'boot/kernel8.img'), 'kernel 6.12.34\n');
+    writeFileSync(join(root, 'boot/initrd.img'), '# built by the distribution\n');
+    const r = await execa('sh', [hook, '6.12.34', join(root, 'boot/vmlinuz-6.12.34')], {
+      env: { ...env },
+      reject: false,
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    // zkluks speaks on stderr in the hook: run-parts output is the kernel package's.
+    expect(r.stderr).toContain('signed initrd.img, kernel8.img');
+    expect(simBoot(state).supervisedBoot.result).toBe('verified');
+    expect(await unsealed(blob)).toBe(true);
+  });
+
+  it('the kernel hook says DO NOT REBOOT when it cannot sign', async () => {
+    expect((await install()).exitCode).toBe(0);
+    const hook = join(W, 'zz-zkluks');
+    const vars = { ...kernelPostinstVars({ zkunlockifs: '/usr/sbin/zkunlockifs' }) };
+    vars.SB_RECORD = join(root, BOOT_PATHS.supervisedBootRecord);
+    writeFileSync(hook, render(readTemplate('kernel-postinst'), vars));
+    writeFileSync(join(bin, 'zkluks'), `#!/bin/sh\nexec '${nodeBin}' '${bundle}' "$@" --root '${root}'\n`);
+    chmodSync(join(bin, 'zkluks'), 0o755);
+    writeFileSync(join(root, 'boot/kernel8.img'), 'kernel 6.12.34\n');
+    simZkifc(state, 'stopped');
+    const r = await execa('sh', [hook, '6.12.34'], { env: { ...env }, reject: false });
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toMatch(/DO NOT REBOOT before 'zkluks supervised-boot update --changed' succeeds/);
+  });
+});

@@ -376,6 +376,21 @@ describe('zkluks encrypt-root --finish', () => {
     const r = await zkluks(['encrypt-root', '--finish', '--root', root, '--device', vol, '--no-update']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain(`is LUKS2 ${uuid} with a Zymkey keyslot and a recovery keyslot`);
+    // The boot's tokens were written before their keyslots existed; --finish records each slot's salt.
+    const meta = JSON.parse(
+      (await execa('cryptsetup', ['luksDump', '--dump-json-metadata', vol])).stdout,
+    ) as {
+      keyslots: Record<string, { kdf: { salt: string } }>;
+      tokens: Record<string, { type: string; keyslots: string[]; keyslot_salt?: string }>;
+    };
+    for (const [id, type, slot] of [
+      ['0', 'zkluks-zymkey', '1'],
+      ['1', 'zkluks-recovery', '0'],
+    ] as const) {
+      expect(meta.tokens[id], type).toMatchObject({ type, keyslots: [slot] });
+      expect(meta.tokens[id]?.keyslot_salt, type).toBe(meta.keyslots[slot]?.kdf.salt);
+    }
+    expect(r.stdout).toContain("recorded keyslot 0's salt in its zkluks-recovery token 1");
     for (const f of ['plan.conf', 'keys.sealed', 'zymkey-token.json', 'recovery-token.json']) {
       expect(existsSync(join(dir, f)), f).toBe(false);
     }

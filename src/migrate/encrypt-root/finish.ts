@@ -10,11 +10,12 @@ import type { Runner } from '../../exec.ts';
 import { applyPlan as applyInstall } from '../../initramfs/apply.ts';
 import { gatherInstallFacts } from '../../initramfs/install-facts.ts';
 import { planRemove, updateCommand, type Step as InstallStep } from '../../initramfs/plan-install.ts';
-import { readHeader } from '../../keyslot/header.ts';
+import { importToken } from '../../keyslot/cryptsetup.ts';
+import { readHeader, type HeaderFacts } from '../../keyslot/header.ts';
 import { RECOVERY_TOKEN_TYPE, ZYMKEY_TOKEN_TYPE } from '../../keyslot/token.ts';
 import { under } from '../../root-path.ts';
 import { parsePlanConf } from './boot-files.ts';
-import { ENCRYPT_PATHS, LEFTOVERS } from './layout.ts';
+import { ENCRYPT_PATHS, LEFTOVERS, RECOVERY_SLOT, ZYMKEY_SLOT } from './layout.ts';
 
 export interface JourneyDeps {
   runner: Runner;
@@ -90,6 +91,34 @@ async function rebuild(deps: JourneyDeps, noUpdate: boolean, dryRun: boolean): P
   return command;
 }
 
+interface SaltStamp {
+  tokenId: number;
+  type: string;
+  slot: number;
+  json: string;
+}
+
+/**
+ * The encrypting boot imports zkluks's tokens as they were written at arming, before their keyslots
+ * existed, so they record no `keyslot_salt`. The boot tested both keys against the planned slots
+ * right after adding them; each token naming its planned slot gets that slot's salt now, so later
+ * changes count the recovery slot as proven and tell these slots from any that replace them.
+ */
+function saltStamps(header: HeaderFacts, plan: Record<string, string>): SaltStamp[] {
+  const planned: Record<string, number> = {
+    [ZYMKEY_TOKEN_TYPE]: Number(plan.ZKLUKS_ENC_ZYMKEY_SLOT ?? ZYMKEY_SLOT),
+    [RECOVERY_TOKEN_TYPE]: Number(plan.ZKLUKS_ENC_RECOVERY_SLOT ?? RECOVERY_SLOT),
+  };
+  return header.tokens.flatMap((t) => {
+    const slot = t.keyslots[0];
+    if (slot === undefined || t.keyslots.length !== 1 || slot !== planned[t.type]) return [];
+    if (typeof t.json.keyslot_salt === 'string' && t.json.keyslot_salt !== '') return [];
+    const salt = header.keyslots.find((k) => k.id === slot)?.salt;
+    if (!salt) return [];
+    return [{ tokenId: t.id, type: t.type, slot, json: JSON.stringify({ ...t.json, keyslot_salt: salt }) }];
+  });
+}
+
 /** Whether `path` exists, a dangling symlink (a unit link in a staged tree) included. */
 function present(path: string): boolean {
   try {
@@ -147,6 +176,10 @@ export async function finishEncryptRoot(deps: JourneyDeps, opts: JourneyOptions)
       { hint: 'reboot (the boot adds the keyslot and tokens again), then zkluks encrypt-root --finish' },
     );
   }
+  const stamps = saltStamps(header, plan);
+  if (!opts.dryRun) {
+    for (const s of stamps) await importToken(deps.runner, device, s.tokenId, s.json, true);
+  }
   const removed = removeAll(
     deps.root,
     [...LEFTOVERS, ENCRYPT_PATHS.finishUnitLink, ENCRYPT_PATHS.finishUnit],
@@ -161,6 +194,10 @@ export async function finishEncryptRoot(deps: JourneyDeps, opts: JourneyOptions)
     updateInitramfs: update,
     lines: [
       `${opts.dryRun ? 'would finish' : 'finished'}: ${device} is LUKS2 ${uuid} with a Zymkey keyslot and a recovery keyslot`,
+      ...stamps.map(
+        (s) =>
+          `  ${opts.dryRun ? 'would record' : 'recorded'} keyslot ${s.slot}'s salt in its ${s.type} token ${s.tokenId}`,
+      ),
       ...removed.map((p) => `  ${opts.dryRun ? 'would remove' : 'removed'} ${p}`),
       ...(update ? [`  ${opts.dryRun ? 'would run' : 'ran'} ${update.join(' ')}`] : []),
       `  the originals of fstab and cmdline.txt stay in ${ENCRYPT_PATHS.origDir}`,

@@ -27,6 +27,8 @@ export interface RunResult {
   stdoutBytes: Buffer;
   stderr: string;
   timedOut: boolean;
+  /** The signal that killed the program (e.g. SIGKILL), if one did. */
+  signal?: string;
 }
 
 export type Runner = (file: string, args: readonly string[], options?: RunOptions) => Promise<RunResult>;
@@ -110,6 +112,8 @@ interface Finished {
   code: number | null;
   /** The spawn error's code (ENOENT for a missing program). */
   errorCode: string | undefined;
+  /** The signal that ended it, if one did. */
+  signal: string | null;
   stdout: Buffer;
   stderr: Buffer;
 }
@@ -124,15 +128,15 @@ function finished(child: ChildProcess): Promise<Finished> {
   child.stdin?.on('error', () => {});
   return new Promise((resolve) => {
     let errorCode: string | undefined;
-    const done = (code: number | null) =>
-      resolve({ code, errorCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
+    const done = (code: number | null, signal: string | null = null) =>
+      resolve({ code, errorCode, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
     // A program that never started (no pid) is answered by 'error'; one that ran, by 'close'.
     child.once('error', (error: NodeJS.ErrnoException) => {
       errorCode = error.code ?? 'ERROR';
       if (child.pid === undefined) done(null);
     });
-    child.once('close', (code: number | null) => {
-      if (child.pid !== undefined) done(code);
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+      if (child.pid !== undefined) done(code, signal);
     });
   });
 }
@@ -189,6 +193,7 @@ export function createRunner(runnerOptions: RunnerOptions = {}): Runner {
       stdoutBytes,
       stderr: notFound ? `${file}: command not found` : stderr,
       timedOut,
+      ...(r.signal ? { signal: r.signal } : {}),
     };
     if ((options.reject ?? true) && (exitCode !== 0 || out.timedOut)) {
       throw new CommandFailedError(

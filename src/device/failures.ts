@@ -59,20 +59,10 @@ const EXPLANATIONS: Record<ZymkeyFailure, Explanation> = {
     hint: 'zkluks device probe',
   },
   unknown: {
-    meaning: 'the module reported a failure zkluks does not recognise',
+    meaning: 'zkluks cannot tell the cause from what it can check itself',
     hint: 'zkluks doctor',
   },
 };
-
-/** Whether `code` is one of the ZymkeyFailure reasons (e.g. read from a tool's stderr line). */
-export function isZymkeyFailure(code: string): code is ZymkeyFailure {
-  return Object.hasOwn(EXPLANATIONS, code);
-}
-
-/** The command or action that fixes a failure of this kind. */
-export function failureHint(reason: ZymkeyFailure): string {
-  return EXPLANATIONS[reason].hint;
-}
 
 /**
  * `Failed to <action>: <cause>; <meaning>` with the reason's hint. `cause` is the specific

@@ -38,11 +38,17 @@ export interface SupervisedBootInfo {
   error: string | null;
 }
 
+/** What the caller knows about sealed data, for telling why an unseal failed. */
+export interface UnsealContext {
+  /** The serial of the module that sealed it, as the token recorded it. */
+  sealedBy?: string;
+}
+
 export interface ZymkeyPort {
   readonly backend: Backend;
   randomBytes(n: number): Promise<Buffer>;
   seal(plain: Buffer): Promise<Buffer>;
-  unseal(sealed: Buffer): Promise<Buffer>;
+  unseal(sealed: Buffer, context?: UnsealContext): Promise<Buffer>;
   info(): Promise<ZymkeyInfo>;
   binding(): Promise<BindingInfo>;
   perimeter(): Promise<PerimeterChannel[]>;

@@ -5,81 +5,28 @@
 // Exit 0 on success. Like the real tools they need zkifc stopped. How a real tool reports a failure
 // is not documented, so zkluks never reads a reason from a tool's stderr: by default the simulator
 // prints one readable line `<tool>: <reason>: <explanation>` (for people) and exits 1, and
-// ZKLUKS_SIM_OPAQUE makes it fail the way an unknown real tool might:
-//   plain   exit 1, a line of plain text with no reason code
-//   exit2   exit 2, a line of plain text
-//   silent  exit 1, nothing on stderr
-//   signal  killed by SIGKILL
-//   hang    never answers (until killed)
+// ZKLUKS_SIM_OPAQUE makes it fail the way an unknown real tool might (src/device/sim-opaque.ts).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.ts';
-import type { ZymkeyFailure } from '../errors.ts';
 import { UsageError } from '../errors.ts';
 import { failureOf } from './failures.ts';
 import { checkRandomCount } from './port.ts';
+import { simToolFailure as fail, simOpaqueMode, type ToolResult } from './sim-opaque.ts';
 import { simSeal, simSession, simUnseal } from './sim.ts';
+
+export {
+  SIM_OPAQUE_ENV,
+  SIM_OPAQUE_MODES,
+  simOpaqueMode,
+  type SimOpaqueMode,
+  type ToolResult,
+} from './sim-opaque.ts';
 
 export const SIM_TOOLS = ['zkgrifs', 'zklockifs', 'zkunlockifs'] as const;
 export type SimToolName = (typeof SIM_TOOLS)[number];
-
-export const SIM_OPAQUE_ENV = 'ZKLUKS_SIM_OPAQUE';
-export const SIM_OPAQUE_MODES = ['plain', 'exit2', 'silent', 'signal', 'hang'] as const;
-export type SimOpaqueMode = (typeof SIM_OPAQUE_MODES)[number];
-
-export interface ToolResult {
-  exitCode: number;
-  stdout: Buffer;
-  stderr: string;
-  /** The tool dies of this signal instead of exiting. */
-  signal?: 'SIGKILL';
-  /** The tool never answers. */
-  hang?: boolean;
-}
-
-/** The opaque mode from the environment; a value that is not a mode is a usage error. */
-export function simOpaqueMode(env: NodeJS.ProcessEnv = process.env): SimOpaqueMode | null {
-  const v = env[SIM_OPAQUE_ENV];
-  if (v === undefined || v === '') return null;
-  if (!(SIM_OPAQUE_MODES as readonly string[]).includes(v)) {
-    throw new UsageError(
-      `Failed to read ${SIM_OPAQUE_ENV}: '${v}' is not one of ${SIM_OPAQUE_MODES.join(', ')}`,
-      {
-        hint: `unset ${SIM_OPAQUE_ENV}, or set it to one of ${SIM_OPAQUE_MODES.join(', ')}`,
-      },
-    );
-  }
-  return v as SimOpaqueMode;
-}
-
-function fail(
-  tool: string,
-  reason: ZymkeyFailure,
-  explanation: string,
-  mode: SimOpaqueMode | null,
-): ToolResult {
-  const none = Buffer.alloc(0);
-  switch (mode) {
-    case 'plain':
-      return { exitCode: 1, stdout: none, stderr: `${tool} failed\n` };
-    case 'exit2':
-      return { exitCode: 2, stdout: none, stderr: `Error: operation returned -5\n` };
-    case 'silent':
-      return { exitCode: 1, stdout: none, stderr: '' };
-    case 'signal':
-      return { exitCode: 137, stdout: none, stderr: '', signal: 'SIGKILL' };
-    case 'hang':
-      return { exitCode: 1, stdout: none, stderr: '', hang: true };
-    default:
-      return {
-        exitCode: 1,
-        stdout: none,
-        stderr: `${tool}: ${reason}: ${explanation.replace(/\s+/g, ' ')}\n`,
-      };
-  }
-}
 
 async function readInput(file: string | undefined): Promise<Buffer> {
   if (file === undefined) throw new UsageError('usage: TOOL FILE');

@@ -4,21 +4,25 @@
 //
 // The module answers no more than the model it imitates: perimeter actions cannot be read back (the
 // API has no getter), a ZYMKEY4 refuses the binding query, a destroyed module answers nothing.
+// In opaque mode (ZKLUKS_SIM_OPAQUE) a failing crypto call reaches zkluks as an opaque tool run would
+// and is explained from the same probes as the zymbit backend's, and a failing API call gives no reason.
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ZymkeyUnavailableError } from '../errors.ts';
-import { zymkeyFailure } from './failures.ts';
+import { failureOf, zymkeyFailure } from './failures.ts';
 import {
   checkRandomCount,
   type BindingInfo,
   type PerimeterChannel,
   type SupervisedBootInfo,
+  type UnsealContext,
   type ZymkeyInfo,
   type ZymkeyPort,
 } from './port.ts';
 import { BlobError, openBlob, sealBlob } from './sealed-blob.ts';
 import { simScmAddOrUpdate, simScmManifest } from './sim-scm.ts';
+import { simOpaqueMode, simToolFailure } from './sim-opaque.ts';
 import {
   loadSimHost,
   loadSimModule,
@@ -34,6 +38,12 @@ import {
   type SimModel,
   type SimModule,
 } from './sim-state.ts';
+import {
+  DEFAULT_TOOL_TIMEOUT_MS,
+  explainToolFailure,
+  stateDirFact,
+  type ModuleProbes,
+} from './tool-failure.ts';
 /** Models that answer get_current_binding_info (the HSM family, ZYMKEY5, SCM); a ZYMKEY4 refuses it. */
 export function answersBindingQuery(model: SimModel): boolean {
   return model !== 'ZYMKEY4i';
@@ -244,28 +254,102 @@ export class SimZymkey implements ZymkeyPort {
 
   constructor(readonly stateDir: string) {}
 
+  /** What zkluks can check itself: the host directory and the module's API; the simulator has no bus. */
+  private probes(): ModuleProbes {
+    return {
+      stateDir: this.stateDir,
+      stateDirFact: () => stateDirFact(this.stateDir),
+      bus: async () => null,
+      zkifcNotStopped: null,
+      api: async () => {
+        try {
+          return { answers: true, serial: (await this.info()).serial };
+        } catch {
+          return { answers: false, serial: null };
+        }
+      },
+    };
+  }
+
+  /** A crypto call standing for `tool`; in opaque mode its failure is told as the zymbit backend tells one. */
+  private async crypto<T>(
+    tool: string,
+    action: string,
+    call: () => T,
+    context: UnsealContext & { unsealing?: boolean } = {},
+  ): Promise<T> {
+    const mode = simOpaqueMode();
+    try {
+      return call();
+    } catch (error) {
+      if (mode === null || !(error instanceof ZymkeyUnavailableError)) throw error;
+      const { reason, explanation } = failureOf(error);
+      const r = simToolFailure(tool, reason, explanation, mode);
+      const run = {
+        tool,
+        exitCode: r.exitCode,
+        signal: r.signal ?? null,
+        timedOut: r.hang === true,
+        stderr: r.stderr,
+      };
+      throw await explainToolFailure(run, action, this.probes(), {
+        timeoutMs: DEFAULT_TOOL_TIMEOUT_MS,
+        ...context,
+      });
+    }
+  }
+
+  /** An API call; in opaque mode its failure carries no reason, as Zymbit's API gives none. */
+  private api<T>(action: string, call: () => T): T {
+    try {
+      return call();
+    } catch (error) {
+      if (simOpaqueMode() === null || !(error instanceof ZymkeyUnavailableError)) throw error;
+      throw zymkeyFailure(
+        'unknown',
+        action,
+        'the API call failed (zkOpen failed or the call returned an error code)',
+      );
+    }
+  }
+
   async randomBytes(n: number): Promise<Buffer> {
     checkRandomCount(n);
-    simSession(this.stateDir, 'read random bytes from the Zymkey', 'backend');
-    return randomBytes(n);
+    const action = 'read random bytes from the Zymkey';
+    return this.crypto('zkgrifs', action, () => {
+      simSession(this.stateDir, action, 'backend');
+      return randomBytes(n);
+    });
   }
 
   async seal(plain: Buffer): Promise<Buffer> {
-    return simSeal(simSession(this.stateDir, 'seal data with the Zymkey', 'backend'), plain);
+    const action = 'seal data with the Zymkey';
+    return this.crypto('zklockifs', action, () =>
+      simSeal(simSession(this.stateDir, action, 'backend'), plain),
+    );
   }
 
-  async unseal(sealed: Buffer): Promise<Buffer> {
+  async unseal(sealed: Buffer, context: UnsealContext = {}): Promise<Buffer> {
     const action = 'unseal data with the Zymkey';
-    return simUnseal(simSession(this.stateDir, action, 'backend'), sealed, action);
+    return this.crypto(
+      'zkunlockifs',
+      action,
+      () => simUnseal(simSession(this.stateDir, action, 'backend'), sealed, action),
+      { ...context, unsealing: true },
+    );
   }
 
   async info(): Promise<ZymkeyInfo> {
-    const { model, serial, firmware } = simSession(this.stateDir, 'read Zymkey info', 'api').module;
+    const action = 'read Zymkey info';
+    const { model, serial, firmware } = this.api(action, () =>
+      simSession(this.stateDir, action, 'api'),
+    ).module;
     return { model, serial, firmware };
   }
 
   async binding(): Promise<BindingInfo> {
-    const s = simSession(this.stateDir, 'read Zymkey binding', 'api');
+    const action = 'read Zymkey binding';
+    const s = this.api(action, () => simSession(this.stateDir, action, 'api'));
     // get_current_binding_info is only valid for the HSM family: a ZYMKEY4 gives nothing to read.
     if (!answersBindingQuery(s.module.model)) return { mode: 'unknown', bound: null };
     // A session exists only on a host the module is bound to (production) or follows (developer).
@@ -273,7 +357,8 @@ export class SimZymkey implements ZymkeyPort {
   }
 
   async perimeter(): Promise<PerimeterChannel[]> {
-    const s = simSession(this.stateDir, 'read Zymkey perimeter', 'api');
+    const action = 'read Zymkey perimeter';
+    const s = this.api(action, () => simSession(this.stateDir, action, 'api'));
     // get_perimeter_detect_info gives the first-breach times; the actions cannot be read back.
     return s.module.perimeter.map((c) => ({
       channel: c.channel,

@@ -2,19 +2,28 @@
 // (zkgrifs / zklockifs / zkunlockifs), the same ones the initramfs uses. As Zymbit's own scripts do,
 // zkifc is stopped while a tool talks to the module and started again afterwards, on error too.
 // Info, binding and perimeter come from Zymbit's Python `zymkey` module through one fixed script.
-import { ZymkeyUnavailableError } from '../errors.ts';
+// A failing tool is never read for a reason: src/device/tool-failure.ts tells why from zkluks's own
+// probes (state directory, I2C probe, zkifc, the API, the token's record).
 import type { RunResult, Runner } from '../exec.ts';
-import { failureHint, isZymkeyFailure, zymkeyFailure } from './failures.ts';
+import { zymkeyFailure } from './failures.ts';
+import { probeZymkeyBus, type ProbeResult } from './i2c.ts';
 import {
   checkRandomCount,
   type BindingInfo,
   type PerimeterChannel,
   type SupervisedBootInfo,
+  type UnsealContext,
   type ZymkeyInfo,
   type ZymkeyPort,
 } from './port.ts';
 import { TMPFS_CANDIDATES, withPrivateTmpfsDir } from './tmpfs-dir.ts';
 import { readScmManifest, updateScmFile } from './zymbit-scm.ts';
+import {
+  DEFAULT_TOOL_TIMEOUT_MS,
+  explainToolFailure,
+  stateDirFact,
+  type ModuleProbes,
+} from './tool-failure.ts';
 import {
   parseZymkeyInfoReport,
   unknownReport,
@@ -34,41 +43,13 @@ export interface ZymbitOptions {
   devDir?: string;
   /** Told when zkifc could not be started again (the operation itself still succeeded or failed). */
   onWarning?: (line: string) => void;
+  /** Zymbit's state directory on this host; default /var/lib/zymbit. */
+  zymbitDir?: string;
+  /** The I2C probe run when a tool fails; default the real probe of this host's bus. */
+  probeBus?: () => Promise<ProbeResult>;
 }
 
-/**
- * Turn a failed tool run into a ZymkeyUnavailableError. A `<tool>: <reason>: <explanation>` line
- * (the simulator's tools, and any tool that follows the contract) gives the reason; anything else
- * is 'unknown' with the tool's last stderr line.
- */
-export function toolFailure(
-  tool: ZymbitTool,
-  action: string,
-  result: RunResult,
-  timeoutMs: number,
-): ZymkeyUnavailableError {
-  if (result.exitCode === 127) {
-    return zymkeyFailure('tool-missing', action, `'${tool}' is not installed or not on PATH`);
-  }
-  if (result.timedOut)
-    return zymkeyFailure('timeout', action, `'${tool}' gave no answer within ${timeoutMs} ms`);
-  const lines = result.stderr.trim().split('\n').filter(Boolean);
-  for (const line of lines) {
-    const m = /^(?:\S*\/)?(zkgrifs|zklockifs|zkunlockifs): ([a-z-]+): (.*)$/.exec(line.trim());
-    // The explanation already carries the meaning, so it is not appended again.
-    if (m?.[2] !== undefined && isZymkeyFailure(m[2])) {
-      return new ZymkeyUnavailableError(m[2], `Failed to ${action}: ${m[2]}: ${m[3]}`, {
-        hint: failureHint(m[2]),
-      });
-    }
-  }
-  const last = lines.pop();
-  return zymkeyFailure(
-    'unknown',
-    action,
-    `'${tool}' exited ${result.exitCode}${last ? ` saying '${last}'` : ' without a message'}`,
-  );
-}
+export const ZYMBIT_DIR = '/var/lib/zymbit';
 
 export class ZymbitZymkey implements ZymkeyPort {
   readonly backend = 'zymbit' as const;
@@ -80,16 +61,23 @@ export class ZymbitZymkey implements ZymkeyPort {
 
   constructor(private readonly opts: ZymbitOptions) {
     this.runner = opts.runner;
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS;
     this.tmpfs = opts.tmpfsCandidates ?? TMPFS_CANDIDATES;
   }
 
-  /** One tool at a time: zkifc stopped before, started again after, whatever happens. */
-  private withZkifcStopped<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * One tool at a time: zkifc stopped before, started again after, whatever happens. `fn` learns
+   * why zkifc may not be stopped (null when it is, or when there is no systemctl and so no zkifc).
+   */
+  private withZkifcStopped<T>(fn: (notStopped: string | null) => Promise<T>): Promise<T> {
     const run = async () => {
       const stop = await this.runner('systemctl', ['stop', 'zkifc'], { reject: false });
+      const notStopped =
+        stop.exitCode === 0 || stop.exitCode === 127
+          ? null
+          : `'systemctl stop zkifc' exited ${stop.exitCode}`;
       try {
-        return await fn();
+        return await fn(notStopped);
       } finally {
         // No systemctl at all (127): there is no zkifc service to give back.
         if (stop.exitCode !== 127) {
@@ -107,16 +95,43 @@ export class ZymbitZymkey implements ZymkeyPort {
     return next;
   }
 
-  private async tool(tool: ZymbitTool, arg: string, action: string): Promise<Buffer> {
-    const result = await this.runner(tool, [arg], { reject: false, timeoutMs: this.timeoutMs });
-    if (result.exitCode !== 0 || result.timedOut) throw toolFailure(tool, action, result, this.timeoutMs);
-    return result.stdoutBytes;
+  /** What zkluks can check itself once a tool failed; the API is asked afresh, with zkifc started again. */
+  private probes(zkifcNotStopped: string | null): ModuleProbes {
+    const dir = this.opts.zymbitDir ?? ZYMBIT_DIR;
+    return {
+      stateDir: dir,
+      stateDirFact: () => stateDirFact(dir),
+      bus: () => (this.opts.probeBus ?? (() => probeZymkeyBus()))(),
+      zkifcNotStopped,
+      api: async () => {
+        const r = await this.runReport();
+        return { answers: r.client, serial: r.info.serial === 'unknown' ? null : r.info.serial };
+      },
+    };
+  }
+
+  /** Run `tool arg` with zkifc stopped; a failure is explained from zkluks's own probes. */
+  private async tool(
+    tool: ZymbitTool,
+    arg: string,
+    action: string,
+    context: UnsealContext & { unsealing?: boolean } = {},
+  ): Promise<Buffer> {
+    const { result, notStopped } = await this.withZkifcStopped(async (notStopped) => ({
+      result: await this.runner(tool, [arg], { reject: false, timeoutMs: this.timeoutMs }),
+      notStopped,
+    }));
+    if (result.exitCode === 0 && !result.timedOut) return result.stdoutBytes;
+    throw await explainToolFailure({ tool, ...runEnd(result) }, action, this.probes(notStopped), {
+      timeoutMs: this.timeoutMs,
+      ...context,
+    });
   }
 
   async randomBytes(n: number): Promise<Buffer> {
     checkRandomCount(n);
     const action = 'read random bytes from the Zymkey';
-    const bytes = await this.withZkifcStopped(() => this.tool('zkgrifs', String(n), action));
+    const bytes = await this.tool('zkgrifs', String(n), action);
     if (bytes.length !== n) {
       throw zymkeyFailure('unknown', action, `'zkgrifs ${n}' printed ${bytes.length} bytes`);
     }
@@ -127,36 +142,39 @@ export class ZymbitZymkey implements ZymkeyPort {
     const action = 'seal data with the Zymkey';
     const sealed = await withPrivateTmpfsDir(async (dir) => {
       const file = await dir.write('plain', plain);
-      return this.withZkifcStopped(() => this.tool('zklockifs', file, action));
+      return this.tool('zklockifs', file, action);
     }, this.tmpfs);
     if (sealed.length === 0) throw zymkeyFailure('unknown', action, "'zklockifs' printed nothing");
     return sealed;
   }
 
-  async unseal(sealed: Buffer): Promise<Buffer> {
+  async unseal(sealed: Buffer, context: UnsealContext = {}): Promise<Buffer> {
     const action = 'unseal data with the Zymkey';
     return withPrivateTmpfsDir(async (dir) => {
       const file = await dir.write('sealed', sealed);
-      return this.withZkifcStopped(() => this.tool('zkunlockifs', file, action));
+      return this.tool('zkunlockifs', file, action, { ...context, unsealing: true });
     }, this.tmpfs);
   }
 
   /** Run the info script once per instance; any failure degrades to "unknown". */
   readReport(): Promise<ZymkeyInfoReport> {
-    this.report ??= (async () => {
-      const r = await this.runner('python3', ['-'], {
-        input: ZYMKEY_INFO_SCRIPT,
-        reject: false,
-        timeoutMs: this.timeoutMs,
-      });
-      if (r.exitCode === 127) return unknownReport('python3 is not installed');
-      if (r.exitCode !== 0 || r.timedOut) {
-        const last = r.stderr.trim().split('\n').pop() ?? '';
-        return unknownReport(`the info script failed (exit ${r.exitCode}): ${last}`);
-      }
-      return parseZymkeyInfoReport(r.stdout);
-    })();
+    this.report ??= this.runReport();
     return this.report;
+  }
+
+  /** Run the info script now; any failure degrades to "unknown". */
+  private async runReport(): Promise<ZymkeyInfoReport> {
+    const r = await this.runner('python3', ['-'], {
+      input: ZYMKEY_INFO_SCRIPT,
+      reject: false,
+      timeoutMs: this.timeoutMs,
+    });
+    if (r.exitCode === 127) return unknownReport('python3 is not installed');
+    if (r.exitCode !== 0 || r.timedOut) {
+      const last = r.stderr.trim().split('\n').pop() ?? '';
+      return unknownReport(`the info script failed (exit ${r.exitCode}): ${last}`);
+    }
+    return parseZymkeyInfoReport(r.stdout);
   }
 
   async info(): Promise<ZymkeyInfo> {
@@ -178,4 +196,14 @@ export class ZymbitZymkey implements ZymkeyPort {
   updateSupervisedBootFile(file: string): Promise<void> {
     return updateScmFile(this.runner, file, this.timeoutMs);
   }
+}
+
+/** The part of a run result that says how the tool ended. */
+function runEnd(r: RunResult): {
+  exitCode: number;
+  signal: string | null;
+  timedOut: boolean;
+  stderr: string;
+} {
+  return { exitCode: r.exitCode, signal: r.signal ?? null, timedOut: r.timedOut, stderr: r.stderr };
 }

@@ -31,6 +31,8 @@ interface SealedKey {
   tokenId: number | null;
   slot: number | null;
   sealed: Buffer;
+  /** The serial of the module that sealed it, as the token recorded it. */
+  sealedBy?: string;
 }
 
 function sealedKey(root: string, header: HeaderFacts | undefined): SealedKey | null {
@@ -41,6 +43,7 @@ function sealedKey(root: string, header: HeaderFacts | undefined): SealedKey | n
       tokenId: token.id,
       slot: token.keyslots[0] ?? null,
       sealed: Buffer.from(token.sealed, 'base64'),
+      ...(token.zymkey ? { sealedBy: token.zymkey.serial } : {}),
     };
   }
   const lock = '/var/lib/zymbit/key.bin.lock';
@@ -72,7 +75,9 @@ export async function gatherZymkey(opts: {
   let unseal: ZymkeyFacts['unseal'];
   if (!key) unseal = unavailable('no sealed key: no zkluks-zymkey token and no /var/lib/zymbit/key.bin.lock');
   else {
-    const plain = await ask(() => port.unseal(key.sealed));
+    const plain = await ask(() =>
+      port.unseal(key.sealed, key.sealedBy === undefined ? {} : { sealedBy: key.sealedBy }),
+    );
     if (!plain.ok) unseal = plain;
     else {
       const opened = opts.volumePath

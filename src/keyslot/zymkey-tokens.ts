@@ -24,7 +24,7 @@ export async function checkZymkeyTokens(deps: KeyslotDeps, view: VolumeView): Pr
     let key: Buffer;
     try {
       port ??= deps.zymkey();
-      key = await port.unseal(sealedKey(z.token));
+      key = await port.unseal(sealedKey(z.token), { sealedBy: z.token.zymkey.serial });
     } catch (error) {
       if (!(error instanceof ZymkeyUnavailableError)) throw error;
       checks.push({

@@ -8,7 +8,15 @@ import { ZymkeyUnavailableError } from '../../src/errors.ts';
 import { createRunner, type RunRecord, type Runner } from '../../src/exec.ts';
 import { openZymkey } from '../../src/device/open.ts';
 import { SimZymkey } from '../../src/device/sim.ts';
-import { simArm, simBindLock, simBreach, simInit, simSetReachable } from '../../src/device/sim-control.ts';
+import {
+  simArm,
+  simBindLock,
+  simBreach,
+  simInit,
+  simSetReachable,
+  simStatus,
+} from '../../src/device/sim-control.ts';
+import type { ProbeResult } from '../../src/device/i2c.ts';
 import { installSimTools } from '../../src/device/sim-tools.ts';
 import { ZymbitZymkey } from '../../src/device/zymbit.ts';
 import { bundle, repoRoot } from '../helpers/cli.ts';
@@ -45,6 +53,27 @@ async function rejection(p: Promise<unknown>): Promise<ZymkeyUnavailableError> {
   );
   expect(e).toBeInstanceOf(ZymkeyUnavailableError);
   return e as ZymkeyUnavailableError;
+}
+
+/** What the I2C probe says on a Pi whose bus works (the Zymkey itself never answers a probe). */
+function bus(over: Partial<ProbeResult> = {}): ProbeResult {
+  return {
+    status: 'ok',
+    bus: 1,
+    busName: 'bcm2835 (i2c@7e804000)',
+    address: '0x30',
+    detail: 'no answer at 0x30',
+    ...over,
+  };
+}
+
+/** The zymbit backend on this test's simulated Pi: its state directory, its I2C probe. */
+function zymbit(extraEnv: Record<string, string> = {}, probe?: Partial<ProbeResult>, withTools = true) {
+  return new ZymbitZymkey({
+    runner: runner(extraEnv, withTools),
+    zymbitDir: state,
+    probeBus: async () => bus(probe),
+  });
 }
 
 const key = Buffer.from('a4f1c2d3e4f5061728394a5b6c7d8e9fa4f1c2d3e4f5061728394a5b6c7d8e9f', 'hex');
@@ -112,63 +141,137 @@ describe('zymbit backend through the tools', () => {
     }
   });
 
-  it('a self-destructed module fails unseal with reason self-destructed, and zkifc is started again', async () => {
-    const zk = new ZymbitZymkey({ runner: runner() });
+  it("a self-destructed module: the tool's words are evidence, not the reason; the API answering nothing leaves the LED to tell", async () => {
+    const zk = zymbit();
     const sealed = await zk.seal(key);
     simBindLock(state);
     simArm(state, 0, 'self-destruct');
     simBreach(state, 0);
     const e = await rejection(zk.unseal(sealed));
-    expect(e.reason).toBe('self-destructed');
+    expect(e.reason).toBe('unknown');
     expect(e.exitCode).toBe(4);
     expect(e.message).toMatch(
-      /^Failed to unseal data with the Zymkey: self-destructed: .*can never be unsealed again/,
+      /^Failed to unseal data with the Zymkey: unknown: 'zkunlockifs' exited 1, its words: 'zkunlockifs: self-destructed: .*'; the module answers no API call either .*self-destructed, and only its LED tells which/,
     );
-    expect(e.hint).toContain('recovery key');
+    expect(e.hint).toContain('zkluks doctor --led PATTERN');
     expect(systemctlCalls().slice(-2)).toEqual(['stop zkifc', 'start zkifc']);
   });
 
+  it('a tool that names a reason on stderr does not make it the reason: a module that answers its API is no self-destructed one', async () => {
+    const liar = join(dir, 'liar');
+    installSimTools(liar, process.execPath, bundle);
+    writeFileSync(
+      join(liar, 'zkgrifs'),
+      '#!/bin/sh\necho "zkgrifs: self-destructed: key material destroyed" >&2\nexit 1\n',
+    );
+    const e = await rejection(
+      zymbit({ PATH: [liar, join(fixtures, 'bin'), process.env.PATH].join(':') }).randomBytes(8),
+    );
+    expect(e.reason).toBe('unknown');
+    expect(e.message).toMatch(
+      /its words: 'zkgrifs: self-destructed: key material destroyed'; the module answers its API, so it is there and bound/,
+    );
+  });
+
+  it('no I2C bus, by the I2C probe, is unreachable; an unplugged module on a working bus cannot be told from a dead one', async () => {
+    const sealed = await zymbit().seal(key);
+    simSetReachable(state, false);
+    const e = await rejection(zymbit({}, { status: 'bus-missing', detail: 'no /dev/i2c-1' }).unseal(sealed));
+    expect(e.reason).toBe('unreachable');
+    expect(e.message).toMatch(/the I2C probe says bus-missing: no \/dev\/i2c-1/);
+    const unplugged = await rejection(zymbit().unseal(sealed));
+    expect(unplugged.reason).toBe('unknown');
+    expect(unplugged.message).toMatch(/it is unplugged, not bound to this host/);
+  });
+
   it.each([
-    ['unreachable', () => simSetReachable(state, false)],
-    ['state-missing', () => rmSync(state, { recursive: true })],
-    ['state-corrupt', () => writeFileSync(join(state, 'zkluks-sim-host.json'), '{')],
-  ] as const)('a tool failing with %s gives that reason', async (reason, breakIt) => {
-    const zk = new ZymbitZymkey({ runner: runner() });
+    [
+      'the state directory is gone',
+      'state-missing',
+      /state does not exist/,
+      () => rmSync(state, { recursive: true }),
+    ],
+    [
+      'the salt is gone',
+      'state-missing',
+      /holds no module's s1_fp_salt\.bin/,
+      () => rmSync(join(state, simStatus(state).serial), { recursive: true }),
+    ],
+    [
+      'the host state is damaged',
+      'unknown',
+      /answers no API call either/,
+      () => writeFileSync(join(state, 'zkluks-sim-host.json'), '{'),
+    ],
+  ] as const)('%s: %s, from the state directory and the API', async (_, reason, message, breakIt) => {
+    const zk = zymbit();
     const sealed = await zk.seal(key);
     breakIt();
-    expect((await rejection(zk.unseal(sealed))).reason).toBe(reason);
+    const e = await rejection(zk.unseal(sealed));
+    expect(e.reason).toBe(reason);
+    expect(e.message).toMatch(message);
     expect(systemctlCalls().at(-1)).toBe('start zkifc');
   });
 
-  it('a blob from another module fails wrong-module and a damaged one corrupt-blob', async () => {
+  it('the serial the token recorded tells a blob from another module (wrong-module) from a damaged one (corrupt-blob)', async () => {
     const other = join(dir, 'other');
     simInit(other);
     const foreign = await new SimZymkey(other).seal(key);
-    const zk = new ZymbitZymkey({ runner: runner() });
-    expect((await rejection(zk.unseal(foreign))).reason).toBe('wrong-module');
+    const zk = zymbit();
+    const mine = simStatus(state).serial;
+    const theirs = simStatus(other).serial;
+    const e = await rejection(zk.unseal(foreign, { sealedBy: theirs }));
+    expect(e.reason).toBe('wrong-module');
+    expect(e.message).toContain(
+      `this module is serial ${mine}, and the token records that serial ${theirs} sealed the key`,
+    );
     const own = await zk.seal(key);
     own[40] = (own[40] ?? 0) ^ 1;
-    expect((await rejection(zk.unseal(own))).reason).toBe('corrupt-blob');
+    expect((await rejection(zk.unseal(own, { sealedBy: mine }))).reason).toBe('corrupt-blob');
+    // Without the record zkluks says what it knows.
+    const bare = await rejection(zk.unseal(own));
+    expect(bare.reason).toBe('unknown');
+    expect(bare.message).toMatch(/refuses this sealed key itself: sealed by another module, or damaged/);
   });
 
   it('a missing tool fails with tool-missing and zkifc is still started again', async () => {
-    const zk = new ZymbitZymkey({ runner: runner({}, false) });
+    const zk = zymbit({}, undefined, false);
     const e = await rejection(zk.randomBytes(8));
     expect(e.reason).toBe('tool-missing');
     expect(e.hint).toContain('zksaapps');
     expect(systemctlCalls()).toEqual(['stop zkifc', 'start zkifc']);
   });
 
-  it('a tool failing without the reason form gives unknown with its last stderr line', async () => {
+  it('what a tool said is shown as its words, escaped, with its exit code or signal', async () => {
     const odd = join(dir, 'odd');
     installSimTools(odd, process.execPath, bundle);
-    writeFileSync(join(odd, 'zkunlockifs'), '#!/bin/sh\necho "zkAppUtils: bad return code -5" >&2\nexit 3\n');
-    const zk = new ZymbitZymkey({
-      runner: runner({ PATH: [odd, join(fixtures, 'bin'), process.env.PATH].join(':') }),
-    });
+    writeFileSync(
+      join(odd, 'zkunlockifs'),
+      '#!/bin/sh\nprintf "zkAppUtils: bad return code -5\\033[2J\\nsecond line\\n" >&2\nexit 3\n',
+    );
+    writeFileSync(join(odd, 'zkgrifs'), '#!/bin/sh\nkill -9 $$\n');
+    const zk = zymbit({ PATH: [odd, join(fixtures, 'bin'), process.env.PATH].join(':') });
     const e = await rejection(zk.unseal(Buffer.from('sealed')));
     expect(e.reason).toBe('unknown');
-    expect(e.message).toContain("'zkunlockifs' exited 3 saying 'zkAppUtils: bad return code -5'");
+    expect(e.message).toContain(
+      "'zkunlockifs' exited 3, its words: 'zkAppUtils: bad return code -5\\x1b[2J\\x0asecond line'",
+    );
+    expect(e.message).not.toContain(String.fromCharCode(27));
+    expect(e.message).not.toContain('\n');
+    const killed = await rejection(zk.randomBytes(8));
+    expect(killed.message).toMatch(
+      /^Failed to read random bytes from the Zymkey: unknown: 'zkgrifs' was killed by SIGKILL without a message/,
+    );
+  });
+
+  it('a zkifc that could not be stopped is named as the likely cause', async () => {
+    const zk = zymbit({ ZKLUKS_FAKE_SYSTEMCTL_FAIL: 'stop' });
+    const e = await rejection(zk.randomBytes(8));
+    expect(e.reason).toBe('unknown');
+    expect(e.message).toMatch(
+      /zkifc may have been running, and the standalone tools need it stopped: 'systemctl stop zkifc' exited 5/,
+    );
+    expect(e.hint).toMatch(/^systemctl stop zkifc/);
   });
 
   it('a tool that hangs fails with timeout and zkifc is started again', async () => {
@@ -178,8 +281,12 @@ describe('zymbit backend through the tools', () => {
     const zk = new ZymbitZymkey({
       runner: runner({ PATH: [slow, join(fixtures, 'bin'), process.env.PATH].join(':') }),
       timeoutMs: 300,
+      zymbitDir: state,
+      probeBus: async () => bus(),
     });
-    expect((await rejection(zk.randomBytes(8))).reason).toBe('timeout');
+    const e = await rejection(zk.randomBytes(8));
+    expect(e.reason).toBe('timeout');
+    expect(e.message).toContain("'zkgrifs' gave no answer within 300 ms");
     expect(systemctlCalls()).toEqual(['stop zkifc', 'start zkifc']);
   });
 

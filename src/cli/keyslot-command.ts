@@ -4,6 +4,7 @@
 import type { CommandBody } from './commands.ts';
 import { openZymkey } from '../device/open.ts';
 import { UsageError } from '../errors.ts';
+import { shellWord } from '../hint.ts';
 import { createRunner } from '../exec.ts';
 import type { MadeKeys } from '../keyslot/apply.ts';
 import { unsealZymbitKey, zymbitKeyPath } from '../keyslot/authority-zymbit.ts';
@@ -40,12 +41,18 @@ export function keyslotDeps(g: GlobalOptions, signal?: AbortSignal): KeyslotDeps
   };
 }
 
-/** Ask for the existing passphrase on the terminal, without echo. */
+/** The command line as the admin gave it, with `extra` words added: a hint that repeats it. */
+export function givenCommandWith(...extra: string[]): string {
+  return ['zkluks', ...process.argv.slice(2).map(shellWord), ...extra].join(' ');
+}
+
+/** Ask for the existing passphrase on the terminal, without echo; without one, hint the file option. */
 export function promptUnlockKey(volume: string): Promise<Buffer> {
-  return promptHidden(`Existing passphrase for '${volume}'`, {
-    stdin: process.stdin,
-    stderr: process.stderr,
-  });
+  return promptHidden(
+    `Existing passphrase for '${volume}'`,
+    { stdin: process.stdin, stderr: process.stderr },
+    `${givenCommandWith('--unlock-key-file', 'FILE')} (- reads stdin)`,
+  );
 }
 
 /** --unlock-key-file FILE / -, or nothing when it is not given. */

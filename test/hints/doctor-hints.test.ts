@@ -1,7 +1,8 @@
 // The doctor's hints, scenario by scenario, followed as written on real system trees (the doctor
 // scenarios' tree: a LUKS2 image, the simulator, crypttab, an initramfs image). Each followed hint
 // must run and make its finding go away. Counted in the run's one "hints: N followed, N worked" line.
-import { existsSync, mkdirSync } from 'node:fs';
+import { execa } from 'execa';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { commandLineProblem } from '../../src/cli/command-spec.ts';
@@ -114,5 +115,91 @@ describe('doctor hints on a --root tree', () => {
     const hint = hintOf(d, 'initramfs.image-unreadable');
     expect(hint).toContain(`chroot ${t.root} update-initramfs -c -k all`);
     await expectTreeHints(d, t);
+  });
+});
+
+describe('doctor hints for tokens and keyslots (scenarios 8 and 8b)', () => {
+  /** A zkluks command run without a terminal exits 2 and names its --…-file option: follow that too. */
+  async function followAll(hint: string, t: Tree, values: Record<string, string> = {}) {
+    const first = await follow(hint, {
+      values,
+      env: env(t),
+      input: (argv) => (argv[1] === 'luksKillSlot' ? 'correct horse battery staple' : undefined),
+      exits: (argv) => (argv[0] === 'zkluks' ? [0, 2] : [0]),
+    });
+    for (const r of first.results.filter((x) => x.exitCode === 2)) {
+      await follow(hintOfResult(r), { values: { FILE: t.passphraseFile, ...values }, env: env(t) });
+    }
+    return first;
+  }
+  const hintOfResult = (r: { stderr: string }) => {
+    const line = r.stderr.split('\n').find((l) => l.startsWith('hint: '));
+    expect(line, r.stderr).toBeDefined();
+    return (line ?? '').slice('hint: '.length);
+  };
+
+  it('8: a zkluks-zymkey token naming a slot that is gone: removing it and enrolling, as hinted, makes the Zymkey slot work again', async () => {
+    const t = (tree = await buildTree());
+    await t.cryptsetup('luksKillSlot', '--batch-mode', t.volume, String(t.zymkeySlot));
+    const before = await doctor(t, [t.volume]);
+    const hint = hintOf(before, 'luks.token-dangling');
+    await expectTreeHints(before, t);
+    await followAll(hint, t);
+    const after = await doctor(t, [t.volume]);
+    expect(ids(after)).not.toContain('luks.token-dangling');
+    expect(ids(after)).toContain('luks.tokens');
+    const verify = await zkluks(['verify', t.volume], { env: env(t) });
+    expect(verify.exitCode, verify.stderr).toBe(0);
+  });
+
+  it("8: a 'prefer' keyslot no token names: a new Zymkey slot and the dead slot wiped, as hinted", async () => {
+    const t = (tree = await buildTree());
+    const key = join(t.dir, 'orphan.key');
+    writeFileSync(key, 'orphan-key-material-0123456789', { mode: 0o600 });
+    await t.cryptsetup(
+      'luksAddKey',
+      '--batch-mode',
+      '--pbkdf',
+      'pbkdf2',
+      '--pbkdf-force-iterations',
+      '1000',
+      '--key-file',
+      t.passphraseFile,
+      '--new-key-slot',
+      '5',
+      t.volume,
+      key,
+    );
+    await t.cryptsetup('config', '--priority', 'prefer', '--key-slot', '5', t.volume);
+    const before = await doctor(t, [t.volume]);
+    const hint = hintOf(before, 'luks.slot-without-token');
+    await expectTreeHints(before, t);
+    await followAll(hint, t);
+    const after = await doctor(t, [t.volume]);
+    expect(ids(after)).not.toContain('luks.slot-without-token');
+    expect(ids(after)).toContain('luks.tokens');
+    expect((await zkluks(['verify', t.volume], { env: env(t) })).exitCode).toBe(0);
+  });
+
+  it('8b: a zkluks-zymkey token copied onto the passphrase slot: verify, then enroll --force, as hinted, settle it', async () => {
+    const t = (tree = await buildTree());
+    const original = JSON.parse(await t.cryptsetup('token', 'export', '--token-id', '0', t.volume)) as object;
+    await execa('cryptsetup', ['token', 'import', '--token-id', '3', t.volume], {
+      input: JSON.stringify({ ...original, keyslots: ['0'] }),
+    });
+    const before = await doctor(t, [t.volume]);
+    const hint = hintOf(before, 'luks.token-foreign');
+    await expectTreeHints(before, t);
+    await followAll(hint, t);
+    const after = await doctor(t, [t.volume]);
+    expect(ids(after)).not.toContain('luks.token-foreign');
+    // The passphrase the Zymkey's key never opened is kept.
+    const opened = await execa(
+      'cryptsetup',
+      ['open', '--test-passphrase', '--key-file', t.passphraseFile, t.volume],
+      { reject: false },
+    );
+    expect(opened.exitCode).toBe(0);
+    expect((await zkluks(['verify', t.volume], { env: env(t) })).exitCode).toBe(0);
   });
 });

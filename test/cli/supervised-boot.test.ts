@@ -16,6 +16,8 @@ import { readTemplate } from '../../src/initramfs/templates.ts';
 import { bundle, nodeBin, zkluks } from '../helpers/cli.ts';
 import { luksImage, type TestImage } from '../helpers/luks.ts';
 import { follow } from '../hints/follow.ts';
+import { buildZymbitPi } from '../migrate/zymbit-pi.ts';
+import { simScmAddOrUpdate, simScmBootDir } from '../../src/device/sim-scm.ts';
 
 // The stand-in for `chroot ROOT update-initramfs …`: writes a new /boot/initrd.img (different bytes
 // every time) listing what a real build would put in; lsinitramfs lists it.
@@ -195,4 +197,30 @@ describe('Supervised Boot (SCM)', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toMatch(/DO NOT REBOOT before 'zkluks supervised-boot update --changed' succeeds/);
   });
+
+  it("adopt on an SCM signs the config.txt it switches: the next boot verifies and Zymbit's sealed key still unseals", async () => {
+    const pi = await buildZymbitPi({ model: 'SCM' });
+    try {
+      const boot = join(pi.root, 'boot/firmware');
+      simScmBootDir(pi.simState, boot);
+      for (const f of ['cmdline.txt', 'config.txt', 'initrd.img', 'kernel8.img'])
+        simScmAddOrUpdate(pi.simState, f);
+      simBindLock(pi.simState);
+      const lock = readFileSync(pi.lock);
+      const r = await pi.zkluks([
+        'adopt',
+        '--root',
+        pi.root,
+        '--yes',
+        '--recovery-key-file',
+        join(pi.dir, 'recovery.txt'),
+      ]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr).toContain("supervised boot: signed config.txt in the SCM's manifest");
+      expect(simBoot(pi.simState).supervisedBoot.result).toBe('verified');
+      expect((await new SimZymkey(pi.simState).unseal(lock)).equals(pi.key)).toBe(true);
+    } finally {
+      pi.cleanup();
+    }
+  }, 120_000);
 });

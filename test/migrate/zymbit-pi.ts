@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runSimTool } from '../../src/device/sim-tools.ts';
 import { simInit, simZkifc } from '../../src/device/sim-control.ts';
+import type { SimModel } from '../../src/device/sim-state.ts';
 import { zkluks } from '../helpers/cli.ts';
 
 export const KERNEL = '6.6.51+rpt-rpi-v8';
@@ -141,6 +142,8 @@ export interface ZymbitPiOptions {
   tree?: boolean;
   /** A directory whose files become the volume's ext4 root filesystem (the QEMU tier boots it). */
   rootfs?: string;
+  /** The simulated module's model (default: the simulator's, a ZYMKEY4i). */
+  model?: SimModel;
 }
 
 /** The cheapest argon2id keyslot: the kind cryptsetup's default makes, at the lowest cost. */
@@ -187,7 +190,7 @@ export async function buildZymbitPi(options: ZymbitPiOptions = {}): Promise<Zymb
     writeFileSync(p, content);
     chmodSync(p, mode);
   };
-  simInit(simState);
+  simInit(simState, options.model === undefined ? {} : { model: options.model });
   // Zymbit's script runs the standalone tools with zkifc stopped, as the module requires.
   simZkifc(simState, 'stopped');
   // Phase 2 of mk_encr_sd_rfs.sh: zkgrifs 512 > /run/key.bin; zklockifs /run/key.bin > key.bin.lock.

@@ -10,6 +10,7 @@ import { adopt, type AdoptResult } from '../../migrate/adopt/adopt.ts';
 import { describeStep } from '../../migrate/adopt/plan.ts';
 import { globalOptions, type GlobalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
+import { withBootFilesSigned } from '../supervised-boot-guard.ts';
 import {
   escrowOf,
   keyslotDeps,
@@ -95,8 +96,10 @@ export const adoptCommand: CommandBody = {
     }
     let result: AdoptResult;
     try {
-      result = await withInterruptSignal((signal) =>
-        adopt({ ...keyslotDeps(g, signal), root: g.root }, { ...request, dryRun: g.dryRun }, keyFile.hooks),
+      result = await withBootFilesSigned(g, out, 'adopt the boot files', () =>
+        withInterruptSignal((signal) =>
+          adopt({ ...keyslotDeps(g, signal), root: g.root }, { ...request, dryRun: g.dryRun }, keyFile.hooks),
+        ),
       );
     } catch (error) {
       await keyFile.undo();

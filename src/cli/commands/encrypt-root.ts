@@ -16,6 +16,7 @@ import { describeEncryptPlan, formatDuration, planEncryptRoot } from '../../migr
 import { globalOptions } from '../global-options.ts';
 import { escrowOf, recoveryOptions, showRecoveryKey } from '../keyslot-command.ts';
 import { createOutput } from '../output.ts';
+import { withBootFilesSigned } from '../supervised-boot-guard.ts';
 
 /** How the first-boot unit runs this zkluks: the same Node and the same bundle as now. */
 function zkluksExecutable(): string {
@@ -90,9 +91,11 @@ export const encryptRootCommand: CommandBody = {
     }
     if (argv.finish === true || argv.disarm === true) {
       const run = argv.finish === true ? finishEncryptRoot : disarmEncryptRoot;
-      const result = await run(
-        { runner, root: g.root },
-        { noUpdate, dryRun: g.dryRun, ...(typeof argv.device === 'string' ? { device: argv.device } : {}) },
+      const result = await withBootFilesSigned(g, out, 'change the boot files', () =>
+        run(
+          { runner, root: g.root },
+          { noUpdate, dryRun: g.dryRun, ...(typeof argv.device === 'string' ? { device: argv.device } : {}) },
+        ),
       );
       out.data(result.lines.join('\n'), result);
       return;
@@ -122,20 +125,22 @@ export const encryptRootCommand: CommandBody = {
     }
     let written = false;
     try {
-      const result = await armEncryptRoot(
-        { runner, root: g.root, zymkey },
-        plan,
-        {
-          deliverRecoveryKey: async (key) => {
-            if (file) {
-              await writeRecoveryKeyFile(file, key);
-              written = true;
-            }
-            await showRecoveryKey(g, argv, key, 0, file);
-            if (!g.yes) await confirmStored();
+      const result = await withBootFilesSigned(g, out, 'arm the encryption of the root', () =>
+        armEncryptRoot(
+          { runner, root: g.root, zymkey },
+          plan,
+          {
+            deliverRecoveryKey: async (key) => {
+              if (file) {
+                await writeRecoveryKeyFile(file, key);
+                written = true;
+              }
+              await showRecoveryKey(g, argv, key, 0, file);
+              if (!g.yes) await confirmStored();
+            },
           },
-        },
-        facts.zkunlockifs as string,
+          facts.zkunlockifs as string,
+        ),
       );
       const time = plan.estimateSeconds === null ? '' : ` (about ${formatDuration(plan.estimateSeconds)})`;
       out.data(

@@ -1,0 +1,23 @@
+// A change that may rewrite boot files, run so that a Zymbit SCM's Supervised Boot manifest is
+// signed again for each file it changed (or refused first when zkluks could not sign): for the
+// commands whose core does not hold the Zymkey port across its rewrites (adopt, encrypt-root).
+import { openZymkey } from '../device/open.ts';
+import { createRunner } from '../exec.ts';
+import { guardBootFiles, withSignedBootFiles } from '../initramfs/supervised-boot.ts';
+import type { GlobalOptions } from './global-options.ts';
+import type { Output } from './output.ts';
+
+export async function withBootFilesSigned<T>(
+  g: GlobalOptions,
+  out: Output,
+  what: string,
+  change: () => Promise<T>,
+): Promise<T> {
+  if (g.dryRun) return change();
+  const port = openZymkey({ backend: g.backend, simState: g.simState, runner: createRunner(), root: g.root });
+  const guard = await guardBootFiles(port, g.root, what);
+  const { result, signed } = await withSignedBootFiles(guard, change);
+  if (signed.length > 0)
+    out.info(`supervised boot: signed ${signed.join(', ')} in the SCM's manifest (they changed)`);
+  return result;
+}

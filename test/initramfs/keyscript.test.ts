@@ -25,6 +25,7 @@ import {
   simSetReachable,
   simZkifc,
 } from '../../src/device/sim-control.ts';
+import { SIM_OPAQUE_ENV, SIM_OPAQUE_MODES, type SimOpaqueMode } from '../../src/device/sim-opaque.ts';
 import { I2C_MODULES, keyscriptVars } from '../../src/initramfs/boot-files.ts';
 import { render } from '../../src/initramfs/render.ts';
 import { readTemplate } from '../../src/initramfs/templates.ts';
@@ -226,6 +227,8 @@ interface RunOptions {
   cryptsetup?: string;
   /** Run under `strace -f`, counting the processes the keyscript forks and the programs it runs. */
   trace?: boolean;
+  /** The simulator's tools fail opaquely, as an unknown real zkunlockifs might. */
+  opaque?: SimOpaqueMode;
 }
 
 let caseNo = 0;
@@ -270,6 +273,7 @@ async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> 
       CRYPTTAB_TRIED: String(opts.tried ?? 0),
       CRYPTTAB_KEY: 'none',
       ZKLUKS_SIM_STATE: opts.state ?? simState,
+      ...(opts.opaque ? { [SIM_OPAQUE_ENV]: opts.opaque } : {}),
       ZKLUKS_ASKPASS: join(W, 'askpass'),
       ZKLUKS_UNLOCK: opts.unlock ?? 'zkunlockifs',
       ...(opts.cryptsetup ? { ZKLUKS_CRYPTSETUP: opts.cryptsetup } : {}),
@@ -340,6 +344,35 @@ function expectFallback(run: Run, reason: string, withinMs: number): void {
   expect(run.runFiles).toEqual(['cryptroot.record']);
   expect(run.workFiles).toEqual([]);
 }
+
+// However the real zkunlockifs fails (Zymbit documents none of it), the keyscript falls back to the
+// prompt: the simulator's opaque modes, against a destroyed and an unplugged module.
+describe.each(SIM_OPAQUE_MODES)('the keyscript with an opaque zkunlockifs (%s)', (mode) => {
+  const expected: Record<SimOpaqueMode, { reason: string; detail: RegExp }> = {
+    plain: { reason: 'unseal-failed', detail: /^zkunlockifs exited with status 1: zkunlockifs failed$/ },
+    exit2: {
+      reason: 'unseal-failed',
+      detail: /^zkunlockifs exited with status 2: Error: operation returned -5$/,
+    },
+    silent: { reason: 'unseal-failed', detail: /^zkunlockifs exited with status 1$/ },
+    signal: { reason: 'unseal-failed', detail: /^zkunlockifs was killed by signal 9$/ },
+    hang: { reason: 'timeout', detail: /gave no answer within the time budget \(ZKLUKS_TIMEOUT=2\)/ },
+  };
+  it.each([
+    ['self-destructed', () => destroyedState],
+    ['unplugged', () => unpluggedState],
+  ])("falls back to the prompt when the module is %s, the tool's end as evidence", async (_, state) => {
+    // A hang is ended at the time budget, kept short here; every other end comes well within it.
+    const hang = mode === 'hang';
+    const run = await runKeyscript('busybox', {
+      state: state(),
+      opaque: mode,
+      ...(hang ? { conf: 'ZKLUKS_TIMEOUT=2\n' } : {}),
+    });
+    expectFallback(run, expected[mode].reason, hang ? 2000 + 700 : 10_000);
+    expect(run.record.detail).toMatch(expected[mode].detail);
+  });
+});
 
 describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
   it('prints the unsealed key byte for byte and records method=zymkey', async () => {

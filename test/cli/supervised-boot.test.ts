@@ -97,6 +97,16 @@ describe('Supervised Boot (SCM)', () => {
     expect(await unsealed(blob)).toBe(true);
   });
 
+  it('sim scm add and sim boot: the admin side of the simulated SCM', async () => {
+    await rebuildByHand();
+    const add = await zkluks(['sim', 'scm', 'add', 'initrd.img'], { env });
+    expect(add.exitCode, add.stderr).toBe(0);
+    expect(add.stdout).toMatch(/supervised boot {2}policy destroy, 4 file\(s\) in the manifest/);
+    const boot = await zkluks(['sim', 'boot', '--json'], { env });
+    expect(boot.exitCode, boot.stderr).toBe(0);
+    expect(JSON.parse(boot.stdout)).toMatchObject({ supervisedBoot: { result: 'verified' } });
+  });
+
   it('the same rebuild without signing (the model): the next boot destroys every key', async () => {
     const blob = await sealKey();
     await rebuildByHand();

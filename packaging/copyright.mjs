@@ -50,6 +50,21 @@ out.push(
   `Comment: /usr/lib/zkluks bundles zkluks with these npm packages: ${bundled.join(', ')}.`,
   '',
 );
+// Last, so it overrides usr/lib/zkluks/* (later paragraphs win). Read beside the code at run time and kept under its own licence: the distro's kernel hook that
+// `zkluks adopt` puts back (src/migrate/adopt/layout.ts), byte for byte as initramfs-tools ships it.
+out.push(
+  'Files: usr/lib/zkluks/debian-initramfs-tools.postinst',
+  'Copyright: the initramfs-tools authors (Debian)',
+  'License: GPL-2+',
+  " This file is /etc/kernel/postinst.d/initramfs-tools from Debian's initramfs-tools 0.142,",
+  ' unchanged. It is free software; you can redistribute it and/or modify it under the terms of the',
+  ' GNU General Public License as published by the Free Software Foundation; either version 2 of the',
+  ' License, or (at your option) any later version.',
+  ' .',
+  ' On Debian systems the full text of the GNU General Public License version 2 is in',
+  ' /usr/share/common-licenses/GPL-2.',
+  '',
+);
 for (const name of names) {
   if (name === 'MIT') {
     out.push(

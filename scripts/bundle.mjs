@@ -4,7 +4,16 @@
 // Two passes: the first build is asked for `zkluks --help` (src/cli/top-help.ts), which the second
 // carries, so the entry prints it without loading yargs.
 import { build } from 'esbuild';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -66,6 +75,12 @@ const result = await build({
 // Chunks have content-hashed names and go in first; the entry is renamed in last, so a test running
 // the previous build never sees a half-written one. Files of earlier builds are removed after.
 const built = Object.keys(result.metafile.outputs).map((p) => basename(p));
+// Files read beside the code at run time, under their own licences (packaging/copyright.mjs names them).
+const besides = ['src/migrate/adopt/debian-initramfs-tools.postinst'];
+for (const file of besides) {
+  copyFileSync(new URL(`../${file}`, import.meta.url), join(tmp, basename(file)));
+  built.push(basename(file));
+}
 for (const name of built.filter((n) => n !== 'zkluks.mjs')) renameSync(join(tmp, name), join(dist, name));
 const entry = join(tmp, 'zkluks.mjs');
 writeFileSync(entry, `#!/usr/bin/env node\n${readFileSync(entry, 'utf8')}`, { mode: 0o755 });

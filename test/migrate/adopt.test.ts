@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Diagnosis } from '../../src/doctor/diagnose.ts';
 import { createRunner } from '../../src/exec.ts';
 import { readHeader } from '../../src/keyslot/header.ts';
-import { DEBIAN_KERNEL_HOOK, readLayout } from '../../src/migrate/adopt/layout.ts';
+import { debianKernelHook, readLayout } from '../../src/migrate/adopt/layout.ts';
 import { planAdopt, type AdoptState } from '../../src/migrate/adopt/plan.ts';
 import { opens } from '../helpers/luks.ts';
 import { bootPaths } from './boot-paths.ts';
@@ -32,7 +32,7 @@ async function slots(p: ZymbitPi) {
 describe('zkluks adopt (--root tier)', () => {
   it('refuses a layout it does not fully recognise, naming what it found, and changes nothing', async () => {
     pi = await buildZymbitPi();
-    pi.file('/etc/kernel/postinst.d/initramfs-tools', DEBIAN_KERNEL_HOOK, 0o755);
+    pi.file('/etc/kernel/postinst.d/initramfs-tools', debianKernelHook(), 0o755);
     const before = await slots(pi);
     const r = await pi.zkluks(['adopt', '--root', pi.root, '--yes']);
     expect(r.exitCode).toBe(3);
@@ -84,7 +84,7 @@ describe('zkluks adopt (--root tier)', () => {
         'm',
       ),
     );
-    expect(pi.read('/etc/kernel/postinst.d/initramfs-tools')).toBe(DEBIAN_KERNEL_HOOK);
+    expect(pi.read('/etc/kernel/postinst.d/initramfs-tools')).toBe(debianKernelHook());
     expect(pi.read('/boot/firmware/config.txt')).not.toMatch(/initramfs initrd\.img/);
     expect(pi.read('/boot/firmware/config.txt')).toMatch(/^auto_initramfs=1$/m);
     // The originals are kept, so every change can be undone by hand.

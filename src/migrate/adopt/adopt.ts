@@ -41,7 +41,7 @@ import {
 import { viewVolume } from '../../keyslot/volume-view.ts';
 import { DEFAULT_LOCK_DIR, withVolumeLock } from '../../keyslot/volume-lock.ts';
 import { under } from '../../root-path.ts';
-import { configWithoutZymbitLine, DEBIAN_KERNEL_HOOK, readLayout, type Layout } from './layout.ts';
+import { configWithoutZymbitLine, debianKernelHook, readLayout, type Layout } from './layout.ts';
 import { describeStep, planAdopt, type AdoptPlan, type AdoptStep } from './plan.ts';
 
 export interface AdoptDeps extends KeyslotDeps {
@@ -271,7 +271,7 @@ async function run(
         break;
       }
       case 'restore-kernel-hook':
-        writeFileAtomic(under(root, step.path), DEBIAN_KERNEL_HOOK, 0o755);
+        writeFileAtomic(under(root, step.path), debianKernelHook(), 0o755);
         break;
       case 'rebuild-initramfs': {
         const [file = 'update-initramfs', ...args] = step.command;

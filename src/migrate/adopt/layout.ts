@@ -16,13 +16,23 @@ import {
 } from '../../initramfs/crypttab.ts';
 import { ZYMBIT_KEY_LOCK } from '../../keyslot/authority-zymbit.ts';
 import { under } from '../../root-path.ts';
-import debianKernelHook from './debian-initramfs-tools.postinst?raw';
 
 /** The distro's kernel hook that Zymbit's script overwrites (a conffile of initramfs-tools). */
 export const KERNEL_HOOK = '/etc/kernel/postinst.d/initramfs-tools';
-/** Debian's file, byte for byte (initramfs-tools 0.142, bookworm; GPL-2+), and its md5 as dpkg records it. */
-export const DEBIAN_KERNEL_HOOK = debianKernelHook;
-export const DEBIAN_KERNEL_HOOK_MD5 = createHash('md5').update(debianKernelHook).digest('hex');
+/**
+ * Debian's file, byte for byte (initramfs-tools 0.142, bookworm), and its md5 as dpkg records it.
+ * It is initramfs-tools' work under GPL-2+, so it ships as its own file beside the code (dist/ carries
+ * it, the package's copyright names it) and is read when adopt needs it, never compiled into zkluks.
+ */
+export const DEBIAN_KERNEL_HOOK_FILE = 'debian-initramfs-tools.postinst';
+let debianHook: string | undefined;
+export function debianKernelHook(): string {
+  debianHook ??= readFileSync(new URL(`./${DEBIAN_KERNEL_HOOK_FILE}`, import.meta.url), 'utf8');
+  return debianHook;
+}
+export function debianKernelHookMd5(): string {
+  return createHash('md5').update(debianKernelHook()).digest('hex');
+}
 /** Where adopt keeps the originals of the files it changes (root only). */
 export const ADOPT_DIR = '/var/lib/zkluks/adopt';
 /** raspi-firmware's hook that places each rebuilt image where auto_initramfs=1 loads it (Bookworm on). */
@@ -98,7 +108,7 @@ export function readLayout(root: string, name?: string): Layout {
       ? 'missing'
       : /update_encr_initrd/.test(hookText)
         ? 'zymbit'
-        : hookText === DEBIAN_KERNEL_HOOK
+        : hookText === debianKernelHook()
           ? 'distro'
           : 'other';
   const configTxt =

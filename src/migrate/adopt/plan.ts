@@ -3,7 +3,7 @@
 // facts are gathered in adopt.ts, the steps run in apply.ts. A re-run plans only what is left.
 import { RefusedError, ZkluksError } from '../../errors.ts';
 import { inSystem, shellWord, zkluksCommand } from '../../hint.ts';
-import { DEBIAN_KERNEL_HOOK_MD5, KERNEL_HOOK, keptCopy, type Layout } from './layout.ts';
+import { debianKernelHookMd5, KERNEL_HOOK, keptCopy, type Layout } from './layout.ts';
 
 export type AdoptStep =
   /** `recovery add`, authorized by Zymbit's key: the way in without the Zymkey, before anything else. */
@@ -96,10 +96,10 @@ function recognise(state: AdoptState): void {
   if (
     l.kernelHook === 'zymbit' &&
     l.kernelHookDpkgMd5 !== null &&
-    l.kernelHookDpkgMd5 !== DEBIAN_KERNEL_HOOK_MD5
+    l.kernelHookDpkgMd5 !== debianKernelHookMd5()
   ) {
     throw new RefusedError(
-      `Refused to adopt: dpkg records initramfs-tools' ${KERNEL_HOOK} with md5 ${l.kernelHookDpkgMd5}, not the version zkluks can put back (${DEBIAN_KERNEL_HOOK_MD5})`,
+      `Refused to adopt: dpkg records initramfs-tools' ${KERNEL_HOOK} with md5 ${l.kernelHookDpkgMd5}, not the version zkluks can put back (${debianKernelHookMd5()})`,
       {
         hint: `restore it first: ${inSystem(l.root, 'apt-get install --reinstall -o Dpkg::Options::=--force-confask initramfs-tools')}, then ${zkluksCommand(l.root, 'adopt')} (again)`,
       },

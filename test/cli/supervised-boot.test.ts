@@ -17,6 +17,7 @@ import { bundle, nodeBin, zkluks } from '../helpers/cli.ts';
 import { luksImage, type TestImage } from '../helpers/luks.ts';
 import { follow } from '../hints/follow.ts';
 import { buildZymbitPi } from '../migrate/zymbit-pi.ts';
+import { plainRootImage, stagePiTree } from '../migrate/encrypt-root-fixture.ts';
 import { simScmAddOrUpdate, simScmBootDir } from '../../src/device/sim-scm.ts';
 
 // The stand-in for `chroot ROOT update-initramfs …`: writes a new /boot/initrd.img (different bytes
@@ -232,5 +233,25 @@ describe('Supervised Boot (SCM)', () => {
     } finally {
       pi.cleanup();
     }
+  }, 120_000);
+
+  it('encrypt-root on an SCM signs the cmdline.txt it switches; --disarm signs it back', async () => {
+    const pi = join(W, 'pi');
+    mkdirSync(pi);
+    stagePiTree(pi);
+    const image = (await plainRootImage(W, { sizeMiB: 64, fsMiB: 64, dataMiB: 4 })).path;
+    const sim = join(W, 'sim-pi');
+    simInit(sim, { model: 'SCM', boot: join(pi, 'boot/firmware') });
+    simBindLock(sim);
+    const blob = await new SimZymkey(sim).seal(key);
+    const args = ['--root', pi, '--device', image, '--no-update', '--backend', 'sim', '--sim-state', sim];
+    const armed = await zkluks(['encrypt-root', ...args, '--yes', '--recovery-key-file', join(W, 'rk.txt')]);
+    expect(armed.exitCode, armed.stderr).toBe(0);
+    expect(armed.stderr).toContain("supervised boot: signed cmdline.txt in the SCM's manifest");
+    expect(simBoot(sim).supervisedBoot.result).toBe('verified');
+    const disarmed = await zkluks(['encrypt-root', ...args, '--disarm']);
+    expect(disarmed.exitCode, disarmed.stderr).toBe(0);
+    expect(simBoot(sim).supervisedBoot.result).toBe('verified');
+    expect((await new SimZymkey(sim).unseal(blob)).equals(key)).toBe(true);
   }, 120_000);
 });

@@ -10,6 +10,7 @@ import {
   fsyncSync,
   lstatSync,
   openSync,
+  readdirSync,
   readlinkSync,
   renameSync,
   rmSync,
@@ -24,6 +25,35 @@ export function atomicTempPath(path: string): string {
     dirname(path),
     `.${basename(path)}.zkluks-${process.pid}-${randomBytes(4).toString('hex')}.tmp`,
   );
+}
+
+/** A temp file of writeFileAtomic: the target's name, the writing process's id. */
+const TEMP = /^\..+\.zkluks-(\d+)-[0-9a-f]{8}\.tmp$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove the temp files in `dir` that writeFileAtomic left when its process was killed between
+ * write and rename (the process is gone); those of running processes stay.
+ */
+export function removeStaleTemps(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(TEMP.exec(name)?.[1] ?? 0);
+    if (pid > 0 && pid !== process.pid && !alive(pid)) rmSync(join(dir, name), { force: true });
+  }
 }
 
 /**

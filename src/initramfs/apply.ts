@@ -1,10 +1,12 @@
 // Runs an install or remove plan step by step, as one transaction. Files are written aside and renamed
 // into place, so a crash never leaves a half-written crypttab or keyscript; a symlinked crypttab is
-// written through its links. Should a step fail before update-initramfs has succeeded, every file
-// the plan touched is put back as it was, and so is every image the failed rebuild had replaced.
+// written through its links. Should a step fail, or a signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) stop
+// the plan, before update-initramfs has succeeded, every file the plan touched is put back as it was,
+// and so is every image the failed rebuild had replaced; once it has succeeded the files and the
+// images agree and the plan finishes. Temp files and kept images a killed run left are removed first.
 import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { followLinks, writeFileAtomic } from '../atomic-write.ts';
+import { followLinks, removeStaleTemps, writeFileAtomic } from '../atomic-write.ts';
 import type { Runner } from '../exec.ts';
 import { ZkluksError } from '../errors.ts';
 import { rebuildInitramfs, zkluksCommand } from '../hint.ts';
@@ -147,6 +149,26 @@ function imagePaths(root: string): string[] {
   return [...out].sort();
 }
 
+/** The name that keeps `host` (an image) whole while update-initramfs runs. */
+const keepPath = (host: string) => join(dirname(host), `.${basename(host)}.zkluks-keep`);
+const KEEP = /^\.(.+)\.zkluks-keep$/;
+
+/**
+ * Kept images a killed run left behind (it never reached its end): the image itself is whatever
+ * the rebuild left, whole, so the second name only takes space. Removed before a new run keeps any.
+ */
+function dropStaleKeeps(root: string): void {
+  for (const dir of new Set(imagePaths(root).map((i) => dirname(under(root, i))))) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) if (KEEP.test(name)) rmSync(join(dir, name), { force: true });
+  }
+}
+
 function keepImages(root: string): KeptImage[] {
   return imagePaths(root).flatMap((image): KeptImage[] => {
     const host = under(root, image);
@@ -157,9 +179,8 @@ function keepImages(root: string): KeptImage[] {
       return [];
     }
     if (!st.isFile()) return [];
-    const keep = join(dirname(host), `.${basename(host)}.zkluks-keep`);
+    const keep = keepPath(host);
     try {
-      rmSync(keep, { force: true });
       linkSync(host, keep);
       return [{ image, keep, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs }];
     } catch {
@@ -214,19 +235,37 @@ function leftBehind(files: string[], images: string[]): string {
   return parts.join('; ');
 }
 
-export async function applyPlan(plan: Plan, opts: { runner: Runner; root: string }): Promise<ApplyResult> {
-  const { runner, root } = opts;
+export interface ApplyOptions {
+  runner: Runner;
+  root: string;
+  /** Aborted by a signal: the plan stops before its next step and, before the rebuild, rolls back. */
+  signal?: AbortSignal;
+}
+
+export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyResult> {
+  const { runner, root, signal } = opts;
   const done: Step[] = [];
   let images: ImageCheck[] = [];
   // A symlinked crypttab is written where its links lead, so the links stay.
   const target = (step: Step) =>
     step.kind === 'write-crypttab' ? followLinks(root, step.path) : 'path' in step ? step.path : null;
-  const saved = [...new Set(plan.steps.map(target).filter((p) => p !== null))].map((p) => saveFile(root, p));
+  const paths = [...new Set(plan.steps.map(target).filter((p) => p !== null))];
+  // What a killed run left: its temp files (dot-named, so never run as hooks) and kept images.
+  for (const dir of new Set(paths.map((p) => dirname(under(root, p))))) removeStaleTemps(dir);
+  const saved = paths.map((p) => saveFile(root, p));
   const rebuilds = plan.steps.some((s) => s.kind === 'update-initramfs');
+  dropStaleKeeps(root);
   const kept = rebuilds ? keepImages(root) : [];
   let rebuilt = false;
   try {
     for (const step of plan.steps) {
+      // After a good rebuild the files and the images agree; only the read-only verify is left.
+      if (signal?.aborted && !rebuilt) {
+        throw new ZkluksError(
+          `Stopped by ${String(signal.reason ?? 'a signal')} before the initramfs was rebuilt`,
+          { hint: `zkluks initramfs ${plan.operation} again` },
+        );
+      }
       const path = under(root, target(step) ?? '/');
       switch (step.kind) {
         case 'backup-crypttab':

@@ -9,7 +9,9 @@
 //   - every key that opened the volume before still opens it, or the key that replaced it was
 //     delivered (printed) and opens it; the keyslots are those before or those of a completed run
 //     (no leaked slot); no token dangles; no key file of the killed process is left in the tmpfs.
-// Prints "crash points: N tried, N survived".
+// The rows for `initramfs install` and `initramfs remove` (initramfs-crash.ts) run on staged trees and
+// count in the same tally. Prints "crash points: N tried, N survived" over every row, with the
+// figures of the header rows and the initramfs rows after it.
 import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +27,12 @@ import { findPending } from '../../src/keyslot/pending.ts';
 import { viewVolume } from '../../src/keyslot/volume-view.ts';
 import { bundle } from '../helpers/cli.ts';
 import { makeLuksImage, opens, type TestImage } from '../helpers/luks.ts';
+import {
+  INITRAMFS_CASES,
+  initramfsCrashPoints,
+  makeInitramfsHarness,
+  type InitramfsHarness,
+} from './initramfs-crash.ts';
 import { makeShim, WRITING, type Shim, type ShimMode } from './shim.ts';
 
 type Template = 'fresh' | 'enrolled' | 'enrolled-no-recovery';
@@ -59,6 +67,7 @@ export const CASES: Case[] = [
 const real = createRunner();
 const RECOVERY_KEY = /^ {4}([cbdefghijklnrtuv]{8}(?:-[cbdefghijklnrtuv]{8}){7})$/m;
 const tally = { tried: 0, survived: 0 };
+const byArea = { header: { tried: 0, survived: 0 }, initramfs: { tried: 0, survived: 0 } };
 const failures: string[] = [];
 
 let work: string;
@@ -69,8 +78,12 @@ const templates = new Map<Template, { image: TestImage; recoveryKey: string | nu
 let keyFile: string;
 
 const env = () => ({ NO_COLOR: '1', ZKLUKS_BACKEND: 'sim', ZKLUKS_SIM_STATE: simState });
-const cli = (args: string[], extra: Record<string, string> = {}) =>
-  execa(process.execPath, [bundle, ...args], { env: { ...env(), ...extra }, reject: false });
+const cli = (args: string[], extra: Record<string, string> = {}, nodeArgs: string[] = []) =>
+  execa(process.execPath, [...nodeArgs, bundle, ...args], { env: { ...env(), ...extra }, reject: false });
+const only = process.env.ZKLUKS_CRASH_CASES?.split(',');
+const selected = <T extends { name: string }>(cases: T[]) =>
+  cases.filter((c) => !only || only.includes(c.name));
+let initramfs: InitramfsHarness | undefined;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'zkluks-crash-'));
@@ -82,7 +95,10 @@ beforeAll(async () => {
     zymkey: () => openZymkey({ backend: 'sim', simState, runner: real }),
     lockDir: join(work, 'lock'),
   };
+  const wanted = new Set<Template>(selected(CASES).map((c) => c.template));
+  if (selected(INITRAMFS_CASES).length > 0) wanted.add('enrolled');
   for (const t of ['fresh', 'enrolled', 'enrolled-no-recovery'] as const) {
+    if (!wanted.has(t) && t !== 'fresh') continue;
     const image = await makeLuksImage({ sizeMiB: 16 });
     let recoveryKey: string | null = null;
     if (t !== 'fresh') {
@@ -101,10 +117,23 @@ beforeAll(async () => {
   await writeFile(keyFile, (templates.get('fresh') as { image: TestImage }).image.passphrase, {
     mode: 0o600,
   });
+  if (selected(INITRAMFS_CASES).length > 0) {
+    const volume = (templates.get('enrolled') as { image: TestImage }).image.path;
+    initramfs = await makeInitramfsHarness({
+      work,
+      volume,
+      uuid: (await readHeader(real, volume)).uuid,
+      cli,
+    });
+  }
 }, 300_000);
 
 afterAll(async () => {
-  console.log(`crash points: ${tally.tried} tried, ${tally.survived} survived`);
+  const { header: k, initramfs: i } = byArea;
+  console.log(
+    `crash points: ${tally.tried} tried, ${tally.survived} survived (keyslot changes: ${k.tried} tried, ${k.survived} survived; initramfs install/remove: ${i.tried} tried, ${i.survived} survived)`,
+  );
+  await initramfs?.cleanup();
   for (const t of templates.values()) await t.image.cleanup();
   await shim?.cleanup();
   await rm(work, { recursive: true, force: true });
@@ -199,9 +228,7 @@ async function trial(c: Case, mode: ShimMode, at: number, done: HeaderFacts, ask
   return problems;
 }
 
-const only = process.env.ZKLUKS_CRASH_CASES?.split(',');
-
-describe.each(CASES.filter((c) => !only || only.includes(c.name)))('crash harness: $name', (c) => {
+describe.each(selected(CASES))('crash harness: $name', (c) => {
   it('every kill, cryptsetup kill and SIGHUP leaves every way in, and the next run settles it', async () => {
     const path = await copyOf(c.template);
     await shim.reset();
@@ -218,11 +245,28 @@ describe.each(CASES.filter((c) => !only || only.includes(c.name)))('crash harnes
     const mine: string[] = [];
     for (const [mode, at] of points) {
       tally.tried++;
+      byArea.header.tried++;
       const problems = await trial(c, mode, at, done, askDoctor);
-      if (problems.length === 0) tally.survived++;
-      else mine.push(`${mode} at call ${at} (${verbs[at - 1]}): ${problems.join('; ')}`);
+      if (problems.length === 0) {
+        tally.survived++;
+        byArea.header.survived++;
+      } else mine.push(`${mode} at call ${at} (${verbs[at - 1]}): ${problems.join('; ')}`);
     }
     failures.push(...mine);
+    expect(mine).toEqual([]);
+  }, 1_800_000);
+});
+
+describe.each(selected(INITRAMFS_CASES))('crash harness: $name', (c) => {
+  it('every kill, SIGHUP and killed rebuild leaves crypttab and the boot files old or new and the boot working, and the next run finishes', async () => {
+    const h = initramfs as InitramfsHarness;
+    const { tried, failures: mine } = await initramfsCrashPoints(h, c, { cli, keyFilesOf });
+    tally.tried += tried;
+    tally.survived += tried - mine.length;
+    byArea.initramfs.tried += tried;
+    byArea.initramfs.survived += tried - mine.length;
+    failures.push(...mine);
+    expect(tried).toBeGreaterThan(10);
     expect(mine).toEqual([]);
   }, 1_800_000);
 });

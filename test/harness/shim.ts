@@ -1,6 +1,7 @@
-// A `cryptsetup` first in PATH for the crash and race harnesses: it counts every call in a file and,
-// at the chosen call, kills zkluks (its parent) with SIGKILL before or after the real cryptsetup runs,
-// sends it SIGHUP after, or kills the real cryptsetup itself while it runs. For races it holds a
+// A `cryptsetup` (and any other tool asked for) first in PATH for the crash and race harnesses: it
+// counts every call in a file and, at the chosen call, kills zkluks (its parent) with SIGKILL before or
+// after the real tool runs, sends it SIGHUP before or after, or kills the real tool itself while it
+// runs. The same file counts zkluks's own file writes when it runs with fs-boundaries.mjs. For races it holds a
 // zkluks at its Nth header write (counted per zkluks process) until released, and a `flock` beside
 // it makes every zkluks wait at the lock until all of a race's runs have arrived there, so they ask
 // for it at the same instant. No hook in zkluks.
@@ -14,7 +15,7 @@ import { join } from 'node:path';
  * `at`-th header write, before it runs, mark the process held and wait for `release()` (60 s at most).
  */
 export type ShimMode =
-  'count' | 'kill-before' | 'kill-after' | 'hup-after' | 'kill-cryptsetup' | 'hold-write';
+  'count' | 'kill-before' | 'kill-after' | 'hup-before' | 'hup-after' | 'kill-cryptsetup' | 'hold-write';
 
 export interface Shim {
   dir: string;
@@ -41,14 +42,24 @@ export const REAL_CRYPTSETUP = ['/usr/sbin/cryptsetup', '/sbin/cryptsetup', '/us
 /** Verbs that write the header (where killing cryptsetup itself and SIGHUP are tried). */
 export const WRITING = new Set(['luksAddKey', 'token', 'config', 'luksKillSlot']);
 
-export async function makeShim(): Promise<Shim> {
+/**
+ * `tools` maps further commands to the program each wrapper runs (a stand-in or the real one); their
+ * calls are counted as the command's name. `kill-cryptsetup` kills whichever tool runs at that call.
+ */
+export async function makeShim(tools: Record<string, string> = {}): Promise<Shim> {
   const dir = await mkdtemp(join(tmpdir(), 'zkluks-crash-shim-'));
   const log = join(dir, 'calls');
-  await writeFile(
-    join(dir, 'cryptsetup'),
-    `#!/bin/sh
-verb=
-for a in "$@"; do case "$a" in -*) ;; *) verb=$a; break ;; esac; done
+  const wrappers = { cryptsetup: REAL_CRYPTSETUP, ...tools };
+  for (const [name, real] of Object.entries(wrappers)) {
+    const label =
+      name === 'cryptsetup'
+        ? `verb=
+for a in "$@"; do case "$a" in -*) ;; *) verb=$a; break ;; esac; done`
+        : `verb=${name}`;
+    await writeFile(
+      join(dir, name),
+      `#!/bin/sh
+${label}
 echo "$verb" >>'${log}'
 n=$(wc -l <'${log}')
 at=\${ZKLUKS_SHIM_AT:-0}
@@ -66,15 +77,16 @@ if [ "$mode" = hold-write ]; then
 elif [ "$n" -eq "$at" ]; then
   case "$mode" in
     kill-before) kill -KILL "$PPID"; exit 137 ;;
+    hup-before) kill -HUP "$PPID" ;;
     kill-cryptsetup)
-      '${REAL_CRYPTSETUP}' "$@" <&0 &
+      '${real}' "$@" <&0 &
       child=$!
       kill -KILL "$child" 2>/dev/null
       wait "$child"
       exit 137 ;;
   esac
 fi
-'${REAL_CRYPTSETUP}' "$@"
+'${real}' "$@"
 rc=$?
 if [ "$n" -eq "$at" ]; then
   case "$mode" in
@@ -84,8 +96,9 @@ if [ "$n" -eq "$at" ]; then
 fi
 exit $rc
 `,
-  );
-  await chmod(join(dir, 'cryptsetup'), 0o755);
+    );
+    await chmod(join(dir, name), 0o755);
+  }
   await writeFile(
     join(dir, 'flock'),
     `#!/bin/sh
@@ -107,6 +120,7 @@ exec '${REAL_FLOCK}' "$@"
       PATH: `${dir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
       ZKLUKS_SHIM_MODE: mode,
       ZKLUKS_SHIM_AT: String(at),
+      ZKLUKS_SHIM_LOG: log,
       ...(barrier ? { ZKLUKS_SHIM_BARRIER: String(barrier) } : {}),
     }),
     calls: async () => (await readFile(log, 'utf8').catch(() => '')).split('\n').filter((l) => l !== ''),
@@ -115,7 +129,7 @@ exec '${REAL_FLOCK}' "$@"
     release: () => writeFile(join(dir, 'release'), ''),
     reset: async () => {
       for (const f of await readdir(dir))
-        if (f !== 'cryptsetup' && f !== 'flock') await rm(join(dir, f), { force: true });
+        if (!(f in wrappers) && f !== 'flock') await rm(join(dir, f), { force: true });
     },
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };

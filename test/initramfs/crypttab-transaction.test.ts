@@ -54,9 +54,9 @@ function result(exitCode: number, stderr = ''): RunResult {
   };
 }
 
-async function install(runner: Runner = noCalls, noUpdate = true) {
+async function install(runner: Runner = noCalls, noUpdate = true, signal?: AbortSignal) {
   const facts = await gatherInstallFacts({ runner: noCalls, root, volume: `UUID=${UUID}` });
-  return applyPlan(planInstall(facts, { noUpdate }), { runner, root });
+  return applyPlan(planInstall(facts, { noUpdate }), { runner, root, ...(signal ? { signal } : {}) });
 }
 
 async function remove(runner: Runner = noCalls, noUpdate = true) {
@@ -147,6 +147,62 @@ describe('crypttab as a transaction', () => {
     expect(read('etc/crypttab')).toBe(installed);
     expect(read(BOOT_PATHS.hook)).toBe(hook);
     expect(read(BOOT_PATHS.crypttabBackup)).toBe('# mine\n');
+  });
+});
+
+describe('signals and what a killed run left', () => {
+  it('stops on a signal that came before the rebuild and leaves everything as it was', async () => {
+    writeFileSync(join(root, 'etc/crypttab'), '# mine\r\n');
+    writeFileSync(join(root, 'boot/initrd.img-6.6.0-rpi8'), 'old image');
+    const hup = new AbortController();
+    hup.abort('SIGHUP');
+    const error = await install(noCalls, false, hup.signal).catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(
+      /^Stopped by SIGHUP before the initramfs was rebuilt\. .*back as they were/,
+    );
+    expect(read('etc/crypttab')).toBe('# mine\r\n');
+    expect(existsSync(join(root, BOOT_PATHS.hook))).toBe(false);
+    expect(readdirSync(join(root, 'boot'))).toEqual(['initrd.img-6.6.0-rpi8']);
+  });
+
+  it('puts everything back when the rebuild dies of the hangup, and finishes when it succeeded', async () => {
+    writeFileSync(join(root, 'etc/crypttab'), '# mine\n');
+    writeFileSync(join(root, 'boot/initrd.img-6.6.0-rpi8'), 'old image');
+    const hup = new AbortController();
+    const dies: Runner = async () => {
+      hup.abort('SIGHUP');
+      writeFileSync(join(root, 'boot/initrd.img-6.6.0-rpi8.new'), 'new');
+      renameSync(join(root, 'boot/initrd.img-6.6.0-rpi8.new'), join(root, 'boot/initrd.img-6.6.0-rpi8'));
+      return result(129);
+    };
+    await expect(install(dies, false, hup.signal)).rejects.toThrow(/back as they were/);
+    expect(read('etc/crypttab')).toBe('# mine\n');
+    expect(read('boot/initrd.img-6.6.0-rpi8')).toBe('old image');
+    // A rebuild that outlived the signal and succeeded: the new files and images stand.
+    const late = new AbortController();
+    const finishes: Runner = async (file, args) => {
+      if ([file, ...args].includes('update-initramfs')) late.abort('SIGHUP');
+      return file === 'lsinitramfs' ? result(1, 'not an image') : result(0);
+    };
+    const error = await install(finishes, false, late.signal).catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(/^Failed to verify the initramfs/);
+    expect(read('etc/crypttab')).toContain('keyscript=');
+    expect(existsSync(join(root, BOOT_PATHS.hook))).toBe(true);
+  });
+
+  it('removes the temp files and kept images of a killed run, not those of a running one', async () => {
+    const hooks = join(root, 'etc/initramfs-tools/hooks');
+    mkdirSync(hooks, { recursive: true });
+    const dead = Number(execFileSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).trim());
+    const stale = `.zkluks.zkluks-${dead}-0a1b2c3d.tmp`;
+    const running = '.zkluks.zkluks-1-0a1b2c3d.tmp';
+    writeFileSync(join(hooks, stale), '#!/bin/sh\n', { mode: 0o755 });
+    writeFileSync(join(hooks, running), '#!/bin/sh\n', { mode: 0o755 });
+    writeFileSync(join(root, 'boot/initrd.img-6.6.0-rpi8'), 'image');
+    writeFileSync(join(root, 'boot/.initrd.img-6.6.0-rpi8.zkluks-keep'), 'older image');
+    await install();
+    expect(readdirSync(hooks).sort()).toEqual([running, 'zkluks']);
+    expect(readdirSync(join(root, 'boot'))).toEqual(['initrd.img-6.6.0-rpi8']);
   });
 });
 

@@ -19,6 +19,7 @@ import {
   withSignedBootFiles,
 } from '../../initramfs/supervised-boot.ts';
 import { globalOptions } from '../global-options.ts';
+import { withInterruptSignal } from '../interrupt.ts';
 import { createOutput, type Output } from '../output.ts';
 
 function describeStep(step: Step): string {
@@ -110,8 +111,9 @@ async function applySupervised(
     }
   }
   const guard = rebuilds ? await guardBootFiles(port, g.root, `${plan.operation} the boot files`) : null;
-  const { result, signed } = await withSignedBootFiles(guard, () =>
-    applyPlan(plan, { runner, root: g.root }),
+  // A signal stops the plan between steps (and, before the rebuild, puts everything back).
+  const { result, signed } = await withInterruptSignal((signal) =>
+    withSignedBootFiles(guard, () => applyPlan(plan, { runner, root: g.root, signal })),
   );
   if (signed.length > 0 && !g.json) {
     out.info(`supervised boot: signed ${signed.join(', ')} in the SCM's manifest (they changed)`);

@@ -4,6 +4,8 @@
 // the one hints figure; a hint followed that did not work fails the run.
 // Every tier that did not run (`--skipped-tier NAME=WHY`) and every skipped test is named on that
 // line, so nothing is dropped silently. A tier whose report holds no test at all fails the run.
+// A report named `opaque-<mode>.json` is the failure-path pass with ZKLUKS_SIM_OPAQUE=<mode>: it is
+// named with its own counts, and the tests it filtered out (-t) are not listed as skipped.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 
@@ -22,6 +24,7 @@ let failed = 0;
 let skipped = 0;
 const skippedTests = [];
 const problems = [];
+const passes = [];
 for (const file of files) {
   const tier = basename(file, '.json');
   const report = JSON.parse(readFileSync(file, 'utf8'));
@@ -32,6 +35,18 @@ for (const file of files) {
   if (report.numTotalTests === 0) {
     failed += 1;
     problems.push(`tier ${tier} ran no test`);
+  }
+  const opaque = /^opaque-(.+)$/.exec(tier);
+  if (opaque) {
+    skipped -= report.numPendingTests + report.numTodoTests;
+    if (report.numTotalTests > 0 && report.numPassedTests + report.numFailedTests === 0) {
+      failed += 1;
+      problems.push(`tier ${tier} ran no test (its -t filter matched none)`);
+    }
+    passes.push(
+      `opaque pass (ZKLUKS_SIM_OPAQUE=${opaque[1]}): ${report.numPassedTests} passed, ${report.numFailedTests} failed`,
+    );
+    continue;
   }
   for (const suite of report.testResults ?? []) {
     for (const t of suite.assertionResults ?? []) {
@@ -56,6 +71,7 @@ if (hintCountsDir !== null) {
     problems.push(`${followed - worked} hints followed did not work`);
   }
 }
+parts.push(...passes);
 if (problems.length > 0) parts.push(problems.join('; '));
 parts.push(`skipped tiers: ${skippedTiers.length > 0 ? skippedTiers.join(', ') : 'none'}`);
 parts.push(`skipped tests: ${skippedTests.length > 0 ? skippedTests.join(' | ') : 'none'}`);

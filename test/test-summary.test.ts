@@ -1,0 +1,56 @@
+// scripts/test's closing line names the opaque failure-path pass with its own counts, does not list
+// the tests its -t filter left out as skipped, and fails when that filter matched no test.
+import { execa } from 'execa';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { repoRoot } from './helpers/cli.ts';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const report = (passed: number, skipped: number, skippedNames: string[] = []) => ({
+  numPassedTests: passed,
+  numFailedTests: 0,
+  numPendingTests: skipped,
+  numTodoTests: 0,
+  numTotalTests: passed + skipped,
+  success: true,
+  testResults: [
+    {
+      name: join(repoRoot, 'test/cli/verify.test.ts'),
+      assertionResults: skippedNames.map((fullName) => ({ status: 'skipped', fullName })),
+    },
+  ],
+});
+
+function summary(opaque: ReturnType<typeof report>) {
+  const dir = mkdtempSync(join(tmpdir(), 'zkluks-summary-'));
+  dirs.push(dir);
+  writeFileSync(join(dir, 'unit.json'), JSON.stringify(report(10, 0)));
+  writeFileSync(join(dir, 'opaque-silent.json'), JSON.stringify(opaque));
+  return execa(
+    process.execPath,
+    ['scripts/test-summary.mjs', join(dir, 'unit.json'), join(dir, 'opaque-silent.json')],
+    { cwd: repoRoot, reject: false },
+  );
+}
+
+describe('the opaque pass in the test summary', () => {
+  it('is named with its counts; the tests it filtered out are not skipped tests', async () => {
+    const r = await summary(report(7, 25, ['zkluks verify reports a corrupt token']));
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('tests: 17 passed, 0 failed, 0 skipped;');
+    expect(r.stdout).toContain('opaque pass (ZKLUKS_SIM_OPAQUE=silent): 7 passed, 0 failed');
+    expect(r.stdout).toContain('skipped tests: none');
+  });
+
+  it('fails the run when its filter matched no test', async () => {
+    const r = await summary(report(0, 25));
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toContain('tier opaque-silent ran no test (its -t filter matched none)');
+  });
+});

@@ -55,8 +55,9 @@ const EXPLANATIONS: Record<ZymkeyFailure, Explanation> = {
     hint: 'apt-get install zksaapps',
   },
   timeout: {
-    meaning: 'the module did not answer in time',
-    hint: 'zkluks device probe',
+    meaning:
+      "the Zymkey did not answer: Zymbit's tool waited on the module until zkluks stopped it (the module hangs, or I2C does)",
+    hint: 'zkluks device probe (does the module answer on I2C?), then zkluks doctor',
   },
   unknown: {
     meaning: 'zkluks cannot tell the cause from what it can check itself',

@@ -75,7 +75,7 @@ const WORDS_MAX = 400;
 /** How the tool ended and what it said, its words escaped so a terminal shows them as they are. */
 export function toolWords(run: ToolRun, timeoutMs: number): string {
   const how = run.timedOut
-    ? `gave no answer within ${timeoutMs} ms`
+    ? `gave no answer within ${timeoutMs >= 1000 ? `${timeoutMs / 1000} s` : `${timeoutMs} ms`} and was stopped`
     : run.signal
       ? `was killed by ${run.signal}`
       : `exited ${run.exitCode}`;

@@ -286,7 +286,10 @@ describe('zymbit backend through the tools', () => {
     });
     const e = await rejection(zk.randomBytes(8));
     expect(e.reason).toBe('timeout');
-    expect(e.message).toContain("'zkgrifs' gave no answer within 300 ms");
+    // What happened and what to do, not a bare 'timeout'.
+    expect(e.message).toContain("'zkgrifs' gave no answer within 300 ms and was stopped");
+    expect(e.message).toContain('the Zymkey did not answer');
+    expect(e.hint).toBe('zkluks device probe (does the module answer on I2C?), then zkluks doctor');
     expect(systemctlCalls()).toEqual(['stop zkifc', 'start zkifc']);
   });
 

@@ -262,4 +262,28 @@ describe('doctor checks', () => {
     expect(summary()).toBe('Slot 0 does not need the Zymkey.');
     expect(ids(f)).toContain('luks.token-foreign:warning');
   });
+
+  it('says of a boot whose unseal hung that the Zymkey did not answer within its time, and what to do', () => {
+    const f = healthy();
+    const lastBoot = (detail: string) => {
+      f.bootRecord = known({
+        path: '/run/zkluks/cryptroot.record',
+        fields: { method: 'passphrase', reason: 'timeout', tried: '0', elapsed_ms: '10020', detail },
+        writtenAt: '2026-12-07T00:00:00Z',
+      });
+      return diagnose(f).findings.find((x) => x.id === 'last-boot.fallback');
+    };
+    const unseal = lastBoot(
+      'the Zymkey did not answer within 9.8 s: /usr/sbin/zkunlockifs had printed no key at the deadline (ZKLUKS_TIMEOUT=10) and was stopped; type the passphrase or recovery key, and once booted run: zkluks doctor',
+    );
+    expect(unseal?.summary).toContain('the Zymkey did not answer within 9.8 s');
+    expect(unseal?.summary).not.toContain('(timeout)');
+    expect(unseal?.hint).toContain('zkluks device probe');
+    expect(unseal?.hint).toContain('zkluks initramfs install --timeout');
+    const header = lastBoot(
+      'the LUKS2 header of /dev/mmcblk0p2 could not be read within 10.0 s: cryptsetup luksDump gave no answer by the deadline (ZKLUKS_TIMEOUT=10) and was stopped',
+    );
+    expect(header?.summary).toContain('reading the LUKS2 header took longer than 10.0 s');
+    expect(header?.hint).toMatch(/^zkluks verify '\S+mmcblk0p2'$/);
+  });
 });

@@ -11,7 +11,7 @@ const REASONS: Record<string, string> = {
   'no-bus': 'no I2C bus appeared in time',
   'no-token': 'the header has no zkluks-zymkey token',
   'corrupt-token': 'the zkluks-zymkey token is corrupt',
-  timeout: 'zkunlockifs did not answer in time',
+  timeout: "the keyscript's time budget ran out",
   'key-rejected': 'the unsealed key did not open the slot',
   'tool-missing': 'zkunlockifs is missing from the initramfs',
   'unseal-failed': 'zkunlockifs did not unseal the key',
@@ -57,14 +57,39 @@ export function checkLastBoot(facts: Facts): Finding[] {
     ];
   }
   const reason = fields.reason ?? 'unknown';
+  const hung = reason === 'timeout' ? deadlineStep(fields.detail ?? '') : null;
   return [
     {
       id: 'last-boot.fallback',
       area,
       severity: 'warning',
-      summary: `This boot the Zymkey path failed (${REASONS[reason] ?? reason}) and the root was unlocked with a typed passphrase or recovery key.`,
+      summary: `This boot the Zymkey path failed (${hung?.what ?? REASONS[reason] ?? reason}) and the root was unlocked with a typed passphrase or recovery key.`,
       evidence,
-      hint: reason === 'self-destructed' ? '' : `zkluks verify '${ways.volume}'`,
+      hint:
+        reason === 'self-destructed'
+          ? ''
+          : hung?.step === 'unseal'
+            ? `zkluks device probe (does the module answer on I2C?), then zkluks verify '${ways.volume}'; if it answers but slowly, allow the keyscript more time: zkluks initramfs install --timeout 30`
+            : `zkluks verify '${ways.volume}'`,
     },
   ];
+}
+
+/** Which wait of the keyscript ran out, from the detail it recorded, in words. */
+function deadlineStep(detail: string): { step: 'unseal' | 'header'; what: string } | null {
+  const unseal = /^the Zymkey did not answer within ([\d.]+ s)/.exec(detail);
+  if (unseal) {
+    return {
+      step: 'unseal',
+      what: `the Zymkey did not answer within ${unseal[1]}: zkunlockifs hung until the keyscript stopped it at its deadline`,
+    };
+  }
+  const header = /^the LUKS2 header of .* could not be read within ([\d.]+ s)/.exec(detail);
+  if (header) {
+    return {
+      step: 'header',
+      what: `reading the LUKS2 header took longer than ${header[1]}, so the Zymkey was never asked`,
+    };
+  }
+  return null;
 }

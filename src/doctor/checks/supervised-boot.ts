@@ -2,7 +2,6 @@
 // Pi boots and, in production mode, destroys every key when one no longer matches. Zymbit's API
 // gives back the paths only, so a file counts as changed against zkluks's record of its digest.
 import { signCommand, zymbitSignCommand } from '../../initramfs/supervised-boot.ts';
-import { shellWord } from '../../hint.ts';
 import type { Facts } from '../facts.ts';
 import type { Finding } from '../finding.ts';
 
@@ -59,7 +58,7 @@ export function checkSupervisedBoot(facts: Facts): Finding[] {
       severity: 'error',
       summary: `${missing.map((e) => e.path).join(', ')} ${missing.length === 1 ? 'is' : 'are'} in the SCM's Supervised Boot manifest but not on disk, so the next boot fails verification; ${consequence}.`,
       evidence: missing.map((e) => `${e.path}: missing`),
-      hint: `put ${missing.map((e) => e.path).join(', ')} back before any reboot, or take it out of the manifest: python3 -c 'import zymkey; zymkey.client.remove_supervised_boot_file(${shellWord(JSON.stringify(missing[0]?.file ?? ''))})'`,
+      hint: `put ${missing.map((e) => e.path).join(', ')} back before any reboot, or take it out of the manifest: python3 -c 'import zymkey; zymkey.client.remove_supervised_boot_file("${missing[0]?.file ?? ''}")'`,
     });
   }
   const unrecorded = entries.filter((e) => e.state === 'unrecorded');

@@ -19,6 +19,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simInit } from '../../src/device/sim-control.ts';
+import { createRunner } from '../../src/exec.ts';
+import { linkedLibraries } from '../../src/initramfs/inspect.ts';
 import { zkluks } from '../helpers/cli.ts';
 import { makeLuksImage, type TestImage } from '../helpers/luks.ts';
 import { buildInitramfs, stageTree, type BuildResult } from '../boot/initramfs-build.ts';
@@ -30,6 +32,7 @@ let kernel: TestKernel;
 let volume: TestImage;
 let build: BuildResult;
 let hostBefore: string;
+let standin: string;
 
 interface DoctorReport {
   verdict: { status: string };
@@ -62,6 +65,37 @@ function healthyReport(): Promise<DoctorReport> {
   return healthy;
 }
 
+/**
+ * A dynamically linked zkunlockifs stand-in, built with gcc: it links a shared library of its own,
+ * found through its RUNPATH ($ORIGIN/../lib/zkluks-test), so the image holds that library only if the
+ * hook's copy_exec followed the stand-in's libraries. A shell-script stand-in links nothing, and a
+ * check of its libraries could not fail.
+ */
+const STANDIN_LIB = 'libzk_standin.so';
+async function buildLinkedStandin(tree: string): Promise<string> {
+  const src = join(W, 'standin-src');
+  const libDir = join(tree, 'usr/lib/zkluks-test');
+  mkdirSync(src, { recursive: true });
+  mkdirSync(libDir, { recursive: true });
+  writeFileSync(join(src, 'lib.c'), 'int zk_standin(void) { return 42; }\n');
+  writeFileSync(
+    join(src, 'main.c'),
+    '#include <stdio.h>\nint zk_standin(void);\nint main(void) { fputs("zkunlockifs stand-in\\n", stderr); return zk_standin() == 42 ? 1 : 2; }\n',
+  );
+  await execa('gcc', ['-shared', '-fPIC', '-o', join(libDir, STANDIN_LIB), join(src, 'lib.c')]);
+  const program = join(tree, 'usr/sbin/zkunlockifs');
+  rmSync(program, { force: true });
+  await execa('gcc', [
+    '-o',
+    program,
+    join(src, 'main.c'),
+    `-L${libDir}`,
+    '-l:' + STANDIN_LIB,
+    '-Wl,-rpath,$ORIGIN/../lib/zkluks-test',
+  ]);
+  return program;
+}
+
 function hostFingerprint(): string {
   const h = createHash('sha256');
   for (const dir of ['/boot', '/lib/modules', '/usr/lib/modules', '/etc/initramfs-tools/hooks']) {
@@ -79,6 +113,7 @@ beforeAll(async () => {
     input: JSON.stringify({ type: 'zkluks-zymkey', keyslots: ['0'], version: 1, sealed: 'AAAA' }),
   });
   stageTree(stage, { crypttab: '# staged system\nswap /dev/sdb2 /dev/urandom swap\n' });
+  standin = await buildLinkedStandin(stage);
   const installed = await zkluks(['initramfs', 'install', volume.path, '--root', stage, '--no-update']);
   expect(installed.exitCode, installed.stderr).toBe(0);
   build = await buildInitramfs({ kernel, stage, out: join(stage, 'boot', `initrd.img-${kernel.version}`) });
@@ -116,6 +151,14 @@ describe('an initramfs built by mkinitramfs with the zkluks hook', () => {
       },
     });
     expect(report.images[0].inside.i2cModules).toContain('i2c-dev');
+    // The stand-in links a library of its own, so `missingLibraries: []` says the hook copied it.
+    const libs = await linkedLibraries(createRunner(), standin);
+    expect(
+      libs.some((l) => l.endsWith(`/zkluks-test/${STANDIN_LIB}`)),
+      libs.join(' '),
+    ).toBe(true);
+    const listing = await execa('lsinitramfs', [join(stage, 'boot', `initrd.img-${kernel.version}`)]);
+    expect(listing.stdout).toMatch(new RegExp(`^usr/lib/zkluks-test/${STANDIN_LIB}$`, 'm'));
     console.log(`image tier: mkinitramfs took ${Math.round(build.durationMs)} ms`);
   });
 
@@ -188,6 +231,8 @@ describe('an initramfs built by mkinitramfs with the zkluks hook', () => {
     expect(r.exitCode).toBe(1);
     expect(r.stdout).toMatch(/error: \/boot\/bare\.img: the keyscript .* is missing/);
     expect(r.stdout).toMatch(/zkunlockifs is missing/);
+    // The library check can fail: the stand-in's own library is not in this image.
+    expect(r.stdout).toContain(`${STANDIN_LIB}, needed by zkunlockifs, is missing`);
   });
 
   it('the kernel hook leaves a complete image alone and rebuilds one that lacks the zkluks files', async () => {

@@ -2,6 +2,7 @@
 // current, is zkunlockifs there with Zymbit's state, and does the image the firmware will load carry
 // all of it? Findings are pure functions of the gathered facts.
 import type { Runner } from '../exec.ts';
+import { rebuildInitramfs, zkluksCommand } from '../hint.ts';
 import type { BootImageReport } from './boot-image.ts';
 import { BOOT_PATHS, INSTALLED_FILES, renderBootFiles } from './boot-files.ts';
 import type { PromptConsole } from './console.ts';
@@ -55,7 +56,7 @@ export function checkFindings(
   const out: CheckFinding[] = [];
   const add = (level: CheckFinding['level'], message: string, hint?: string) =>
     out.push(hint === undefined ? { level, message } : { level, message, hint });
-  const install = 'zkluks initramfs install';
+  const install = zkluksCommand(facts.root, 'initramfs', 'install');
   const entry = facts.volume.entry;
   if (entry === null) add('error', 'crypttab has no line for the volume', install);
   else {
@@ -100,7 +101,7 @@ export function checkFindings(
   }
   if (facts.modules === 'dep')
     add('info', 'initramfs-tools uses MODULES=dep; the zkluks hook adds the I2C modules itself');
-  if (images.length === 0) add('error', 'no initramfs image found', 'update-initramfs -c -k all');
+  if (images.length === 0) add('error', 'no initramfs image found', rebuildInitramfs(facts.root));
   for (const img of images) {
     for (const f of img.findings)
       add(f.level, `${img.image}: ${f.message}`, `${install} (rebuilds the image)`);
@@ -109,7 +110,7 @@ export function checkFindings(
       add(
         'warning',
         `${img.image} was built for kernel ${stale.join(', ')}, which is not installed`,
-        'update-initramfs -u -k all',
+        rebuildInitramfs(facts.root),
       );
     }
   }

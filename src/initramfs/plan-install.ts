@@ -58,10 +58,14 @@ export interface InstallOptions {
 
 export const DEFAULT_NAME = 'cryptroot';
 
-/** update-initramfs on the live system, or inside the tree through chroot. */
+/**
+ * update-initramfs on the live system (-u: refresh the images it has), or inside the tree through
+ * chroot with -c, the rebuild the hints name: a tree's images may be missing, and -u would leave them so.
+ */
 export function updateCommand(root: string): string[] {
-  const base = ['update-initramfs', '-u', '-k', 'all'];
-  return root === '/' ? base : ['chroot', root, ...base];
+  return root === '/'
+    ? ['update-initramfs', '-u', '-k', 'all']
+    : ['chroot', root, 'update-initramfs', '-c', '-k', 'all'];
 }
 
 /**

@@ -9,7 +9,8 @@ import { commandLineProblem } from '../../src/cli/command-spec.ts';
 import type { Diagnosis } from '../../src/doctor/diagnose.ts';
 import { zkluks } from '../helpers/cli.ts';
 import { makeLuksImage } from '../helpers/luks.ts';
-import { buildTree, type Tree } from '../doctor/system-tree.ts';
+import { buildTree, KERNEL, type Tree } from '../doctor/system-tree.ts';
+import { CHROOT_SHIM } from '../migrate/zymbit-pi.ts';
 import { commandsOf, follow, printHintCounts } from './follow.ts';
 
 const PI_DEVICE = existsSync('/dev/mmcblk0p2') ? '/dev/mmcblk9p2' : '/dev/mmcblk0p2';
@@ -34,6 +35,21 @@ const hintOf = (d: Diagnosis, id: string): string => {
 };
 const ids = (d: Diagnosis) => d.findings.map((f) => f.id);
 const env = (t: Tree) => ({ ...t.env, ZKLUKS_BACKEND: 'sim' });
+/**
+ * `env` with the chroot shim first on PATH: `chroot TREE update-initramfs …` builds the tree's images.
+ * As update-initramfs does, `-u -k all` refreshes only images that exist; `-c` creates them.
+ */
+function withChroot(t: Tree): Record<string, string> {
+  const bin = join(t.dir, 'chroot-bin');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'chroot-build'), CHROOT_SHIM, { mode: 0o755 });
+  writeFileSync(
+    join(bin, 'chroot'),
+    `#!/bin/sh\ncase " $* " in *" -u "*) ls "$1"/boot/initrd.img-* >/dev/null 2>&1 || exit 0 ;; esac\nexec "$(dirname "$0")/chroot-build" "$@"\n`,
+    { mode: 0o755 },
+  );
+  return { ...env(t), PATH: `${bin}:${t.env.PATH ?? process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
+}
 // The doctor exits 1 while any other error remains; the hint is judged by its own finding.
 const doctorExits = (argv: string[]) => (argv[1] === 'doctor' ? [0, 1] : [0]);
 
@@ -102,10 +118,17 @@ describe('doctor hints on a --root tree', () => {
       before.findings.find((f) => f.area === 'crypttab' && /keyslot/.test(f.hint))?.id ?? 'crypttab.keyslot';
     const hint = hintOf(before, id);
     await expectTreeHints(before, t);
-    // The staged tree has no update-initramfs of its own to chroot into.
-    await follow(hint, { env: env(t), extra: () => ['--no-update'] });
+    // Followed as typed, rebuild included: the staged tree has no userland to chroot into, so the
+    // chroot on PATH is the shim that builds each kernel's image from the tree's files as
+    // initramfs-tools would (test/migrate/zymbit-pi.ts), and raspi-firmware's hook places it.
+    t.file('/etc/initramfs/post-update.d/z50-raspi-firmware', '#!/bin/sh\n', 0o755);
+    t.remove('/boot/firmware/initramfs8');
+    await follow(hint, { env: withChroot(t) });
     expect(t.read('/etc/crypttab')).not.toContain('keyslot=');
-    expect(ids(await doctor(t, [t.volume]))).not.toContain(id);
+    expect(existsSync(join(t.root, `boot/initrd.img-${KERNEL}`))).toBe(true);
+    const after = await doctor(t, [t.volume]);
+    expect(ids(after)).not.toContain(id);
+    expect(ids(after)).not.toContain('initramfs.image-unreadable');
   });
 
   it('a missing initramfs image: the rebuild hint is the tree-chrooted form that creates it', async () => {
@@ -115,6 +138,21 @@ describe('doctor hints on a --root tree', () => {
     const hint = hintOf(d, 'initramfs.image-unreadable');
     expect(hint).toContain(`chroot ${t.root} update-initramfs -c -k all`);
     await expectTreeHints(d, t);
+    // Followed as typed: the image is made again (raspi-firmware's hook places it); the check it names
+    // then finds this tree's boot files older than this zkluks, and its own hint brings them up to date.
+    t.file('/etc/initramfs/post-update.d/z50-raspi-firmware', '#!/bin/sh\n', 0o755);
+    const { results } = await follow(hint, {
+      env: withChroot(t),
+      exits: (argv) => (argv[0] === 'zkluks' ? [0, 1] : [0]),
+    });
+    expect(existsSync(join(t.root, 'boot/firmware/initramfs8'))).toBe(true);
+    const check = results.at(-1);
+    if (check && check.exitCode !== 0) {
+      const next = /^ {2}hint: (.*)$/m.exec(check.stdout)?.[1] ?? '';
+      expect(next).toBe(`zkluks initramfs install --root ${t.root}`);
+      await follow(next, { env: withChroot(t) });
+    }
+    expect(ids(await doctor(t, [t.volume]))).not.toContain('initramfs.image-unreadable');
   });
 });
 

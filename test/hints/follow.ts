@@ -168,7 +168,7 @@ export async function follow(
     results.push(r);
     expect(
       options.exits?.(argv) ?? [0],
-      `following '${hint}': ${argv.join(' ')} failed:\n${r.stderr}`,
+      `following '${hint}': ${argv.join(' ')} failed:\n${r.stdout}\n${r.stderr}`,
     ).toContain(r.exitCode);
   }
   if (again) {

@@ -13,6 +13,7 @@ import { readHeader } from '../../src/keyslot/header.ts';
 import { zkluks } from '../helpers/cli.ts';
 import { luksImage, opens } from '../helpers/luks.ts';
 import { simEnv, simStateDir } from '../keyslot/sim-fixture.ts';
+import { CHROOT_SHIM, KERNEL } from '../migrate/zymbit-pi.ts';
 import { commandsOf, follow, printHintCounts, hintOf } from './follow.ts';
 
 const runner = createRunner();
@@ -184,6 +185,17 @@ describe('--root tree hints', () => {
     chmodSync(join(root, 'usr/sbin/zkunlockifs'), 0o755);
     writeFileSync(join(root, 'var/lib/zymbit/zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
     writeFileSync(join(root, 'etc/crypttab'), CRYPTTAB);
+    // What the rebuild needs to make an image the firmware loads: a kernel, zkunlockifs where
+    // Zymbit's package puts it, config.txt and raspi-firmware's post-update hook.
+    for (const d of [`lib/modules/${KERNEL}`, 'boot/firmware', 'sbin', 'etc/initramfs/post-update.d'])
+      mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(join(root, `lib/modules/${KERNEL}/modules.dep`), '');
+    writeFileSync(join(root, `boot/vmlinuz-${KERNEL}`), 'kernel');
+    writeFileSync(join(root, 'boot/firmware/kernel8.img'), 'kernel');
+    writeFileSync(join(root, 'boot/firmware/config.txt'), '[all]\ndtparam=i2c_arm=on\nauto_initramfs=1\n');
+    writeFileSync(join(root, 'sbin/zkunlockifs'), '#!/bin/sh\nexit 1\n');
+    chmodSync(join(root, 'sbin/zkunlockifs'), 0o755);
+    writeFileSync(join(root, 'etc/initramfs/post-update.d/z50-raspi-firmware'), '#!/bin/sh\n');
     const img = await luksImage();
     await execa('cryptsetup', ['token', 'import', img.path], {
       input: JSON.stringify({ type: 'zkluks-zymkey', keyslots: ['0'], version: 1, sealed: 'AAAA' }),
@@ -191,25 +203,30 @@ describe('--root tree hints', () => {
     const uuid = (await runner('cryptsetup', ['luksUUID', img.path])).stdout.trim();
     return { root, img, uuid, cleanup: () => rmSync(root, { recursive: true, force: true }) };
   }
-  // The staged tree has no update-initramfs of its own to chroot into.
-  const noUpdate = (argv: string[]) =>
-    argv[1] === 'initramfs' && argv[2] === 'install' ? ['--no-update'] : [];
+  // Followed as typed, rebuild included. The staged tree has no userland to chroot into: the chroot
+  // on PATH is the shim that builds each kernel's image from the tree's files as initramfs-tools
+  // would (test/migrate/zymbit-pi.ts); the QEMU tier builds real ones.
+  const shimBin = mkdtempSync(join(tmpdir(), 'zkluks-hints-chroot-'));
+  writeFileSync(join(shimBin, 'chroot'), CHROOT_SHIM, { mode: 0o755 });
+  const withChroot = { PATH: `${shimBin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
+  const imageBuilt = (root: string) => existsSync(join(root, 'boot/firmware/initramfs8'));
 
   it(`install --root with crypttab naming ${PI_DEVICE} says how to point the tree at the image, and then installs`, async () => {
     const t = await stagedTree();
     try {
-      const install = () => zkluks(['initramfs', 'install', '--root', t.root, '--no-update']);
+      const install = () => zkluks(['initramfs', 'install', '--root', t.root], { env: withChroot });
       const failed = await install();
       expect(failed.exitCode).toBe(2);
       const hint = hintOf(failed);
       expect(hint).not.toMatch(/lsblk|initramfs install \/dev/);
       await follow(
         hint,
-        { values: { DEVICE: t.img.path }, extra: noUpdate },
+        { values: { DEVICE: t.img.path }, env: withChroot },
         { run: install, failure: failed },
       );
       const tab = readFileSync(join(t.root, 'etc/crypttab'), 'utf8');
       expect(tab).toMatch(ZKLUKS_LINE(t.uuid));
+      expect(imageBuilt(t.root)).toBe(true);
     } finally {
       t.cleanup();
     }
@@ -218,10 +235,12 @@ describe('--root tree hints', () => {
   it('install --root IMAGE refused for the line of the Pi device name: the first way on updates that line, never adds a second', async () => {
     const t = await stagedTree();
     try {
-      const install = () => zkluks(['initramfs', 'install', t.img.path, '--root', t.root, '--no-update']);
+      const install = () =>
+        zkluks(['initramfs', 'install', t.img.path, '--root', t.root], { env: withChroot });
       const refused = await install();
       expect(refused.exitCode).toBe(3);
-      await follow(hintOf(refused), { branch: 0, extra: noUpdate }, { run: install, failure: refused });
+      await follow(hintOf(refused), { branch: 0, env: withChroot }, { run: install, failure: refused });
+      expect(imageBuilt(t.root)).toBe(true);
       const lines = readFileSync(join(t.root, 'etc/crypttab'), 'utf8').trim().split('\n');
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(ZKLUKS_LINE(t.uuid));
@@ -243,6 +262,12 @@ describe('--root tree hints', () => {
       for (const [program, ...args] of commandsOf(r.stderr.split('run: ')[1] ?? '')) {
         if (program === 'zkluks') expect(await commandLineProblem(args)).toBeNull();
       }
+      // Followed as typed, it makes the image the firmware loads, carrying the zkluks keyscript.
+      expect(imageBuilt(t.root)).toBe(false);
+      await follow(r.stderr.split('run: ')[1] ?? '', { env: withChroot });
+      expect(imageBuilt(t.root)).toBe(true);
+      const check = await zkluks(['initramfs', 'check', '--root', t.root]);
+      expect(check.exitCode, check.stdout + check.stderr).toBe(0);
     } finally {
       t.cleanup();
     }

@@ -116,7 +116,7 @@ describe('planInstall', () => {
 
   it('rebuilds inside the tree with chroot when --root is not /', () => {
     expect(updateCommand('/')).toEqual(['update-initramfs', '-u', '-k', 'all']);
-    expect(updateCommand('/mnt/pi')).toEqual(['chroot', '/mnt/pi', 'update-initramfs', '-u', '-k', 'all']);
+    expect(updateCommand('/mnt/pi')).toEqual(['chroot', '/mnt/pi', 'update-initramfs', '-c', '-k', 'all']);
   });
 });
 

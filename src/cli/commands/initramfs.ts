@@ -6,7 +6,7 @@ import { ExitCode, UsageError } from '../../errors.ts';
 import { openZymkey } from '../../device/open.ts';
 import { createRunner, type Runner } from '../../exec.ts';
 import type { GlobalOptions } from '../global-options.ts';
-import { rebuildInitramfs } from '../../hint.ts';
+import { rebuildInitramfs, zkluksCommand } from '../../hint.ts';
 import { applyPlan, type ImageCheck } from '../../initramfs/apply.ts';
 import { runCheck, type CheckReport } from '../../initramfs/check.ts';
 import { formatOptions } from '../../initramfs/crypttab.ts';
@@ -130,7 +130,8 @@ const install: CommandModule = {
       .option('update', {
         type: 'boolean',
         default: true,
-        describe: 'Run update-initramfs -u -k all (--no-update skips it)',
+        describe:
+          'Run update-initramfs -u -k all (under --root: chroot DIR update-initramfs -c -k all; --no-update skips it)',
       })
       .option('timeout', {
         type: 'number',
@@ -145,7 +146,7 @@ const install: CommandModule = {
       throw new UsageError(
         `Failed to read --timeout: '${String(timeout)}' is not a whole number of seconds from 1 to 600`,
         {
-          hint: 'zkluks initramfs install --timeout 10',
+          hint: zkluksCommand(g.root, 'initramfs', 'install', '--timeout', '10'),
         },
       );
     }
@@ -229,7 +230,8 @@ const remove: CommandModule = {
     common(y).option('update', {
       type: 'boolean',
       default: true,
-      describe: 'Run update-initramfs -u -k all (--no-update skips it)',
+      describe:
+        'Run update-initramfs -u -k all (under --root: chroot DIR update-initramfs -c -k all; --no-update skips it)',
     }),
   handler: async (argv) => {
     const g = globalOptions(argv);

@@ -1,5 +1,5 @@
 // The rescue to do while the volume is still open, when the Zymkey will not unlock it again.
-import type { WaysIn } from './ways-in.ts';
+import { slotsWithoutZymkey, type WaysIn } from './ways-in.ts';
 
 export function rescueNow(ways: WaysIn): string {
   const v = ways.volume;
@@ -7,8 +7,10 @@ export function rescueNow(ways: WaysIn): string {
   if (ways.recoverySlots.length > 0) {
     return `now, while the volume is open: check you still hold the recovery key of slot ${ways.recoverySlots.join('/')} ('zkluks recovery verify ${v}'); if not, 'zkluks recovery add ${v}' with the current passphrase; then '${backup}', and keep both off this Pi`;
   }
-  if (ways.otherSlots.length > 0) {
-    return `now, while the volume is open: 'zkluks recovery add ${v}' (authorize with the current passphrase, which opens slot ${ways.otherSlots.join('/')}), then '${backup}', and keep both off this Pi`;
+  const others = slotsWithoutZymkey(ways);
+  if (others.length > 0) {
+    // No token proves what opens these slots: the passphrase is the admin's to know.
+    return `now, while the volume is open: 'zkluks recovery add ${v} --unlock-key-file FILE' with the passphrase of slot ${others.join('/')} in FILE (zkluks tests it; no token says whether anyone holds one), then '${backup}', and keep both off this Pi`;
   }
   const name = ways.mapping ?? 'NAME';
   return (

@@ -1,7 +1,7 @@
 // Which path unlocked the root this boot, from the boot record when there is one, else from what the
 // header allows. Said in one sentence, because a user in trouble needs it first.
 import { valueOf, type Facts } from './facts.ts';
-import type { WaysIn } from './ways-in.ts';
+import { slotsWithoutZymkey, type WaysIn } from './ways-in.ts';
 
 export function unlockPath(facts: Facts, ways: WaysIn): string {
   const record = valueOf(facts.bootRecord);
@@ -20,8 +20,9 @@ export function unlockPath(facts: Facts, ways: WaysIn): string {
   }
   if (!ways.known)
     return 'which path unlocked the root this boot is unknown: no boot record and no readable header';
-  if (ways.otherSlots.length > 0) {
-    return `no boot record; the header has ${plural(ways.otherSlots, 'slot')} that open without the Zymkey, so a passphrase or recovery key may have unlocked it`;
+  const others = slotsWithoutZymkey(ways);
+  if (others.length > 0) {
+    return `no boot record; the header has ${plural(others, 'slot')} besides the Zymkey's, so a passphrase or recovery key may have unlocked it`;
   }
   return `no boot record; the header's only ${plural(ways.zymkeySlots, 'slot')} need${ways.zymkeySlots.length === 1 ? 's' : ''} the Zymkey, so the root was unlocked through the Zymkey before it failed`;
 }

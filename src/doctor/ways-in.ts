@@ -2,15 +2,41 @@
 // Several checks ask it, so it is answered once here from the facts.
 import { valueOf, type Facts } from './facts.ts';
 
+/** Why a keyslot that needs no Zymkey token is not a proven way in. */
+export type UnprovenReason =
+  /** No token names it: a passphrase, or a key nobody holds. */
+  | 'no-token'
+  /** Only another tool's token names it (systemd, clevis…): it opens with what that tool holds. */
+  | 'other-token'
+  /** A zkluks-recovery token names it, but recorded another slot's salt (or none). */
+  | 'unverified'
+  /** An interrupted zkluks change adds or wipes it. */
+  | 'pending';
+
+export interface UnprovenSlot {
+  id: number;
+  reason: UnprovenReason;
+  /** The other tool's token type, for `other-token`. */
+  tokenType?: string;
+}
+
 export interface WaysIn {
   /** Known at all: false when the header could not be read. */
   known: boolean;
   /** Slots that open only with a key the Zymkey unseals. */
   zymkeySlots: number[];
-  /** Slots with a zkluks-recovery token. */
+  /** Slots with a zkluks-recovery token (not one copied from another volume). */
   recoverySlots: number[];
-  /** Every slot that opens without the Zymkey (recovery keys, passphrases, other key files). */
-  otherSlots: number[];
+  /**
+   * Slots proven to open without the Zymkey from the header alone: a recovery slot whose token
+   * recorded its current salt, tried at the boot prompt (priority not ignore). What "there is a
+   * recovery path" rests on, as for `list` and the lock-out rule (keyslot/volume-view.ts).
+   */
+  provenSlots: number[];
+  /** Slots that may open without the Zymkey, but the header does not prove it (tried at the prompt). */
+  unproven: UnprovenSlot[];
+  /** Slots besides the Zymkey's of priority ignore: the boot prompt never tries them. */
+  ignoredSlots: number[];
   /** The volume was set up by Zymbit's mk_encr_sd_rfs.sh (key.bin.lock, zk_get_key keyscript). */
   zymbitLayout: boolean;
   /**
@@ -22,6 +48,27 @@ export interface WaysIn {
   volume: string;
   /** The crypttab (device-mapper) name, when known. */
   mapping: string | null;
+}
+
+/** Every keyslot besides the Zymkey's, proven or not, tried at the prompt or not. */
+export function slotsWithoutZymkey(ways: WaysIn): number[] {
+  return [...ways.provenSlots, ...ways.unproven.map((u) => u.id), ...ways.ignoredSlots].sort((a, b) => a - b);
+}
+
+/** What the header says of each unproven slot, e.g. "slot 0 has no token: zkluks cannot tell …". */
+export function describeUnproven(ways: WaysIn, u: UnprovenSlot): string {
+  switch (u.reason) {
+    case 'no-token':
+      return ways.zymbitLayout
+        ? `slot ${u.id} has no token: zkluks cannot tell whether a passphrase opens it or, as on Zymbit's layout, the key sealed in key.bin.lock`
+        : `slot ${u.id} has no token: zkluks cannot tell whether a passphrase opens it or a key nobody holds`;
+    case 'other-token':
+      return `slot ${u.id} belongs to a ${u.tokenType ?? 'non-zkluks'} token: it opens with what that tool holds, not a key zkluks knows of`;
+    case 'unverified':
+      return `slot ${u.id}'s zkluks-recovery token did not record this slot's salt: it may not have been made for it`;
+    case 'pending':
+      return `slot ${u.id} is being added or wiped by an interrupted zkluks change`;
+  }
 }
 
 export function waysIn(facts: Facts): WaysIn {
@@ -44,7 +91,17 @@ export function waysIn(facts: Facts): WaysIn {
         ? ` --unlock-zymbit-key${facts.root && facts.root !== '/' ? ` --root ${facts.root}` : ''}`
         : '',
   };
-  if (!header) return { known: false, zymkeySlots: [], recoverySlots: [], otherSlots: [], ...base };
+  if (!header) {
+    return {
+      known: false,
+      zymkeySlots: [],
+      recoverySlots: [],
+      provenSlots: [],
+      unproven: [],
+      ignoredSlots: [],
+      ...base,
+    };
+  }
   const slots = header.keyslots.map((k) => k.id);
   // A zkluks-zymkey token counts even when copied from elsewhere (the cautious reading: that slot may
   // need the Zymkey); a copied zkluks-recovery token names no recovery key of this volume.
@@ -65,6 +122,24 @@ export function waysIn(facts: Facts): WaysIn {
     if (lockSlot !== null && slots.includes(lockSlot)) zymkeySlots = [lockSlot];
     else if (slots.length === 1) zymkeySlots = slots;
   }
-  const otherSlots = slots.filter((s) => !zymkeySlots.includes(s));
-  return { known: true, zymkeySlots, recoverySlots, otherSlots, ...base };
+  const pending = header.tokens.flatMap((t) => t.pending?.slots ?? []);
+  const rest = header.keyslots.filter((k) => !zymkeySlots.includes(k.id));
+  const ignoredSlots = rest.filter((k) => k.priority === 'ignore').map((k) => k.id);
+  const tried = rest.filter((k) => k.priority !== 'ignore').map((k) => k.id);
+  const proven = (s: number) =>
+    !pending.includes(s) &&
+    header.tokens.some(
+      (t) => t.type === 'zkluks-recovery' && t.valid && t.slotMatch === 'match' && t.keyslots.includes(s),
+    );
+  const provenSlots = tried.filter(proven);
+  const unproven = tried
+    .filter((s) => !proven(s))
+    .map((id): UnprovenSlot => {
+      const tokens = header.tokens.filter((t) => t.keyslots.includes(id));
+      if (pending.includes(id)) return { id, reason: 'pending' };
+      if (tokens.some((t) => t.type === 'zkluks-recovery')) return { id, reason: 'unverified' };
+      const other = tokens.find((t) => !t.type.startsWith('zkluks-'));
+      return other ? { id, reason: 'other-token', tokenType: other.type } : { id, reason: 'no-token' };
+    });
+  return { known: true, zymkeySlots, recoverySlots, provenSlots, unproven, ignoredSlots, ...base };
 }

@@ -31,8 +31,12 @@ function healthy(): Facts {
       keyslots: [
         { id: 0, kdf: 'argon2id', priority: 'normal' },
         { id: 1, kdf: 'pbkdf2', priority: 'prefer' },
+        { id: 2, kdf: 'argon2id', priority: 'normal' },
       ],
-      tokens: [{ id: 0, type: 'zkluks-zymkey', keyslots: [1], valid: true, problem: null, sealed: 'AA==' }],
+      tokens: [
+        { id: 0, type: 'zkluks-zymkey', keyslots: [1], valid: true, problem: null, sealed: 'AA==' },
+        { id: 1, type: 'zkluks-recovery', keyslots: [2], valid: true, problem: null, slotMatch: 'match' },
+      ],
     }),
     initramfs: unavailable('not built'),
     keyMaterial: [],
@@ -257,10 +261,61 @@ describe('doctor checks', () => {
     ];
     const summary = () => diagnose(f).findings.find((x) => x.id === 'luks.recovery-path')?.summary;
     f.header = known({ uuid: 'u', keyslots, tokens: [zymkey, recovery('match')] });
-    expect(summary()).toMatch(/\(recovery key in slot 0\)/);
+    expect(summary()).toMatch(/recovery key in slot 0 opens without the Zymkey/);
     f.header = known({ uuid: 'u', keyslots, tokens: [zymkey, recovery('mismatch')] });
-    expect(summary()).toBe('Slot 0 does not need the Zymkey.');
+    expect(summary()).toBeUndefined();
     expect(ids(f)).toContain('luks.token-foreign:warning');
+    expect(ids(f)).toContain('luks.recovery-path-unproven:warning');
+  });
+
+  it('a passphrase slot without a token is not a proven recovery path: a warning says what is known and how to test it', () => {
+    const f = healthy();
+    const keyslots = [
+      { id: 0, kdf: 'argon2id', priority: 'normal' as const },
+      { id: 1, kdf: 'pbkdf2', priority: 'prefer' as const },
+    ];
+    const zymkey = {
+      id: 0,
+      type: 'zkluks-zymkey',
+      keyslots: [1],
+      valid: true,
+      problem: null,
+      sealed: 'AA==',
+    };
+    f.header = known({ uuid: 'u', keyslots, tokens: [zymkey] });
+    const d = diagnose(f);
+    expect(d.findings.map((x) => x.id)).not.toContain('luks.recovery-path');
+    expect(d.findings.map((x) => x.id)).not.toContain('luks.no-recovery-path');
+    const w = d.findings.find((x) => x.id === 'luks.recovery-path-unproven');
+    expect(w?.severity).toBe('warning');
+    expect(w?.summary).toBe(
+      "No proven recovery path: slot 0 has no token: zkluks cannot tell whether a passphrase opens it or a key nobody holds; test a passphrase on it: cryptsetup open --test-passphrase --key-slot 0 '/mnt/pi/dev/mmcblk0p2'.",
+    );
+    expect(w?.hint).toMatch(/^zkluks recovery add '\/mnt\/pi\/dev\/mmcblk0p2'/);
+    // A self-destruct stops at the prompt, where nothing proven waits.
+    const z = f.zymkey.ok ? f.zymkey.value : (undefined as never);
+    f.zymkey = known({ ...z, unseal: unreadable('self-destructed', 'self-destructed') });
+    const sd = diagnose(f).findings.find((x) => x.id === 'zymkey.self-destructed');
+    expect(sd?.summary).toMatch(
+      /stop at the passphrase prompt, and no recovery key is proven to open the volume: slot 0 has no token/,
+    );
+    expect(sd?.hint).toMatch(
+      /'zkluks recovery add \S+ --unlock-key-file FILE' with the passphrase of slot 0 in FILE/,
+    );
+  });
+
+  it('a recovery slot of priority ignore is not a recovery path: the boot prompt never tries it', () => {
+    const f = healthy();
+    const h = f.header.ok ? f.header.value : (undefined as never);
+    f.header = known({
+      ...h,
+      keyslots: h.keyslots.map((k) => (k.id === 2 ? { ...k, priority: 'ignore' as const } : k)),
+    });
+    const d = diagnose(f);
+    expect(d.findings.map((x) => x.id)).not.toContain('luks.recovery-path');
+    const w = d.findings.find((x) => x.id === 'luks.recovery-path-unproven');
+    expect(w?.summary).toMatch(/slot 2 has priority ignore: the boot prompt never tries it/);
+    expect(w?.hint).toMatch(/cryptsetup config --priority normal --key-slot 2 '\/mnt\/pi\/dev\/mmcblk0p2'/);
   });
 
   it('says of a boot whose unseal hung that the Zymkey did not answer within its time, and what to do', () => {

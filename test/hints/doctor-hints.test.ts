@@ -110,6 +110,29 @@ describe('doctor hints on a --root tree', () => {
     expect(ids(await doctor(t, [t.volume]))).not.toContain('luks.no-recovery-path');
   });
 
+  it('a passphrase slot without a token is no proven recovery path: the warning tells how to test it, and its hint makes one', async () => {
+    const t = (tree = await buildTree({ recovery: false }));
+    const before = await doctor(t, [t.volume]);
+    expect(ids(before)).not.toContain('luks.recovery-path');
+    const f = before.findings.find((x) => x.id === 'luks.recovery-path-unproven');
+    expect(f?.severity).toBe('warning');
+    expect(f?.summary).toMatch(/slot 0 has no token: zkluks cannot tell whether a passphrase opens it/);
+    // The test the summary names works as written: the tree's passphrase opens slot 0.
+    const test = commandsOf(f?.summary ?? '').find(([p, a]) => p === 'cryptsetup' && a === 'open');
+    expect(test).toEqual(['cryptsetup', 'open', '--test-passphrase', '--key-slot', '0', t.volume]);
+    const [program, ...args] = test as string[];
+    await execa(program as string, [...args, '--key-file', t.passphraseFile]);
+    await expectTreeHints(before, t);
+    mkdirSync(join(t.dir, 'backup'));
+    await follow(f?.hint ?? '', {
+      values: { '/root/header.img': join(t.dir, 'backup/header.img') },
+      env: env(t),
+    });
+    const after = await doctor(t, [t.volume]);
+    expect(ids(after)).not.toContain('luks.recovery-path-unproven');
+    expect(ids(after)).toContain('luks.recovery-path');
+  });
+
   it('keyslot= in crypttab: the --root install it names rewrites the line', async () => {
     const t = (tree = await buildTree());
     t.file('/etc/crypttab', `cryptroot UUID=${t.uuid} none luks,initramfs,keyslot=1,${KEYSCRIPT}\n`);

@@ -4,7 +4,7 @@ import { linkCommand, resolveRootDevice } from '../../root-device.ts';
 import { valueOf, type Facts, type VolumeFacts } from '../facts.ts';
 import type { Finding } from '../finding.ts';
 import { plural } from '../unlock-path.ts';
-import { waysIn } from '../ways-in.ts';
+import { describeUnproven, slotsWithoutZymkey, waysIn, type WaysIn } from '../ways-in.ts';
 
 const area = 'LUKS header' as const;
 
@@ -21,6 +21,27 @@ function headerHint(facts: Facts, volume: VolumeFacts, reason: string): string {
     return `cryptsetup luksHeaderBackup '${path}' --header-backup-file /root/luks1-header.img && cryptsetup convert --type luks2 '${path}'`;
   }
   return `cryptsetup luksDump '${path}' (blkid '${path}' says what the device holds)`;
+}
+
+/** Add a recovery key zkluks can prove, then keep the header safe. */
+function recoveryAddHint(ways: WaysIn): string {
+  const v = ways.volume;
+  return `zkluks recovery add '${v}'${ways.zymbitAuthority} (optionally --escrow age1…), then cryptsetup luksHeaderBackup '${v}' --header-backup-file /root/header.img`;
+}
+
+/**
+ * What the header says of the slots that may open without the Zymkey but are not proven to, with
+ * the command that tests a passphrase against a slot no token explains.
+ */
+function notProven(ways: WaysIn): string[] {
+  const v = ways.volume;
+  return [
+    ...ways.unproven.map(
+      (u) =>
+        `${describeUnproven(ways, u)}${u.reason === 'no-token' ? `; test a passphrase on it: cryptsetup open --test-passphrase --key-slot ${u.id} '${v}'` : ''}`,
+    ),
+    ...ways.ignoredSlots.map((s) => `slot ${s} has priority ignore: the boot prompt never tries it`),
+  ];
 }
 
 export function checkLuksHeader(facts: Facts): Finding[] {
@@ -54,7 +75,8 @@ export function checkLuksHeader(facts: Facts): Finding[] {
   const slots = header.keyslots.map((k) => k.id);
   const findings: Finding[] = [];
 
-  if (ways.zymkeySlots.length > 0 && ways.otherSlots.length === 0) {
+  const withoutZymkey = slotsWithoutZymkey(ways);
+  if (ways.zymkeySlots.length > 0 && withoutZymkey.length === 0) {
     findings.push({
       id: 'luks.no-recovery-path',
       area,
@@ -67,7 +89,18 @@ export function checkLuksHeader(facts: Facts): Finding[] {
           ? "Zymbit's layout: the single slot opens only with the key sealed in /var/lib/zymbit/key.bin.lock"
           : `${plural(ways.zymkeySlots, 'slot')} belong${ways.zymkeySlots.length === 1 ? 's' : ''} to the Zymkey token`,
       ],
-      hint: `zkluks recovery add '${v}'${ways.zymbitAuthority} (optionally --escrow age1…), then cryptsetup luksHeaderBackup '${v}' --header-backup-file /root/header.img`,
+      hint: recoveryAddHint(ways),
+    });
+  } else if (ways.zymkeySlots.length > 0 && ways.provenSlots.length === 0) {
+    findings.push({
+      id: 'luks.recovery-path-unproven',
+      area,
+      severity: 'warning',
+      summary: `No proven recovery path: ${notProven(ways).join('; ')}.`,
+      evidence: [
+        `keyslots: ${slots.join(', ')}; Zymkey ${plural(ways.zymkeySlots, 'slot')}; no zkluks-recovery token made for a slot the boot prompt tries`,
+      ],
+      hint: `${recoveryAddHint(ways)}${ways.ignoredSlots.length > 0 ? `; to let the boot prompt try ${plural(ways.ignoredSlots, 'slot')}: ${ways.ignoredSlots.map((s) => `cryptsetup config --priority normal --key-slot ${s} '${v}'`).join(', ')}` : ''}`,
     });
   } else if (ways.zymkeySlots.length === 0 && slots.length > 0) {
     findings.push({
@@ -82,11 +115,10 @@ export function checkLuksHeader(facts: Facts): Finding[] {
       hint: `zkluks enroll '${v}'`,
     });
   }
-  const untokened = ways.otherSlots.filter((id) => !header.tokens.some((t) => t.keyslots.includes(id)));
   const entry = valueOf(facts.crypttab)?.entries.find((e) => e.name === ways.mapping);
   const zkluksLine = entry?.options.includes('keyscript=/lib/cryptsetup/scripts/zkluks') ?? false;
   const lock = valueOf(facts.zymbitState)?.files.some((f) => f.path === 'key.bin.lock') ?? false;
-  const oldSlots = ways.otherSlots.filter((s) => !ways.recoverySlots.includes(s));
+  const oldSlots = withoutZymkey.filter((s) => !ways.recoverySlots.includes(s));
   if (zkluksLine && lock && header.tokens.some((t) => t.type === 'zkluks-zymkey') && oldSlots.length > 0) {
     findings.push({
       id: 'luks.adopted-old-slot',
@@ -100,13 +132,14 @@ export function checkLuksHeader(facts: Facts): Finding[] {
       hint: `once the recovery key is checked ('zkluks recovery verify ${v}') and the Pi has rebooted through zkluks: ${zkluksCommand(facts.root, 'adopt', '--remove-old')}`,
     });
   }
-  if (ways.otherSlots.length > 0 && ways.zymkeySlots.length > 0) {
+  if (ways.provenSlots.length > 0 && ways.zymkeySlots.length > 0) {
     const recovery = header.tokens.filter((t) => t.type === 'zkluks-recovery');
+    const notes = notProven(ways);
     findings.push({
       id: 'luks.recovery-path',
       area,
       severity: 'ok',
-      summary: `${plural(ways.otherSlots, 'Slot')} ${ways.otherSlots.length === 1 ? 'does' : 'do'} not need the Zymkey${ways.recoverySlots.length > 0 ? ` (recovery key in slot ${ways.recoverySlots.join(', ')})` : ''}${untokened.length > 0 ? `; ${plural(untokened, 'slot')} ${untokened.length === 1 ? 'has' : 'have'} no token, so whether a key anyone holds opens ${untokened.length === 1 ? 'it' : 'them'} cannot be told from the header (test it: cryptsetup open --test-passphrase --key-slot N '${v}')` : ''}.`,
+      summary: `Recovery path: the recovery key in ${plural(ways.provenSlots, 'slot')} opens without the Zymkey${notes.length > 0 ? `; ${notes.join('; ')}` : ''}.`,
       evidence: recovery.map(
         (t) =>
           `token ${t.id}: recovery key for slot ${t.keyslots.join(',')}${t.escrowRecipient ? `, escrowed to ${t.escrowRecipient}` : ''}`,

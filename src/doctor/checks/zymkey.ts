@@ -5,7 +5,7 @@ import type { Finding } from '../finding.ts';
 import { decodeLed } from '../led.ts';
 import { rescueNow } from '../rescue.ts';
 import { plural, unlockPath } from '../unlock-path.ts';
-import { waysIn, type WaysIn } from '../ways-in.ts';
+import { describeUnproven, slotsWithoutZymkey, waysIn, type WaysIn } from '../ways-in.ts';
 
 const area = 'Zymkey' as const;
 
@@ -63,9 +63,11 @@ function broken(facts: Facts, ways: WaysIn, code: string, reason: string): Findi
         summary: `The Zymkey destroyed its key material (self-destruct after a perimeter breach): it will never unseal again, so the next boot will NOT unlock through the Zymkey${
           !ways.known
             ? '.'
-            : ways.otherSlots.length > 0
+            : ways.provenSlots.length > 0
               ? '; it will stop at the passphrase prompt.'
-              : ', and no other keyslot opens this volume: after a reboot the data is gone.'
+              : slotsWithoutZymkey(ways).length > 0
+                ? `; it will stop at the passphrase prompt, and no recovery key is proven to open the volume: ${[...ways.unproven.map((u) => describeUnproven(ways, u)), ...ways.ignoredSlots.map((s) => `slot ${s} has priority ignore: the prompt never tries it`)].join('; ')}.`
+                : ', and no other keyslot opens this volume: after a reboot the data is gone.'
         }`,
         evidence,
         hint: `${rescueNow(ways)}; to use a Zymkey again: fit a new module, then 'zkluks enroll ${v} --force --unlock-key-file FILE' with the recovery key or passphrase in FILE`,
@@ -79,9 +81,11 @@ function broken(facts: Facts, ways: WaysIn, code: string, reason: string): Findi
           'The Zymkey is bound in production mode to another host (a replacement Pi or a cloned SD card): it refuses to unseal here, at every boot, and production binding cannot be undone.',
         evidence,
         hint:
-          ways.otherSlots.length > 0
+          ways.provenSlots.length > 0
             ? `put the module back on its original Pi with its original SD card; to keep this Pi: a production module never binds to another Pi, so unlock with the recovery key ('zkluks recovery unlock ${v} --identity FILE', or type it at the prompt), fit a new module here (it starts in developer mode), then 'zkluks enroll ${v} --force --unlock-key-file FILE' with the recovery key or passphrase in FILE`
-            : 'put the module back on its original Pi with its original SD card: this volume has no slot that opens without that exact module, Pi and card',
+            : slotsWithoutZymkey(ways).length > 0
+              ? `put the module back on its original Pi with its original SD card; to keep this Pi: a production module never binds to another Pi, so unlock with a passphrase of ${plural(slotsWithoutZymkey(ways), 'slot')} if you hold one (no token proves one; type it at the prompt), fit a new module here (it starts in developer mode), then 'zkluks enroll ${v} --force --unlock-key-file FILE' with that passphrase in FILE`
+              : 'put the module back on its original Pi with its original SD card: this volume has no slot that opens without that exact module, Pi and card',
       };
     case 'wrong-module':
       return {
@@ -196,7 +200,7 @@ function productionReadiness(facts: Facts, ways: WaysIn): Finding[] {
       );
     }
   }
-  if (ways.known && ways.zymkeySlots.length > 0 && ways.otherSlots.length === 0) {
+  if (ways.known && ways.zymkeySlots.length > 0 && slotsWithoutZymkey(ways).length === 0) {
     problems.push(
       `no recovery path: ${plural(ways.zymkeySlots, 'slot')} need${ways.zymkeySlots.length === 1 ? 's' : ''} the Zymkey and no other slot opens the volume, so once bound any Pi, card or module failure leaves the disk unrecoverable`,
     );

@@ -86,7 +86,7 @@ export function toolWords(run: ToolRun, timeoutMs: number): string {
 }
 
 const LED_HINT =
-  "read the module's LED and run 'zkluks doctor --led PATTERN' (zkluks doctor --help lists the patterns)";
+  "read the module's LED and run 'zkluks doctor --led PATTERN' (the patterns: zkluks doctor --help)";
 
 /** The failure of a tool run, with the reason zkluks established from its own probes. */
 export async function explainToolFailure(

@@ -263,7 +263,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       if (signal?.aborted && !rebuilt) {
         throw new ZkluksError(
           `Stopped by ${String(signal.reason ?? 'a signal')} before the initramfs was rebuilt`,
-          { hint: `zkluks initramfs ${plan.operation} again` },
+          { hint: `run it again: ${zkluksCommand(root, 'initramfs', plan.operation)}` },
         );
       }
       const path = under(root, target(step) ?? '/');

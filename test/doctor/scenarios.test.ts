@@ -10,6 +10,7 @@ import { diagnose, type Diagnosis } from '../../src/doctor/diagnose.ts';
 import { gatherFacts } from '../../src/doctor/gather.ts';
 import type { Finding } from '../../src/doctor/finding.ts';
 import { buildTree, KERNEL, type Tree } from './system-tree.ts';
+import { OPAQUE } from '../helpers/opaque.ts';
 
 let tree: Tree | undefined;
 afterEach(() => {
@@ -65,7 +66,8 @@ describe('zkluks doctor scenarios', () => {
     await tree.sim('bind-lock');
     await tree.sim('arm', '--channel', '0', '--action', 'self-destruct');
     await tree.sim('breach', '--channel', '0');
-    const { exitCode, diagnosis, human } = await doctor(tree);
+    // With opaque failures only the LED the admin reads tells a destroyed module (as `sim status` shows it).
+    const { exitCode, diagnosis, human } = await doctor(tree, OPAQUE ? ['--led', '5-slow'] : []);
     expect(exitCode).toBe(1);
     expect(diagnosis.verdict.status).toBe('error');
     expect(diagnosis.verdict.summary).toMatch(/destroyed its key material/);
@@ -92,7 +94,7 @@ describe('zkluks doctor scenarios', () => {
       '/run/zkluks/cryptroot.record',
       'name=cryptroot\nmethod=passphrase\ntried=1\nreason=self-destructed\ndetail=zkunlockifs: self-destructed: key material destroyed\nelapsed_ms=230\nuptime=9.80\n',
     );
-    const { diagnosis } = await doctor(tree);
+    const { diagnosis } = await doctor(tree, OPAQUE ? ['--led', '5-slow'] : []);
     const f = finding(diagnosis, 'zymkey.self-destructed');
     expect(f.evidence.join('\n')).toMatch(
       /unlocked with a typed passphrase or recovery key after the Zymkey path failed \(self-destructed/,
@@ -106,7 +108,8 @@ describe('zkluks doctor scenarios', () => {
     tree = await buildTree();
     await tree.sim('bind-lock');
     await tree.sim('swap-host');
-    const { exitCode, diagnosis } = await doctor(tree);
+    // A production module refusing this host: rapid blinking, then the LED stays off.
+    const { exitCode, diagnosis } = await doctor(tree, OPAQUE ? ['--led', 'off'] : []);
     expect(exitCode).toBe(1);
     const f = finding(diagnosis, 'zymkey.host-mismatch');
     expect(f.severity).toBe('error');

@@ -9,6 +9,16 @@ import { describeUnproven, slotsWithoutZymkey, waysIn, type WaysIn } from '../wa
 
 const area = 'Zymkey' as const;
 
+/**
+ * A module that answers neither its tools nor its API gives zkluks no reason: the LED the admin
+ * reports is the one signal left, and these patterns name the failure as Zymbit documents them.
+ */
+const LED_FAILURES: Record<string, string> = {
+  'atecc-unreachable': 'self-destructed',
+  off: 'host-mismatch',
+  'not-bound': 'not-bound',
+};
+
 function failure(facts: Facts): { code: string; reason: string } | null {
   const z = valueOf(facts.zymkey);
   if (!z) return null;
@@ -16,8 +26,14 @@ function failure(facts: Facts): { code: string; reason: string } | null {
   for (const s of sources) {
     if (!s.ok && s.code && s.code !== 'unknown') return { code: s.code, reason: s.reason };
   }
-  for (const s of sources)
-    if (!s.ok && s.status === 'unreadable') return { code: s.code ?? 'unknown', reason: s.reason };
+  for (const s of sources) {
+    if (!s.ok && s.status === 'unreadable') {
+      const led = facts.led === null ? null : decodeLed(facts.led);
+      const code = led ? LED_FAILURES[led.name] : undefined;
+      if (led && code) return { code, reason: `${s.reason}; the LED shows ${led.looks}: ${led.means}` };
+      return { code: s.code ?? 'unknown', reason: s.reason };
+    }
+  }
   return null;
 }
 

@@ -16,6 +16,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { cpus, hostname, release, totalmem } from 'node:os';
@@ -26,6 +27,8 @@ import { repoRoot } from '../test/helpers/cli.ts';
 
 const argv = process.argv.slice(2);
 const smoke = argv.includes('--smoke');
+/** Only the initramfs sizes, printed (not written to bench/RESULTS.md). */
+const sizesOnly = argv.includes('--sizes');
 const runs = smoke ? 1 : Number(argv[argv.indexOf('--runs') + 1] ?? 0) || 10;
 const bundle = join(repoRoot, 'dist', 'zkluks.mjs');
 const cache = join(repoRoot, '.cache', 'bench');
@@ -121,8 +124,11 @@ async function startTang(): Promise<{ url: string; stop: () => void }> {
   return { url: `http://127.0.0.1:${port}`, stop: () => server.kill() };
 }
 
-/** Bytes of `image` made deterministic: unpacked, mtimes zeroed, sorted newc cpio, zstd -9. */
-function deterministicSize(image: string): number {
+/**
+ * Bytes of `image` made deterministic: unpacked, mtimes zeroed, sorted newc cpio, zstd -9; and the
+ * paths it holds.
+ */
+function deterministicSize(image: string): { bytes: number; files: Set<string> } {
   const dir = mkdtempSync(join(W, 'unpack-'));
   run('unmkinitramfs', [image, dir]);
   const root = existsSync(join(dir, 'main')) ? join(dir, 'main') : dir;
@@ -131,11 +137,36 @@ function deterministicSize(image: string): number {
     '-c',
     `cd '${root}' && find . -print0 | LC_ALL=C sort -z | cpio --quiet -o -0 -H newc --reproducible | zstd -q -9 -c | wc -c`,
   ]);
+  // Merged /usr or not, a file counts by the path it is reached by.
+  const files = new Set(
+    run('sh', ['-c', `cd '${root}' && find . ! -type d`])
+      .toString()
+      .split('\n')
+      .map((f) => f.replace(/^\.\/usr\/(lib|sbin|bin)\//, './$1/')),
+  );
   rmSync(dir, { recursive: true, force: true });
-  return Number(r.toString().trim());
+  return { bytes: Number(r.toString().trim()), files };
 }
 
-/** A system tree for mkinitramfs: cryptsetup for a LUKS root, MODULES=list, zstd. */
+/**
+ * An image that lacks files of the cryptsetup-only one, or the hook's own files, was built from a
+ * tree mkinitramfs did not see as staged: its size says nothing about what the hook adds.
+ */
+function checkAdds(name: string, base: Set<string>, image: Set<string>, own: string[]): void {
+  const lost = [...base].filter((f) => !image.has(f));
+  const absent = own.filter((f) => !image.has(f));
+  if (lost.length > 0 || absent.length > 0) {
+    throw new Error(
+      `the ${name} image is no superset of the cryptsetup-only one (missing ${[...absent, ...lost].slice(0, 5).join(', ')}${absent.length + lost.length > 5 ? ', …' : ''})`,
+    );
+  }
+}
+
+/**
+ * A system tree for mkinitramfs: cryptsetup for a LUKS root, MODULES=list, zstd. Merged /usr, as on
+ * the host: buildInitramfs overlays only /usr/lib, /usr/sbin, /etc and /var/lib, so a file installed
+ * under the tree's /lib (the keyscript) reaches mkinitramfs only through the lib -> usr/lib link.
+ */
 function stage(dir: string, uuid: string): string {
   for (const d of [
     'boot',
@@ -147,6 +178,7 @@ function stage(dir: string, uuid: string): string {
   ]) {
     mkdirSync(join(dir, d), { recursive: true });
   }
+  symlinkSync('usr/lib', join(dir, 'lib'));
   writeFileSync(join(dir, 'etc/crypttab'), `cryptroot UUID=${uuid} none luks,initramfs\n`);
   writeFileSync(join(dir, 'etc/cryptsetup-initramfs/conf-hook'), 'CRYPTSETUP=y\n');
   writeFileSync(
@@ -182,11 +214,18 @@ async function initramfsSizes(kernel: TestKernel, uuid: string, env: NodeJS.Proc
   const unpacked = join(clevisInitramfs(), 'usr/share/initramfs-tools');
   cpSync(unpacked, join(cl, 'etc/initramfs-tools'), { recursive: true });
   const sizes: Record<string, number> = {};
+  const files: Record<string, Set<string>> = {};
   for (const [name, tree] of Object.entries({ base, zkluks: zk, clevis: cl })) {
     const out = join(W, `initrd-${name}`);
     await buildInitramfs({ kernel, stage: tree, out });
-    sizes[name] = deterministicSize(out);
+    ({ bytes: sizes[name]!, files: files[name]! } = deterministicSize(out));
   }
+  const baseFiles = files.base as Set<string>;
+  checkAdds('zkluks', baseFiles, files.zkluks as Set<string>, [
+    './lib/cryptsetup/scripts/zkluks',
+    './sbin/zkunlockifs',
+  ]);
+  checkAdds('clevis', baseFiles, files.clevis as Set<string>, []);
   return sizes;
 }
 
@@ -221,7 +260,26 @@ const machine = () => {
   return `${hostname()}: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}, Node ${process.version}, load average ${load} at the start`;
 };
 
+async function sizesMain(): Promise<void> {
+  // clevis-initramfs's hook needs clevis and its tang pin on the host.
+  const peers = installPeers();
+  if (peers !== null) throw new Error(peers);
+  const image = join(W, 'disk.img');
+  writeFileSync(image, '');
+  run('truncate', ['-s', '64M', image]);
+  run('cryptsetup', ['luksFormat', '--type', 'luks2', '--batch-mode', '--key-file', '-', image], {
+    input: PASS,
+  });
+  const uuid = run('cryptsetup', ['luksUUID', image]).toString().trim();
+  const sizes = await initramfsSizes(await testKernel(), uuid, process.env);
+  const added = (n: number) => `${((n - sizes.base!) / 1024).toFixed(1)} KiB`;
+  console.log(
+    `cryptsetup-only ${sizes.base} B; + zkluks hook ${sizes.zkluks} B (${added(sizes.zkluks!)}); + clevis-initramfs ${sizes.clevis} B (${added(sizes.clevis!)})`,
+  );
+}
+
 async function main(): Promise<void> {
+  if (sizesOnly) return sizesMain();
   const started = new Date();
   const host = machine();
   const peers = smoke ? 'not run in a smoke run' : installPeers();

@@ -11,6 +11,7 @@ import type { Runner } from '../exec.ts';
 import { ZkluksError } from '../errors.ts';
 import { rebuildInitramfs, zkluksCommand } from '../hint.ts';
 import { under } from '../root-path.ts';
+import { BOOT_PATHS, INSTALLED_FILES } from './boot-files.ts';
 import { findBootImages, type BootImage, type BootImageReport } from './boot-image.ts';
 import { inspectImage, linkedLibraries, type ImageInspection } from './inspect.ts';
 import type { Plan, Step } from './plan-install.ts';
@@ -151,7 +152,7 @@ function imagePaths(root: string): string[] {
 
 /** The name that keeps `host` (an image) whole while update-initramfs runs. */
 const keepPath = (host: string) => join(dirname(host), `.${basename(host)}.zkluks-keep`);
-const KEEP = /^\.(.+)\.zkluks-keep$/;
+const KEEP = /^\..+\.zkluks-keep$/;
 
 /**
  * Kept images a killed run left behind (it never reached its end): the image itself is whatever
@@ -181,6 +182,7 @@ function keepImages(root: string): KeptImage[] {
     if (!st.isFile()) return [];
     const keep = keepPath(host);
     try {
+      rmSync(keep, { force: true });
       linkSync(host, keep);
       return [{ image, keep, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs }];
     } catch {
@@ -251,7 +253,13 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     step.kind === 'write-crypttab' ? followLinks(root, step.path) : 'path' in step ? step.path : null;
   const paths = [...new Set(plan.steps.map(target).filter((p) => p !== null))];
   // What a killed run left: its temp files (dot-named, so never run as hooks) and kept images.
-  for (const dir of new Set(paths.map((p) => dirname(under(root, p))))) removeStaleTemps(dir);
+  const ours = [
+    ...paths,
+    ...INSTALLED_FILES,
+    BOOT_PATHS.crypttabBackup,
+    followLinks(root, BOOT_PATHS.crypttab),
+  ];
+  for (const dir of new Set(ours.map((p) => dirname(under(root, p))))) removeStaleTemps(dir);
   const saved = paths.map((p) => saveFile(root, p));
   const rebuilds = plan.steps.some((s) => s.kind === 'update-initramfs');
   dropStaleKeeps(root);

@@ -1,5 +1,5 @@
 // The rebuild in a staged tree for the crash harness: a `chroot` stand-in that takes
-// `chroot ROOT update-initramfs -u -k all` (a staged tree has no userland to chroot into) and, for each
+// `chroot ROOT update-initramfs -c -k all` (a staged tree has no userland to chroot into) and, for each
 // /boot/initrd.img-<version> of the tree, packs a new image from the tree's files as initramfs-tools'
 // hooks would: cryptsetup-initramfs copies the crypttab lines (read through the tree's links) and each
 // keyscript they name, askpass and cryptsetup; the zkluks hook, when installed and executable, adds

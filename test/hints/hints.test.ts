@@ -208,6 +208,7 @@ describe('--root tree hints', () => {
   // would (test/migrate/zymbit-pi.ts); the QEMU tier builds real ones.
   const shimBin = mkdtempSync(join(tmpdir(), 'zkluks-hints-chroot-'));
   writeFileSync(join(shimBin, 'chroot'), CHROOT_SHIM, { mode: 0o755 });
+  afterAll(() => rmSync(shimBin, { recursive: true, force: true }));
   const withChroot = { PATH: `${shimBin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
   const imageBuilt = (root: string) => existsSync(join(root, 'boot/firmware/initramfs8'));
 

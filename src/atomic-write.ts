@@ -18,6 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join, posix } from 'node:path';
+import { processAlive } from './process-alive.ts';
 
 /** The temp file writeFileAtomic uses for `path`: beside it, its name starting with a dot. */
 export function atomicTempPath(path: string): string {
@@ -29,15 +30,6 @@ export function atomicTempPath(path: string): string {
 
 /** A temp file of writeFileAtomic: the target's name, the writing process's id. */
 const TEMP = /^\..+\.zkluks-(\d+)-[0-9a-f]{8}\.tmp$/;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Remove the temp files in `dir` that writeFileAtomic left when its process was killed between
@@ -52,7 +44,7 @@ export function removeStaleTemps(dir: string): void {
   }
   for (const name of names) {
     const pid = Number(TEMP.exec(name)?.[1] ?? 0);
-    if (pid > 0 && pid !== process.pid && !alive(pid)) rmSync(join(dir, name), { force: true });
+    if (pid > 0 && pid !== process.pid && !processAlive(pid)) rmSync(join(dir, name), { force: true });
   }
 }
 

@@ -8,6 +8,7 @@ import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import tmp from 'tmp';
 import { ZkluksError } from '../errors.ts';
+import { processAlive } from '../process-alive.ts';
 
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
@@ -49,15 +50,6 @@ export interface PrivateDir {
 /** Files a private directory keeps on purpose (a header backup whose restore failed). */
 const KEPT_ON_PURPOSE = 'header-backup.img';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Remove what zkluks processes that no longer run left in `tmpfs` (killed before their `finally`):
  * every file but a kept header backup. Returns the directories cleaned.
@@ -72,7 +64,7 @@ export function removeStaleDirs(tmpfs: string): string[] {
   }
   for (const name of names) {
     const m = /^zkluks-(\d+)-/.exec(name);
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || processAlive(Number(m[1]))) continue;
     const dir = join(tmpfs, name);
     try {
       const files = readdirSync(dir);

@@ -5,7 +5,7 @@
 // unlocks through the Zymkey and the recovery key opens the volume; (b) the VM is killed at the first
 // progress line past the first step and the next boot resumes and completes; (c) a filesystem with no room to shrink
 // boots the plain root and the record says why.
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import {
   chmodSync,
   copyFileSync,
@@ -19,11 +19,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simInit } from '../../src/device/sim-control.ts';
-import { bundle, repoRoot, zkluks } from '../helpers/cli.ts';
+import { repoRoot, zkluks } from '../helpers/cli.ts';
 import { plainRootImage, stagePiTree } from '../migrate/encrypt-root-fixture.ts';
 import { buildInitramfs, stageTree } from './initramfs-build.ts';
 import { testKernel, type TestKernel } from './kernel.ts';
-import { bootVm, type BootResult } from './qemu.ts';
+import { bootVm, withSimulator, type BootResult } from './qemu.ts';
 
 const W = mkdtempSync(join(tmpdir(), 'zkluks-boot-encrypt-'));
 const simState = join(W, 'sim');
@@ -124,34 +124,8 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(W, { recursive: true, force: true }));
 
-async function withSimulator<T>(fn: (socket: string) => Promise<T>): Promise<T> {
-  const socket = join(W, `sim-${Date.now()}.sock`);
-  const server: ResultPromise = execa(
-    process.execPath,
-    [bundle, 'sim', 'serve', '--socket', socket, '--sim-state', simState],
-    { reject: false },
-  );
-  let log = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sim serve did not start:\n${log}`)), 15_000);
-    server.stderr?.on('data', (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('listening')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  try {
-    return await fn(socket);
-  } finally {
-    server.kill('SIGTERM');
-    await server;
-  }
-}
-
-function boot(disk: string, killWhen?: (console: string) => boolean): Promise<BootResult> {
-  return withSimulator((socket) =>
+async function boot(disk: string, killWhen?: (console: string) => boolean): Promise<BootResult> {
+  const { value } = await withSimulator(simState, W, (socket) =>
     bootVm({
       kernel,
       initrd,
@@ -162,6 +136,7 @@ function boot(disk: string, killWhen?: (console: string) => boolean): Promise<Bo
       ...(killWhen ? { killWhen } : {}),
     }),
   );
+  return value;
 }
 
 function record(result: BootResult, file: string): Record<string, string> {

@@ -22,11 +22,11 @@ import { simInit } from '../../src/device/sim-control.ts';
 import { openZymkey } from '../../src/device/open.ts';
 import { createRunner } from '../../src/exec.ts';
 import { readHeader, type HeaderFacts } from '../../src/keyslot/header.ts';
-import { enroll, verifyZymkey, type KeyslotDeps } from '../../src/keyslot/operations.ts';
+import { verifyZymkey, type KeyslotDeps } from '../../src/keyslot/operations.ts';
 import { findPending } from '../../src/keyslot/pending.ts';
 import { viewVolume } from '../../src/keyslot/volume-view.ts';
 import { bundle } from '../helpers/cli.ts';
-import { makeLuksImage, opens, type TestImage } from '../helpers/luks.ts';
+import { opens, type TestImage } from '../helpers/luks.ts';
 import {
   INITRAMFS_CASES,
   initramfsCrashPoints,
@@ -34,8 +34,7 @@ import {
   type InitramfsHarness,
 } from './initramfs-crash.ts';
 import { makeShim, WRITING, type Shim, type ShimMode } from './shim.ts';
-
-type Template = 'fresh' | 'enrolled' | 'enrolled-no-recovery';
+import { makeTemplate, TEMPLATES, type Template, type TemplateVolume } from './templates.ts';
 
 interface Case {
   name: string;
@@ -74,7 +73,7 @@ let work: string;
 let simState: string;
 let shim: Shim;
 let deps: KeyslotDeps;
-const templates = new Map<Template, { image: TestImage; recoveryKey: string | null }>();
+const templates = new Map<Template, TemplateVolume>();
 let keyFile: string;
 
 const env = () => ({ NO_COLOR: '1', ZKLUKS_BACKEND: 'sim', ZKLUKS_SIM_STATE: simState });
@@ -97,21 +96,9 @@ beforeAll(async () => {
   };
   const wanted = new Set<Template>(selected(CASES).map((c) => c.template));
   if (selected(INITRAMFS_CASES).length > 0) wanted.add('enrolled');
-  for (const t of ['fresh', 'enrolled', 'enrolled-no-recovery'] as const) {
+  for (const t of TEMPLATES) {
     if (!wanted.has(t) && t !== 'fresh') continue;
-    const image = await makeLuksImage({ sizeMiB: 16 });
-    let recoveryKey: string | null = null;
-    if (t !== 'fresh') {
-      const r = await enroll(deps, image.path, {
-        force: false,
-        recoveryKey: t === 'enrolled',
-        escrow: null,
-        dryRun: false,
-        unlock: Buffer.from(image.passphrase),
-      });
-      recoveryKey = r.applied?.recoveryKey ?? null;
-    }
-    templates.set(t, { image, recoveryKey });
+    templates.set(t, await makeTemplate(deps, t));
   }
   keyFile = join(work, 'unlock.key');
   await writeFile(keyFile, (templates.get('fresh') as { image: TestImage }).image.passphrase, {

@@ -20,14 +20,14 @@ import { openZymkey } from '../../src/device/open.ts';
 import { simInit } from '../../src/device/sim-control.ts';
 import { createRunner } from '../../src/exec.ts';
 import { readHeader, type HeaderFacts } from '../../src/keyslot/header.ts';
-import { enroll, verifyZymkey, type KeyslotDeps } from '../../src/keyslot/operations.ts';
+import { verifyZymkey, type KeyslotDeps } from '../../src/keyslot/operations.ts';
 import { findPending } from '../../src/keyslot/pending.ts';
 import { viewVolume } from '../../src/keyslot/volume-view.ts';
 import { bundle } from '../helpers/cli.ts';
-import { makeLuksImage, opens, type TestImage } from '../helpers/luks.ts';
+import { opens, type TestImage } from '../helpers/luks.ts';
 import { makeShim, type Shim } from './shim.ts';
+import { makeTemplate, TEMPLATES, type Template, type TemplateVolume } from './templates.ts';
 
-type Template = 'fresh' | 'enrolled' | 'enrolled-no-recovery';
 type Name = 'path' | 'hard link' | 'symlink';
 
 interface Command {
@@ -58,7 +58,7 @@ const LANES = 2;
 const shims: Shim[] = [];
 let deps: KeyslotDeps;
 let keyFile: string;
-const templates = new Map<Template, { image: TestImage; recoveryKey: string | null }>();
+const templates = new Map<Template, TemplateVolume>();
 
 const sealed = (h: HeaderFacts) => viewVolume(h).zymkey.map((z) => z.token.sealed);
 
@@ -169,20 +169,8 @@ beforeAll(async () => {
     zymkey: () => openZymkey({ backend: 'sim', simState, runner: real }),
     lockDir: join(work, 'lock'),
   };
-  for (const t of ['fresh', 'enrolled', 'enrolled-no-recovery'] as const) {
-    const image = await makeLuksImage({ sizeMiB: 16 });
-    let recoveryKey: string | null = null;
-    if (t !== 'fresh') {
-      const r = await enroll(deps, image.path, {
-        force: false,
-        recoveryKey: t === 'enrolled',
-        escrow: null,
-        dryRun: false,
-        unlock: Buffer.from(image.passphrase),
-      });
-      recoveryKey = r.applied?.recoveryKey ?? null;
-    }
-    templates.set(t, { image, recoveryKey });
+  for (const t of TEMPLATES) {
+    templates.set(t, await makeTemplate(deps, t));
   }
   keyFile = join(work, 'unlock.key');
   await writeFile(keyFile, (templates.get('fresh') as { image: TestImage }).image.passphrase, {

@@ -3,18 +3,25 @@
 // an unknown real tool might, and zkluks must tell what it can from its own probes.
 import { simOpaqueMode } from '../../src/device/sim-opaque.ts';
 
-export const OPAQUE = simOpaqueMode() !== null;
+const MODE = simOpaqueMode();
+export const OPAQUE = MODE !== null;
+/** The tools hang (ZKLUKS_SIM_OPAQUE=hang): zkluks stops them at its deadline. */
+export const HANG = MODE === 'hang';
 
 /**
  * The reason zkluks reports for a module that answers neither its tools nor its API: the simulator's
  * own reason, or `unknown` when failures are opaque (then only the LED tells unplugged, unbound,
- * bound elsewhere and self-destructed apart).
+ * bound elsewhere and self-destructed apart); `timeout` when the tools hang (zkluks stops them at
+ * its deadline and says the module did not answer). `via: 'api'`: the reason of an API call (Python
+ * API or the sim backend's), which fails rather than hangs.
  */
-export function silentModule(simReason: string): string {
+export function silentModule(simReason: string, via: 'tool' | 'api' = 'tool'): string {
+  if (HANG && via === 'tool') return 'timeout';
   return OPAQUE ? 'unknown' : simReason;
 }
 
 /** What the message says of such a module: the simulator's reason, or the probes' account. */
 export function silentModuleText(simText: RegExp): RegExp {
+  if (HANG) return /did not answer/;
   return OPAQUE ? /answers no API call either .*only its LED tells which/ : simText;
 }

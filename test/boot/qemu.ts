@@ -25,6 +25,8 @@ export interface BootOptions {
   persist?: boolean;
   /** Kill the VM (like pulling the power) as soon as the console so far satisfies this. */
   killWhen?: (console: string) => boolean;
+  /** Limit the disk to this many bytes per second (QEMU's throttling), so slow steps stay slow on a fast host. */
+  diskBytesPerSecond?: number;
 }
 
 export interface BootResult {
@@ -57,7 +59,9 @@ export function bootVm(opts: BootOptions): Promise<BootResult> {
     '-append',
     `console=ttyS0 root=/dev/mapper/${opts.rootName ?? 'cryptroot'} panic=-1 ${opts.append ?? ''}`.trim(),
     '-drive',
-    `file=${opts.disk},format=raw,if=virtio${opts.persist ? '' : ',snapshot=on'}`,
+    `file=${opts.disk},format=raw,if=virtio${opts.persist ? '' : ',snapshot=on'}${
+      opts.diskBytesPerSecond ? `,throttling.bps-total=${opts.diskBytesPerSecond}` : ''
+    }`,
   ];
   if (opts.simSocket) {
     args.push(

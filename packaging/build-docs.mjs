@@ -1,27 +1,14 @@
 // Bundles packaging/gen-docs.ts (with the command definitions it reads) and runs it:
 //   node packaging/build-docs.mjs OUT VERSION DATE
 import { build } from 'esbuild';
+import { rawText } from '../scripts/raw-text-plugin.mjs';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
 const here = dirname(new URL(import.meta.url).pathname);
 const cache = resolve(here, '../.cache/packaging');
 mkdirSync(cache, { recursive: true });
-// `import text from './file?raw'` embeds the file as a string, as scripts/bundle.mjs does.
-const rawText = {
-  name: 'raw-text',
-  setup(b) {
-    b.onResolve({ filter: /\?raw$/ }, (args) => ({
-      path: resolve(dirname(args.importer), args.path.slice(0, -'?raw'.length)),
-      namespace: 'raw-text',
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'raw-text' }, (args) => ({
-      contents: readFileSync(args.path, 'utf8'),
-      loader: 'text',
-    }));
-  },
-};
 const outfile = resolve(cache, 'gen-docs.mjs');
 await build({
   plugins: [rawText],

@@ -4,6 +4,7 @@
 // Two passes: the first build is asked for `zkluks --help` (src/cli/top-help.ts), which the second
 // carries, so the entry prints it without loading yargs.
 import { build } from 'esbuild';
+import { rawText } from './raw-text-plugin.mjs';
 import {
   chmodSync,
   copyFileSync,
@@ -14,26 +15,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const dist = new URL('../dist', import.meta.url).pathname;
 const tmp = `${dist}/.build-${process.pid}`;
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-// `import text from './file?raw'` embeds the file as a string (the boot-script templates).
-const rawText = {
-  name: 'raw-text',
-  setup(b) {
-    b.onResolve({ filter: /\?raw$/ }, (args) => ({
-      path: resolve(dirname(args.importer), args.path.slice(0, -'?raw'.length)),
-      namespace: 'raw-text',
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'raw-text' }, (args) => ({
-      contents: readFileSync(args.path, 'utf8'),
-      loader: 'text',
-    }));
-  },
-};
 
 mkdirSync(dist, { recursive: true });
 const options = {

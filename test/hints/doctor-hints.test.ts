@@ -2,13 +2,13 @@
 // scenarios' tree: a LUKS2 image, the simulator, crypttab, an initramfs image). Each followed hint
 // must run and make its finding go away. Counted in the run's one "hints: N followed, N worked" line.
 import { execa } from 'execa';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { commandLineProblem } from '../../src/cli/command-spec.ts';
 import type { Diagnosis } from '../../src/doctor/diagnose.ts';
 import { zkluks } from '../helpers/cli.ts';
-import { makeLuksImage } from '../helpers/luks.ts';
+import { addKey, makeLuksImage } from '../helpers/luks.ts';
 import { buildTree, KERNEL, type Tree } from '../doctor/system-tree.ts';
 import { CHROOT_SHIM } from '../migrate/zymbit-pi.ts';
 import { commandsOf, follow, printHintCounts } from './follow.ts';
@@ -215,22 +215,7 @@ describe('doctor hints for tokens and keyslots (scenarios 8 and 8b)', () => {
 
   it("8: a 'prefer' keyslot no token names: a new Zymkey slot and the dead slot wiped, as hinted", async () => {
     const t = (tree = await buildTree());
-    const key = join(t.dir, 'orphan.key');
-    writeFileSync(key, 'orphan-key-material-0123456789', { mode: 0o600 });
-    await t.cryptsetup(
-      'luksAddKey',
-      '--batch-mode',
-      '--pbkdf',
-      'pbkdf2',
-      '--pbkdf-force-iterations',
-      '1000',
-      '--key-file',
-      t.passphraseFile,
-      '--new-key-slot',
-      '5',
-      t.volume,
-      key,
-    );
+    await addKey(t.volume, readFileSync(t.passphraseFile), 'orphan-key-material-0123456789', 5);
     await t.cryptsetup('config', '--priority', 'prefer', '--key-slot', '5', t.volume);
     const before = await doctor(t, [t.volume]);
     const hint = hintOf(before, 'luks.slot-without-token');

@@ -1,9 +1,16 @@
 // A change that may rewrite boot files, run so that a Zymbit SCM's Supervised Boot manifest is
 // signed again for each file it changed (or refused first when zkluks could not sign): for the
-// commands whose core does not hold the Zymkey port across its rewrites (adopt, encrypt-root).
+// commands whose core does not hold the Zymkey port across its rewrites (adopt, encrypt-root). A dry
+// run changes nothing and says what the run would sign (or refuses as the run would).
 import { openZymkey } from '../device/open.ts';
 import { createRunner } from '../exec.ts';
-import { guardBootFiles, withSignedBootFiles } from '../initramfs/supervised-boot.ts';
+import {
+  guardBootFiles,
+  planSigning,
+  withSignedBootFiles,
+  type BootRewrites,
+  type SigningPlan,
+} from '../initramfs/supervised-boot.ts';
 import type { GlobalOptions } from './global-options.ts';
 import type { Output } from './output.ts';
 
@@ -20,4 +27,14 @@ export async function withBootFilesSigned<T>(
   if (signed.length > 0)
     out.info(`supervised boot: signed ${signed.join(', ')} in the SCM's manifest (they changed)`);
   return result;
+}
+
+/** For --dry-run: what the run would sign in the SCM's manifest, or the run's own refusal. */
+export function planBootFilesSigning(
+  g: GlobalOptions,
+  what: string,
+  rewrites: BootRewrites,
+): Promise<SigningPlan> {
+  const port = openZymkey({ backend: g.backend, simState: g.simState, runner: createRunner(), root: g.root });
+  return planSigning(port, g.root, what, rewrites);
 }

@@ -152,6 +152,128 @@ export function unsignedError(root: string, failed: readonly { file: string; why
   );
 }
 
+/** The refusal of a change to boot files when an SCM is there but its manifest cannot be read. */
+function unreadableRefusal(what: string, info: SupervisedBootInfo): RefusedError {
+  return new RefusedError(
+    `Refusing to ${what}: this Pi has a Zymbit SCM, whose Supervised Boot verifies boot files at every boot (and, in production mode, destroys every key when one changed), and its manifest cannot be read (${info.error ?? 'no answer'}), so zkluks could not sign the files it changes`,
+    {
+      hint: `systemctl start zkifc, then run it again; to change the files without zkluks signing them, sign each changed file yourself before any reboot: ${zymbitSignCommand('initrd.img')}`,
+    },
+  );
+}
+
+/** What a change would rewrite on the boot partition. */
+export interface BootRewrites {
+  /** It rebuilds the initramfs, which may rewrite every initramfs image (initrd.img, initramfs8, …). */
+  initramfs: boolean;
+  /** Files it writes, restores or removes (paths in the system, e.g. /boot/firmware/cmdline.txt). */
+  paths: string[];
+  /** It leaves the rebuild to the admin (--no-update): the images to sign after it. */
+  rebuildLater?: boolean;
+}
+
+export interface SigningPlanEntry {
+  /** The manifest's name, relative to the boot partition. */
+  file: string;
+  /** 'rebuild': signed if the rebuild changed it; 'written': the change rewrites it. */
+  because: 'rebuild' | 'written';
+}
+
+/** What a run would do about an SCM's Supervised Boot manifest: the dry run of the guard. */
+export interface SigningPlan {
+  scm: boolean;
+  /** The manifest's files ([] without an SCM or with Supervised Boot off). */
+  manifest: string[];
+  /** The manifest files the change rewrites; the run signs each one whose bytes changed. */
+  sign: SigningPlanEntry[];
+  /** The manifest's images the admin's own rebuild changes later, to sign before any reboot. */
+  afterRebuild: string[];
+  /** Why the manifest could not be read, when the change touches no boot file (else it refuses). */
+  unreadable: string | null;
+}
+
+/** An initramfs image's name in a manifest (initrd.img, initramfs8, initramfs_2712, initrd.img-6.12…). */
+export function isInitramfsImage(file: string): boolean {
+  return /^(initrd|initramfs)/.test(posix.basename(file));
+}
+
+/** Pure: the manifest files a change with these rewrites touches, given the boot partition. */
+export function rewrittenManifestFiles(
+  manifest: readonly string[],
+  boot: string,
+  rewrites: BootRewrites,
+): SigningPlanEntry[] {
+  const prefix = `${boot.replace(/\/+$/, '')}/`;
+  const written = new Set(
+    rewrites.paths.filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length)),
+  );
+  return [...manifest]
+    .sort()
+    .flatMap((file): SigningPlanEntry[] =>
+      written.has(file)
+        ? [{ file, because: 'written' }]
+        : rewrites.initramfs && isInitramfsImage(file)
+          ? [{ file, because: 'rebuild' }]
+          : [],
+    );
+}
+
+/**
+ * What a change with these rewrites would do about the SCM's manifest, read-only (for --dry-run):
+ * the files it would sign, or the same refusal as the run when the manifest cannot be read.
+ */
+export async function planSigning(
+  port: ZymkeyPort,
+  root: string,
+  what: string,
+  rewrites: BootRewrites,
+): Promise<SigningPlan> {
+  const info = await supervisedBootInfo(port);
+  const none = { manifest: [], sign: [], afterRebuild: [], unreadable: null };
+  if (!info.scm) return { scm: false, ...none };
+  const changes = rewrites.initramfs || rewrites.paths.length > 0;
+  if (info.manifest === null) {
+    if (changes) throw unreadableRefusal(what, info);
+    return { scm: true, ...none, unreadable: info.error ?? 'no answer' };
+  }
+  const manifest = [...info.manifest].sort();
+  const sign = rewrittenManifestFiles(manifest, bootPartitionOf(root), rewrites);
+  const afterRebuild =
+    rewrites.rebuildLater === true && !rewrites.initramfs ? manifest.filter(isInitramfsImage) : [];
+  return { scm: true, manifest, sign, afterRebuild, unreadable: null };
+}
+
+/** The warning for a change that leaves the rebuild to the admin on a Pi whose SCM verifies images. */
+export function signAfterRebuildWarning(root: string, images: readonly string[]): string {
+  return `this Pi's SCM verifies ${images.join(', ')} at boot: after rebuilding the initramfs, sign what changed before any reboot: ${signCommand(root, images)}`;
+}
+
+/** A signing plan in words, for a dry run's output (nothing without an SCM). */
+export function describeSigning(root: string, plan: SigningPlan): string[] {
+  if (!plan.scm) return [];
+  if (plan.unreadable !== null)
+    return [`supervised boot: the SCM's manifest cannot be read (${plan.unreadable})`];
+  if (plan.manifest.length === 0)
+    return ["supervised boot: the SCM's manifest is empty (Supervised Boot off): nothing to sign"];
+  const lines: string[] = [];
+  if (plan.sign.length === 0 && plan.afterRebuild.length === 0) {
+    lines.push(
+      `supervised boot: this changes none of the SCM's manifest files (${plan.manifest.join(', ')}): nothing to sign`,
+    );
+  }
+  if (plan.sign.length > 0) {
+    const files = plan.sign.map((e) =>
+      e.because === 'rebuild' ? `${e.file} (if the rebuild changes it)` : e.file,
+    );
+    lines.push(
+      `supervised boot: would sign in the SCM's manifest, right after the change and before any reboot: ${files.join(', ')}`,
+    );
+  }
+  if (plan.afterRebuild.length > 0)
+    lines.push(`supervised boot: ${signAfterRebuildWarning(root, plan.afterRebuild)}`);
+  return lines;
+}
+
 export interface BootFilesGuard {
   manifest: string[];
   bootPartition: string;
@@ -172,14 +294,7 @@ export async function guardBootFiles(
 ): Promise<BootFilesGuard | null> {
   const info = await supervisedBootInfo(port);
   if (!info.scm) return null;
-  if (info.manifest === null) {
-    throw new RefusedError(
-      `Refusing to ${what}: this Pi has a Zymbit SCM, whose Supervised Boot verifies boot files at every boot (and, in production mode, destroys every key when one changed), and its manifest cannot be read (${info.error ?? 'no answer'}), so zkluks could not sign the files it changes`,
-      {
-        hint: `systemctl start zkifc, then run it again; to change the files without zkluks signing them, sign each changed file yourself before any reboot: ${zymbitSignCommand('initrd.img')}`,
-      },
-    );
-  }
+  if (info.manifest === null) throw unreadableRefusal(what, info);
   if (info.manifest.length === 0) return null;
   const manifest = [...info.manifest].sort();
   const boot = bootPartitionOf(root);

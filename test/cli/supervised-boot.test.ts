@@ -255,3 +255,120 @@ describe('Supervised Boot (SCM)', () => {
     expect((await new SimZymkey(sim).unseal(blob)).equals(key)).toBe(true);
   }, 120_000);
 });
+
+describe('Supervised Boot (SCM): every --dry-run says what the run would sign, or refuses as the run would', () => {
+  const manifestUntouched = () => {
+    expect(existsSync(join(root, BOOT_PATHS.supervisedBootRecord))).toBe(false);
+    expect(simBoot(state).supervisedBoot.result).toBe('verified');
+  };
+
+  it('initramfs install --dry-run names the image it would sign, and changes nothing', async () => {
+    const before = initrd();
+    const r = await zkluks(['initramfs', 'install', volume.path, '--root', root, '--dry-run'], { env });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain(
+      "supervised boot: would sign in the SCM's manifest, right after the change and before any reboot: initrd.img (if the rebuild changes it)",
+    );
+    const json = await zkluks(['initramfs', 'install', volume.path, '--root', root, '--dry-run', '--json'], {
+      env,
+    });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      dryRun: true,
+      supervisedBoot: { scm: true, sign: [{ file: 'initrd.img', because: 'rebuild' }] },
+    });
+    expect(initrd()).toBe(before);
+    manifestUntouched();
+  });
+
+  it('initramfs install --dry-run refuses with exit 3 and the fixing command when the manifest cannot be read, as the run does', async () => {
+    simZkifc(state, 'stopped');
+    const r = await zkluks(['initramfs', 'install', volume.path, '--root', root, '--dry-run'], { env });
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/Refusing to install the boot files: this Pi has a Zymbit SCM/);
+    expect(r.stderr).toMatch(/hint: systemctl start zkifc, then run it again/);
+  });
+
+  it('initramfs install --no-update --dry-run names the command that signs the image after the rebuild', async () => {
+    const r = await zkluks(
+      ['initramfs', 'install', volume.path, '--root', root, '--no-update', '--dry-run'],
+      { env },
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain(
+      `sign what changed before any reboot: zkluks supervised-boot update initrd.img --root ${root}`,
+    );
+    manifestUntouched();
+  });
+
+  it('initramfs remove --dry-run names the image it would sign', async () => {
+    expect((await install()).exitCode).toBe(0);
+    const before = initrd();
+    const r = await zkluks(['initramfs', 'remove', volume.path, '--root', root, '--dry-run'], { env });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/would sign in the SCM's manifest.*: initrd.img \(if the rebuild changes it\)/);
+    expect(initrd()).toBe(before);
+  });
+
+  it('without an SCM a dry run says nothing of Supervised Boot', async () => {
+    const plain = join(W, 'plain-state');
+    simInit(plain, { model: 'ZYMKEY4i' });
+    const r = await zkluks(['initramfs', 'install', volume.path, '--root', root, '--dry-run', '--json'], {
+      env: { ...env, ZKLUKS_SIM_STATE: plain },
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ supervisedBoot: { scm: false, sign: [] } });
+  });
+
+  it('adopt --dry-run on an SCM names the config.txt it switches and the image it rebuilds', async () => {
+    const pi = await buildZymbitPi({ model: 'SCM' });
+    try {
+      const boot = join(pi.root, 'boot/firmware');
+      simScmBootDir(pi.simState, boot);
+      for (const f of ['cmdline.txt', 'config.txt', 'initrd.img', 'kernel8.img'])
+        simScmAddOrUpdate(pi.simState, f);
+      const r = await pi.zkluks(['adopt', '--root', pi.root, '--dry-run']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout).toContain(
+        "supervised boot: would sign in the SCM's manifest, right after the change and before any reboot: config.txt, initrd.img (if the rebuild changes it)",
+      );
+      simZkifc(pi.simState, 'stopped');
+      const refused = await pi.zkluks(['adopt', '--root', pi.root, '--dry-run']);
+      expect(refused.exitCode, refused.stderr).toBe(3);
+      expect(refused.stderr).toMatch(/Refusing to adopt the boot files: this Pi has a Zymbit SCM/);
+    } finally {
+      pi.cleanup();
+    }
+  }, 120_000);
+
+  it('encrypt-root --dry-run on an SCM names the cmdline.txt it switches; --disarm --dry-run the one it restores', async () => {
+    const pi = join(W, 'pi');
+    mkdirSync(pi);
+    stagePiTree(pi);
+    const image = (await plainRootImage(W, { sizeMiB: 64, fsMiB: 64, dataMiB: 4 })).path;
+    const sim = join(W, 'sim-pi');
+    simInit(sim, { model: 'SCM', boot: join(pi, 'boot/firmware') });
+    simBindLock(sim);
+    const args = ['--root', pi, '--device', image, '--backend', 'sim', '--sim-state', sim];
+    const dry = await zkluks(['encrypt-root', ...args, '--dry-run']);
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(
+      /would sign in the SCM's manifest, right after the change and before any reboot: .*cmdline\.txt/,
+    );
+    expect(simBoot(sim).supervisedBoot.result).toBe('verified');
+
+    const armed = await zkluks([
+      'encrypt-root',
+      ...args,
+      '--no-update',
+      '--yes',
+      '--recovery-key-file',
+      join(W, 'rk.txt'),
+    ]);
+    expect(armed.exitCode, armed.stderr).toBe(0);
+    const disarm = await zkluks(['encrypt-root', ...args, '--no-update', '--disarm', '--dry-run', '--json']);
+    expect(disarm.exitCode, disarm.stderr).toBe(0);
+    expect(JSON.parse(disarm.stdout)).toMatchObject({
+      supervisedBoot: { scm: true, sign: [{ file: 'cmdline.txt', because: 'written' }] },
+    });
+  }, 120_000);
+});

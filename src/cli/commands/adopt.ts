@@ -10,7 +10,8 @@ import { adopt, type AdoptResult } from '../../migrate/adopt/adopt.ts';
 import { describeStep } from '../../migrate/adopt/plan.ts';
 import { globalOptions, type GlobalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
-import { withBootFilesSigned } from '../supervised-boot-guard.ts';
+import { describeSigning, type SigningPlan } from '../../initramfs/supervised-boot.ts';
+import { planBootFilesSigning, withBootFilesSigned } from '../supervised-boot-guard.ts';
 import {
   escrowOf,
   keyslotDeps,
@@ -106,7 +107,11 @@ export const adoptCommand: CommandBody = {
       throw error;
     }
     if (g.dryRun) {
-      out.data(planLines(result).join('\n'), json(g, result, keyFile.file));
+      const signing = await adoptSigning(g, result);
+      out.data([...planLines(result), ...describeSigning(g.root, signing).map((l) => `  ${l}`)].join('\n'), {
+        ...json(g, result, keyFile.file),
+        supervisedBoot: signing,
+      });
       return;
     }
     const summary = result.plan.unchanged
@@ -121,6 +126,15 @@ export const adoptCommand: CommandBody = {
     }
   },
 };
+
+/** What adopting would sign in an SCM's manifest: the rebuilt images and the switched config.txt. */
+function adoptSigning(g: GlobalOptions, r: AdoptResult): Promise<SigningPlan> {
+  const steps = r.plan.unchanged ? [] : r.plan.steps;
+  return planBootFilesSigning(g, 'adopt the boot files', {
+    initramfs: steps.some((s) => s.kind === 'rebuild-initramfs'),
+    paths: steps.flatMap((s) => (s.kind === 'switch-config-txt' ? [s.path] : [])),
+  });
+}
 
 function planLines(r: AdoptResult): string[] {
   return [

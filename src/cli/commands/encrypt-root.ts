@@ -16,7 +16,8 @@ import { describeEncryptPlan, formatDuration, planEncryptRoot } from '../../migr
 import { globalOptions } from '../global-options.ts';
 import { escrowOf, recoveryOptions, showRecoveryKey } from '../keyslot-command.ts';
 import { createOutput } from '../output.ts';
-import { withBootFilesSigned } from '../supervised-boot-guard.ts';
+import { describeSigning } from '../../initramfs/supervised-boot.ts';
+import { planBootFilesSigning, withBootFilesSigned } from '../supervised-boot-guard.ts';
 
 /** How the first-boot unit runs this zkluks: the same Node and the same bundle as now. */
 function zkluksExecutable(): string {
@@ -97,6 +98,19 @@ export const encryptRootCommand: CommandBody = {
           { noUpdate, dryRun: g.dryRun, ...(typeof argv.device === 'string' ? { device: argv.device } : {}) },
         ),
       );
+      if (g.dryRun) {
+        const paths = [...result.restored, ...result.removed];
+        const signing = await planBootFilesSigning(g, 'change the boot files', {
+          initramfs: result.updateInitramfs !== null,
+          paths,
+          rebuildLater: noUpdate && paths.length > 0,
+        });
+        out.data([...result.lines, ...describeSigning(g.root, signing).map((l) => `  ${l}`)].join('\n'), {
+          ...result,
+          supervisedBoot: signing,
+        });
+        return;
+      }
       out.data(result.lines.join('\n'), result);
       return;
     }
@@ -120,7 +134,18 @@ export const encryptRootCommand: CommandBody = {
       { uuid: randomUUID(), now: new Date() },
     );
     if (g.dryRun) {
-      out.data(describeEncryptPlan(plan), { dryRun: true, plan });
+      const signing = await planBootFilesSigning(g, 'arm the encryption of the root', {
+        initramfs: plan.steps.some((s) => s.kind === 'update-initramfs'),
+        paths: plan.steps.flatMap((s) =>
+          s.kind === 'switch-cmdline' || s.kind === 'write-file' || s.kind === 'symlink' ? [s.path] : [],
+        ),
+        rebuildLater: noUpdate,
+      });
+      out.data([describeEncryptPlan(plan), ...describeSigning(g.root, signing)].join('\n'), {
+        dryRun: true,
+        plan,
+        supervisedBoot: signing,
+      });
       return;
     }
     let written = false;

@@ -13,11 +13,15 @@ import { formatOptions } from '../../initramfs/crypttab.ts';
 import { gatherInstallFacts } from '../../initramfs/install-facts.ts';
 import { planInstall, planRemove, type Plan, type Step } from '../../initramfs/plan-install.ts';
 import {
+  describeSigning,
   guardBootFiles,
-  signCommand,
+  isInitramfsImage,
+  signAfterRebuildWarning,
   supervisedBootInfo,
   withSignedBootFiles,
+  type SigningPlan,
 } from '../../initramfs/supervised-boot.ts';
+import { planBootFilesSigning } from '../supervised-boot-guard.ts';
 import { globalOptions } from '../global-options.ts';
 import { withInterruptSignal } from '../interrupt.ts';
 import { createOutput, type Output } from '../output.ts';
@@ -53,7 +57,14 @@ function planJson(plan: Plan) {
   };
 }
 
-function printPlan(out: Output, plan: Plan, dryRun: boolean, json: boolean, extra: object = {}): void {
+function printPlan(
+  out: Output,
+  plan: Plan,
+  dryRun: boolean,
+  json: boolean,
+  extra: object = {},
+  more: string[] = [],
+): void {
   const lines = [
     `${plan.operation} for '${plan.volume.name}'${plan.volume.uuid ? ` (UUID=${plan.volume.uuid})` : ''}${dryRun ? ' (dry run: nothing changed)' : ''}`,
     ...plan.steps.map((s) => `  ${dryRun ? 'would ' : ''}${describeStep(s)}`),
@@ -63,6 +74,7 @@ function printPlan(out: Output, plan: Plan, dryRun: boolean, json: boolean, extr
     lines.push(`  dropped crypttab options: ${formatOptions(plan.droppedOptions)}`);
   }
   for (const note of plan.notes) lines.push(`  note: ${note}`);
+  lines.push(...more.map((l) => `  ${l}`));
   out.data(lines.join('\n'), { dryRun, plan: planJson(plan), ...extra });
 }
 
@@ -103,12 +115,8 @@ async function applySupervised(
   const rebuilds = plan.steps.some((s) => s.kind === 'update-initramfs');
   if (!rebuilds) {
     const info = await supervisedBootInfo(port);
-    const images = (info.manifest ?? []).filter((f) => /^(initrd|initramfs)/.test(f));
-    if (info.scm && images.length > 0) {
-      out.warn(
-        `this Pi's SCM verifies ${images.join(', ')} at boot: after rebuilding the initramfs, sign what changed before any reboot: ${signCommand(g.root, images)}`,
-      );
-    }
+    const images = (info.manifest ?? []).filter(isInitramfsImage);
+    if (info.scm && images.length > 0) out.warn(signAfterRebuildWarning(g.root, images));
   }
   const guard = rebuilds ? await guardBootFiles(port, g.root, `${plan.operation} the boot files`) : null;
   // A signal stops the plan between steps (and, before the rebuild, puts everything back).
@@ -119,6 +127,20 @@ async function applySupervised(
     out.info(`supervised boot: signed ${signed.join(', ')} in the SCM's manifest (they changed)`);
   }
   return { images: result.images, signed };
+}
+
+/**
+ * The plan of a dry run, with what the run would sign in an SCM's Supervised Boot manifest (the
+ * images its rebuild may change), or the run's own refusal when the manifest cannot be read.
+ */
+async function printDryRun(out: Output, plan: Plan, g: GlobalOptions): Promise<void> {
+  const rebuilds = plan.steps.some((s) => s.kind === 'update-initramfs');
+  const signing: SigningPlan = await planBootFilesSigning(g, `${plan.operation} the boot files`, {
+    initramfs: rebuilds,
+    paths: [],
+    rebuildLater: !rebuilds,
+  });
+  printPlan(out, plan, true, g.json, { supervisedBoot: signing }, describeSigning(g.root, signing));
 }
 
 const install: CommandModule = {
@@ -164,7 +186,7 @@ const install: CommandModule = {
       timeoutSeconds: timeout,
     });
     for (const w of plan.warnings) out.warn(w);
-    if (g.dryRun) return printPlan(out, plan, true, g.json);
+    if (g.dryRun) return printDryRun(out, plan, g);
     const result = await applySupervised(out, plan, g, runner);
     const boot = facts.bootImages;
     if (!g.json) {
@@ -246,8 +268,9 @@ const remove: CommandModule = {
     });
     const plan = planRemove(facts, { noUpdate: argv.update === false });
     for (const w of plan.warnings) out.warn(w);
-    const signed = g.dryRun ? [] : (await applySupervised(out, plan, g, runner)).signed;
-    printPlan(out, plan, g.dryRun, g.json, g.dryRun ? {} : { supervisedBoot: { signed } });
+    if (g.dryRun) return printDryRun(out, plan, g);
+    const { signed } = await applySupervised(out, plan, g, runner);
+    printPlan(out, plan, false, g.json, { supervisedBoot: { signed } });
   },
 };
 

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Diagnosis } from '../../src/doctor/diagnose.ts';
+import type { ZkluksError } from '../../src/errors.ts';
 import { createRunner } from '../../src/exec.ts';
 import { readHeader } from '../../src/keyslot/header.ts';
 import { debianKernelHook, readLayout } from '../../src/migrate/adopt/layout.ts';
@@ -160,6 +161,23 @@ describe('the adopt planner', () => {
       /dpkg records initramfs-tools/,
     );
     expect(() => planAdopt(state({ oldSlot: null }), opts)).toThrow(/opens no keyslot/);
+  });
+
+  it('the recovery add hinted for want of an authorizing key keeps the --escrow and the command adopt was given', () => {
+    const started = layout({ started: true, kept: { crypttab: true, kernelHook: false, configTxt: false } });
+    const again = 'zkluks adopt /dev/mmcblk0p2 --escrow age1xyz --backend sim';
+    const error = (() => {
+      try {
+        planAdopt(state({ layout: started, oldSlot: null }), { ...opts, escrow: 'age1xyz', again });
+      } catch (e) {
+        return e as ZkluksError;
+      }
+      return null;
+    })();
+    expect(error?.message).toMatch(/a recovery key is still to be added, and no key authorizes it/);
+    expect(error?.hint).toBe(
+      `zkluks recovery add /dev/mmcblk0p2 --unlock-key-file FILE --escrow age1xyz, then ${again} (again)`,
+    );
   });
 
   it('a re-run plans only what is left, and removes the old slot before key.bin.lock', () => {

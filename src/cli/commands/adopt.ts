@@ -3,7 +3,6 @@
 // hook — and, with --remove-old, wipe Zymbit's slot and key.bin.lock once all of that is verified.
 import type { CommandBody } from '../commands.ts';
 import { UsageError } from '../../errors.ts';
-import { shellWord, zkluksCommand } from '../../hint.ts';
 import { withInterruptSignal } from '../interrupt.ts';
 import { promptHidden } from '../../keyslot/key-input.ts';
 import { adopt, type AdoptResult } from '../../migrate/adopt/adopt.ts';
@@ -14,6 +13,7 @@ import { describeSigning, type SigningPlan } from '../../initramfs/supervised-bo
 import { planBootFilesSigning, withBootFilesSigned } from '../supervised-boot-guard.ts';
 import {
   escrowOf,
+  givenCommandWithout,
   keyslotDeps,
   recoveryKeyFileHooks,
   recoveryOptions,
@@ -37,23 +37,15 @@ function json(g: GlobalOptions, r: AdoptResult, recoveryKeyFile: string | null) 
   };
 }
 
-/** The command line as the admin gave it (without --yes/--dry-run), for the hint that repeats it. */
-function givenWords(argv: Record<string, unknown>, volume: string | undefined): string[] {
-  const file = argv['recovery-key-file'];
-  return [
-    'adopt',
-    ...(volume ? [shellWord(volume)] : []),
-    ...(argv['remove-old'] === true ? ['--remove-old'] : []),
-    ...(typeof argv.escrow === 'string' ? ['--escrow', shellWord(argv.escrow)] : []),
-    ...(typeof file === 'string' ? ['--recovery-key-file', shellWord(file)] : []),
-    ...(argv.qr === true ? ['--qr'] : []),
-  ];
+/** The admin's own command line without --yes/--dry-run: what the hints repeat. */
+function givenAdopt(): string {
+  return givenCommandWithout(['yes', 'dry-run']);
 }
 
-async function confirm(root: string, volume: string | undefined, words: string[]): Promise<void> {
+async function confirm(volume: string | undefined, again: string): Promise<void> {
   if (!process.stdin.isTTY) {
     throw new UsageError('Failed to adopt: confirmation needed and stdin is not a terminal', {
-      hint: `'${zkluksCommand(root, ...words, '--dry-run')}' shows the plan; '${zkluksCommand(root, ...words, '--yes')}' runs it`,
+      hint: `'${again} --dry-run' shows the plan; '${again} --yes' runs it`,
     });
   }
   const answer = (
@@ -83,7 +75,7 @@ export const adoptCommand: CommandBody = {
     const out = createOutput(g.json);
     const volume = typeof argv.volume === 'string' && argv.volume !== '' ? argv.volume : undefined;
     const escrow = escrowOf(argv);
-    const request = { volume, escrow, removeOld: argv['remove-old'] === true };
+    const request = { volume, escrow, removeOld: argv['remove-old'] === true, again: givenAdopt() };
     const keyFile = recoveryKeyFileHooks(argv);
     if (!g.dryRun && !g.yes) {
       // Show the plan first; the change needs a yes.
@@ -93,7 +85,7 @@ export const adoptCommand: CommandBody = {
         return;
       }
       if (!g.json) out.info(planLines(planned).join('\n'));
-      await confirm(g.root, volume, givenWords(argv, volume));
+      await confirm(volume, request.again);
     }
     let result: AdoptResult;
     try {

@@ -55,6 +55,8 @@ export interface AdoptRequest {
   escrow: string | null;
   removeOld: boolean;
   dryRun: boolean;
+  /** The command line that runs this adopt again, as hints name it (default: zkluks adopt [--root DIR]). */
+  again?: string;
 }
 
 export interface AdoptResult {
@@ -148,7 +150,11 @@ export async function adopt(
   const lockDir = join(deps.lockDir ?? DEFAULT_LOCK_DIR, 'adopt');
   const { state, gathered } = await gather(deps, request);
   try {
-    const plan = planAdopt(state, { escrow: request.escrow, removeOld: request.removeOld });
+    const plan = planAdopt(state, {
+      escrow: request.escrow,
+      removeOld: request.removeOld,
+      ...(request.again === undefined ? {} : { again: request.again }),
+    });
     const result: AdoptResult = {
       plan,
       done: [],
@@ -217,7 +223,7 @@ async function run(
   for (const step of plan.steps) {
     if (deps.signal?.aborted) {
       throw new ZkluksError(
-        `Failed to adopt '${volume}': interrupted before '${describeStep(step)}'; the Pi boots as before, and ${zkluksCommand(root, 'adopt')} (run again) finishes the job`,
+        `Failed to adopt '${volume}': interrupted before '${describeStep(step)}'; the Pi boots as before, and '${plan.again}' (run again) finishes the job`,
       );
     }
     switch (step.kind) {
@@ -280,7 +286,7 @@ async function run(
           throw new ZkluksError(
             `Failed to rebuild the initramfs: '${step.command.join(' ')}' exited ${r.exitCode}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`,
             {
-              hint: `${step.command.join(' ')} (run it by hand to see every message); the Pi still boots Zymbit's image; then ${zkluksCommand(root, 'adopt')} (again)`,
+              hint: `${step.command.join(' ')} (run it by hand to see every message); the Pi still boots Zymbit's image; then ${plan.again} (again)`,
             },
           );
         }
@@ -302,7 +308,7 @@ async function run(
           throw new ZkluksError(
             `Failed to adopt '${volume}': after the rebuild the firmware would find no image at ${absent.join(', ') || 'any auto_initramfs name'}; ${step.path} still loads Zymbit's initrd.img`,
             {
-              hint: `check raspi-firmware placed the images (ls ${systemFile(root, dir)}), then ${zkluksCommand(root, 'adopt')} (again)`,
+              hint: `check raspi-firmware placed the images (ls ${systemFile(root, dir)}), then ${plan.again} (again)`,
             },
           );
         }

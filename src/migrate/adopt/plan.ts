@@ -49,10 +49,14 @@ export interface AdoptState {
 export interface AdoptOptions {
   escrow: string | null;
   removeOld: boolean;
+  /** The command line that runs this adopt again (default: zkluks adopt [--root DIR]). */
+  again?: string;
 }
 
 export interface AdoptPlan {
   volume: string;
+  /** The command line that runs this adopt again, as the hints name it. */
+  again: string;
   name: string;
   steps: AdoptStep[];
   /** Set when there is nothing to do: why. */
@@ -61,7 +65,7 @@ export interface AdoptPlan {
 }
 
 /** Refuse a layout that is neither Zymbit's nor one an earlier adopt run left, naming what was found. */
-function recognise(state: AdoptState): void {
+function recognise(state: AdoptState, again: string): void {
   const l = state.layout;
   const missing: string[] = [];
   if (!l.started) {
@@ -89,7 +93,7 @@ function recognise(state: AdoptState): void {
     throw new RefusedError(
       "Refused to adopt: config.txt loads Zymbit's single initrd.img and raspi-firmware is not installed, so no distro hook would place each kernel's own image for auto_initramfs",
       {
-        hint: `${inSystem(l.root, 'apt-get install raspi-firmware')} (Raspberry Pi OS Bookworm and later), then ${zkluksCommand(l.root, 'adopt')} (again)`,
+        hint: `${inSystem(l.root, 'apt-get install raspi-firmware')} (Raspberry Pi OS Bookworm and later), then ${again} (again)`,
       },
     );
   }
@@ -101,14 +105,15 @@ function recognise(state: AdoptState): void {
     throw new RefusedError(
       `Refused to adopt: dpkg records initramfs-tools' ${KERNEL_HOOK} with md5 ${l.kernelHookDpkgMd5}, not the version zkluks can put back (${debianKernelHookMd5()})`,
       {
-        hint: `restore it first: ${inSystem(l.root, 'apt-get install --reinstall -o Dpkg::Options::=--force-confask initramfs-tools')}, then ${zkluksCommand(l.root, 'adopt')} (again)`,
+        hint: `restore it first: ${inSystem(l.root, 'apt-get install --reinstall -o Dpkg::Options::=--force-confask initramfs-tools')}, then ${again} (again)`,
       },
     );
   }
 }
 
 export function planAdopt(state: AdoptState, opts: AdoptOptions): AdoptPlan {
-  recognise(state);
+  const again = opts.again ?? zkluksCommand(state.layout.root, 'adopt');
+  recognise(state, again);
   const l = state.layout;
   const name = l.entry?.name ?? 'cryptrfs';
   const steps: AdoptStep[] = [];
@@ -118,7 +123,7 @@ export function planAdopt(state: AdoptState, opts: AdoptOptions): AdoptPlan {
     throw new ZkluksError(
       `Failed to adopt '${state.volume}': ${!state.hasRecovery ? 'a recovery key' : 'the zkluks Zymkey slot'} is still to be added, and no key authorizes it (${l.lockPresent ? "Zymbit's sealed key opens no keyslot" : '/var/lib/zymbit/key.bin.lock is gone'})`,
       {
-        hint: `${zkluksCommand(l.root, 'recovery', 'add', shellWord(state.volume), '--unlock-key-file', 'FILE')}, then ${zkluksCommand(l.root, 'adopt')} (again)`,
+        hint: `${zkluksCommand(l.root, 'recovery', 'add', shellWord(state.volume), '--unlock-key-file', 'FILE', ...(opts.escrow ? ['--escrow', opts.escrow] : []))}, then ${again} (again)`,
       },
     );
   }
@@ -165,6 +170,7 @@ export function planAdopt(state: AdoptState, opts: AdoptOptions): AdoptPlan {
   const onlyChecks = steps.every((s) => s.kind === 'verify-zymkey');
   return {
     volume: state.volume,
+    again,
     name,
     steps: onlyChecks ? [] : steps,
     unchanged: onlyChecks ? `'${state.volume}' is adopted: nothing is left to do` : null,

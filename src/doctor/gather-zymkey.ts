@@ -5,7 +5,7 @@ import { ZymkeyUnavailableError } from '../errors.ts';
 import type { Runner } from '../exec.ts';
 import type { ZymkeyPort } from '../device/port.ts';
 import { under } from '../root-path.ts';
-import { bootPartitionOf, manifestEntries, supervisedBootInfo } from '../initramfs/supervised-boot.ts';
+import { readManifestState } from '../initramfs/manifest-verdict.ts';
 import {
   known,
   unavailable,
@@ -100,12 +100,9 @@ export async function gatherSupervisedBoot(
   port: ZymkeyPort,
   root: string,
 ): Promise<Fact<SupervisedBootFacts>> {
-  const info = await supervisedBootInfo(port).catch((error: unknown) => ({
-    scm: true,
-    manifest: null,
-    error: (error as Error).message,
-  }));
-  if (!info.scm) return unavailable('no Zymbit SCM: nothing verifies the boot files before boot');
-  if (info.manifest === null) return unreadable(info.error ?? 'the manifest cannot be read');
-  return known({ bootPartition: bootPartitionOf(root), entries: manifestEntries(root, info.manifest) });
+  const state = await readManifestState(port, root);
+  if (state.status === 'none')
+    return unavailable('no Zymbit SCM: nothing verifies the boot files before boot');
+  if (state.status === 'unreadable') return unreadable(state.reason);
+  return known({ bootPartition: state.bootPartition, entries: state.entries });
 }

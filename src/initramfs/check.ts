@@ -1,6 +1,8 @@
 // `zkluks initramfs check`: read-only. Is the crypttab line right, are the boot files installed and
 // current, is zkunlockifs there with Zymbit's state, and does the image the firmware will load carry
-// all of it? Findings are pure functions of the gathered facts.
+// all of it? On a Pi with a Zymbit SCM: does each file of its Supervised Boot manifest still match,
+// so the next boot passes the module's verification? Findings are pure functions of the gathered facts.
+import type { ZymkeyPort } from '../device/port.ts';
 import type { Runner } from '../exec.ts';
 import { rebuildInitramfs, zkluksCommand } from '../hint.ts';
 import type { BootImageReport } from './boot-image.ts';
@@ -9,6 +11,7 @@ import type { PromptConsole } from './console.ts';
 import { formatEntry, isZkluksEntry, optionValue } from './crypttab.ts';
 import { imagesToVerify, verifyImages, type ImageCheck } from './apply.ts';
 import { gatherInstallFacts, type InstallFacts } from './install-facts.ts';
+import { manifestVerdicts, readManifestState, type ManifestState } from './manifest-verdict.ts';
 
 export interface CheckFinding {
   level: 'error' | 'warning' | 'info';
@@ -31,6 +34,8 @@ export interface CheckReport {
   bootImages: BootImageReport;
   images: ImageCheck[];
   console: PromptConsole | null;
+  /** The SCM's Supervised Boot manifest against the disk; null when no Zymkey port was given. */
+  supervisedBoot: ManifestState | null;
   findings: CheckFinding[];
 }
 
@@ -125,6 +130,18 @@ export interface CheckOptions {
   zkunlockifs?: string;
   /** Check this image (a path under root) instead of the ones the firmware loads. */
   image?: string;
+  /** The module, to read an SCM's Supervised Boot manifest (read-only); absent: not checked. */
+  zymkey?: ZymkeyPort;
+}
+
+/** Pure: the findings of an SCM's manifest state (none without an SCM, nothing for all-matching). */
+export function supervisedBootFindings(root: string, state: ManifestState | null): CheckFinding[] {
+  if (state === null || state.status === 'none') return [];
+  return manifestVerdicts(root, state, null, zkluksCommand(root, 'initramfs', 'check')).flatMap((v) =>
+    v.severity === 'ok'
+      ? []
+      : [{ level: v.severity, message: v.summary, ...(v.hint ? { hint: v.hint } : {}) }],
+  );
 }
 
 export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
@@ -136,7 +153,11 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   const expected = facts.zkunlockifs ?? opts.zkunlockifs ?? '/sbin/zkunlockifs';
   const images = await verifyImages(opts.runner, opts.root, expected, targets);
   const files = fileStates(facts);
-  const findings = checkFindings(facts, images, files);
+  const supervisedBoot = opts.zymkey ? await readManifestState(opts.zymkey, opts.root) : null;
+  const findings = [
+    ...checkFindings(facts, images, files),
+    ...supervisedBootFindings(opts.root, supervisedBoot),
+  ];
   return {
     ok: !findings.some((f) => f.level === 'error'),
     volume: {
@@ -151,6 +172,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
     bootImages: facts.bootImages,
     images,
     console: facts.console,
+    supervisedBoot,
     findings,
   };
 }

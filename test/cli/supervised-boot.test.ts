@@ -372,3 +372,70 @@ describe('Supervised Boot (SCM): every --dry-run says what the run would sign, o
     });
   }, 120_000);
 });
+
+describe('Supervised Boot (SCM): initramfs check reports the manifest against the disk', () => {
+  const check = async () => {
+    const r = await zkluks(['initramfs', 'check', volume.path, '--root', root, '--json'], { env });
+    return {
+      exitCode: r.exitCode,
+      report: JSON.parse(r.stdout) as {
+        ok: boolean;
+        supervisedBoot: { status: string; entries?: { file: string; state: string }[] };
+        findings: { level: string; message: string; hint?: string }[];
+      },
+    };
+  };
+
+  it('each manifest file matches after install; a rebuild nobody signed fails the check with the command that signs it', async () => {
+    const blob = await sealKey();
+    expect((await install()).exitCode).toBe(0);
+    const good = await check();
+    expect(good.exitCode).toBe(0);
+    expect(good.report.supervisedBoot.status).toBe('read');
+    expect(good.report.supervisedBoot.entries).toContainEqual(
+      expect.objectContaining({ file: 'initrd.img', state: 'matches' }),
+    );
+    const human = await zkluks(['initramfs', 'check', volume.path, '--root', root], { env });
+    expect(human.stdout).toContain('manifest   /boot/initrd.img: matches what zkluks signed or saw');
+
+    await rebuildByHand();
+    const bad = await check();
+    expect(bad.exitCode).toBe(1);
+    expect(bad.report.ok).toBe(false);
+    expect(bad.report.supervisedBoot.entries).toContainEqual(
+      expect.objectContaining({ file: 'initrd.img', state: 'changed' }),
+    );
+    const found = bad.report.findings.find((f) =>
+      /Supervised Boot manifest no longer matches/.test(f.message),
+    );
+    expect(found?.level).toBe('error');
+    expect(found?.message).toMatch(/\/boot\/initrd.img changed since it was signed/);
+    expect(found?.hint).toMatch(new RegExp(`^zkluks supervised-boot update initrd.img --root ${root} `));
+    await follow(found?.hint ?? '', { env });
+
+    const again = await check();
+    expect(again.exitCode).toBe(0);
+    expect(again.report.findings.some((f) => /Supervised Boot/.test(f.message))).toBe(false);
+    expect(simBoot(state).supervisedBoot.result).toBe('verified');
+    expect(await unsealed(blob)).toBe(true);
+  });
+
+  it('an unreadable manifest is a warning naming how to read it; without an SCM nothing is said', async () => {
+    expect((await install()).exitCode).toBe(0);
+    simZkifc(state, 'stopped');
+    const r = await check();
+    expect(r.report.supervisedBoot.status).toBe('unreadable');
+    expect(r.report.findings).toContainEqual(
+      expect.objectContaining({
+        level: 'warning',
+        hint: `systemctl start zkifc, then zkluks initramfs check --root ${root}`,
+      }),
+    );
+    const plain = join(W, 'plain-state');
+    simInit(plain, { model: 'ZYMKEY4i' });
+    const none = await zkluks(['initramfs', 'check', volume.path, '--root', root, '--json'], {
+      env: { ...env, ZKLUKS_SIM_STATE: plain },
+    });
+    expect(JSON.parse(none.stdout)).toMatchObject({ supervisedBoot: { status: 'none' } });
+  });
+});

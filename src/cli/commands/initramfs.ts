@@ -9,6 +9,7 @@ import type { GlobalOptions } from '../global-options.ts';
 import { rebuildInitramfs, zkluksCommand } from '../../hint.ts';
 import { applyPlan, type ImageCheck } from '../../initramfs/apply.ts';
 import { runCheck, type CheckReport } from '../../initramfs/check.ts';
+import { ENTRY_STATE_TEXT, type ManifestState } from '../../initramfs/manifest-verdict.ts';
 import { formatOptions } from '../../initramfs/crypttab.ts';
 import { gatherInstallFacts } from '../../initramfs/install-facts.ts';
 import { planInstall, planRemove, type Plan, type Step } from '../../initramfs/plan-install.ts';
@@ -208,6 +209,15 @@ const install: CommandModule = {
   },
 };
 
+function manifestLines(state: ManifestState | null): string[] {
+  if (state === null || state.status === 'none') return [];
+  if (state.status === 'unreadable')
+    return [`manifest   the SCM's Supervised Boot manifest cannot be read: ${state.reason}`];
+  if (state.entries.length === 0)
+    return ["manifest   the SCM's Supervised Boot manifest is empty (Supervised Boot off)"];
+  return state.entries.map((e) => `manifest   ${e.path}: ${ENTRY_STATE_TEXT[e.state]}`);
+}
+
 function printCheck(out: Output, report: CheckReport): void {
   const human = [
     `volume     ${report.volume.name ?? '-'}${report.volume.uuid ? ` UUID=${report.volume.uuid}` : ''}`,
@@ -216,6 +226,7 @@ function printCheck(out: Output, report: CheckReport): void {
     `MODULES    ${report.modules ?? '(default)'}`,
     ...report.files.map((f) => `file       ${f.path}: ${f.state}`),
     ...imageLines(report.images, false),
+    ...manifestLines(report.supervisedBoot),
     ...(report.console ? [`prompt     ${report.console.summary}`] : []),
     ...report.findings
       .filter((f) => f.level !== 'info')
@@ -233,9 +244,11 @@ const check: CommandModule = {
     common(y).option('image', { type: 'string', describe: 'Check this image (path under --root) instead' }),
   handler: async (argv) => {
     const g = globalOptions(argv);
+    const runner = createRunner();
     const report = await runCheck({
-      runner: createRunner(),
+      runner,
       root: g.root,
+      zymkey: openZymkey({ backend: g.backend, simState: g.simState, runner, root: g.root }),
       volume: argv.volume as string | undefined,
       zkunlockifs: argv.zkunlockifs as string | undefined,
       image: argv.image as string | undefined,

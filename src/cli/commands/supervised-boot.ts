@@ -10,17 +10,10 @@ import {
   signFiles,
   supervisedBootInfo,
   unsignedError,
-  type ManifestEntry,
 } from '../../initramfs/supervised-boot.ts';
+import { ENTRY_STATE_TEXT } from '../../initramfs/manifest-verdict.ts';
 import { globalOptions, type GlobalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
-
-const STATE_TEXT: Record<ManifestEntry['state'], string> = {
-  matches: 'matches what zkluks signed or saw',
-  changed: 'CHANGED since zkluks signed or saw it: the next boot fails verification',
-  missing: 'MISSING: the next boot fails verification',
-  unrecorded: 'not recorded by zkluks (the API gives no signatures back, so zkluks cannot tell)',
-};
 
 async function readManifest(g: GlobalOptions): Promise<string[] | null> {
   const port = openZymkey({ backend: g.backend, simState: g.simState, runner: createRunner(), root: g.root });
@@ -50,7 +43,7 @@ const status: CommandModule = {
     out.data(
       entries.length === 0
         ? 'SCM with an empty manifest: Supervised Boot is off'
-        : entries.map((e) => `${e.path}  ${STATE_TEXT[e.state]}`).join('\n'),
+        : entries.map((e) => `${e.path}  ${ENTRY_STATE_TEXT[e.state]}`).join('\n'),
       { scm: true, entries },
     );
     if (entries.some((e) => e.state === 'changed' || e.state === 'missing'))

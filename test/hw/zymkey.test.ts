@@ -7,7 +7,7 @@
 // It never touches a disk: the LUKS volume is an image file.
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,21 +20,7 @@ import { readTemplate } from '../../src/initramfs/templates.ts';
 import { serializeToken, zymkeyToken } from '../../src/keyslot/token.ts';
 import { zkluks } from '../helpers/cli.ts';
 import { addKey, makeLuksImage, opens, type TestImage } from '../helpers/luks.ts';
-
-const TOOL_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/usr/local/bin'];
-const tool = (name: string) => TOOL_DIRS.map((d) => join(d, name)).find((p) => existsSync(p));
-
-/** What is missing for this tier, one line each; empty when it can run. */
-function missingHardware(): string[] {
-  const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('not root (the Zymkey tools and zkifc need root)');
-  for (const t of ['zkgrifs', 'zklockifs', 'zkunlockifs'])
-    if (!tool(t)) missing.push(`${t} not installed (apt-get install zksaapps)`);
-  if (!existsSync('/var/lib/zymbit')) missing.push('/var/lib/zymbit is missing (zkifc never ran here)');
-  if (!existsSync('/dev/i2c-1') && !existsSync('/dev/zscm0'))
-    missing.push('no /dev/i2c-1 (I2C off: dtparam=i2c_arm=on) and no /dev/zscm* (SCM)');
-  return missing;
-}
+import { missingHardware, tool } from './hardware.ts';
 
 const W = mkdtempSync(join(tmpdir(), 'zkluks-hw-'));
 const reportFile = resolve(process.env.ZKLUKS_HW_REPORT ?? 'zkluks-hw-calibration.json');

@@ -22,6 +22,7 @@ const PROGRAMS = [
   'lsblk',
   'blkid',
   'age-keygen',
+  'e2fsck',
 ];
 
 /** The hint's branch `branch` when it offers `if …: A; if …: B`, else the whole hint. */

@@ -107,7 +107,9 @@ describe('encrypt-root preflight and plan', () => {
       }),
     );
     expect(problems.map((p) => p.check)).toEqual(['packages', 'zkunlockifs', 'zymkey']);
-    expect(problems[0]?.fix).toBe('apt install cryptsetup-initramfs initramfs-tools');
+    expect(problems[0]?.fix).toBe(
+      'apt-get install cryptsetup-initramfs initramfs-tools, then zkluks encrypt-root',
+    );
     expect(() => planEncryptRoot(facts({ zkunlockifs: null }), opts, gen)).toThrow(/preflight check failed/);
   });
 

@@ -14,7 +14,7 @@ import { gatherEncryptFacts } from '../../migrate/encrypt-root/facts.ts';
 import { disarmEncryptRoot, finishEncryptRoot } from '../../migrate/encrypt-root/finish.ts';
 import { describeEncryptPlan, formatDuration, planEncryptRoot } from '../../migrate/encrypt-root/plan.ts';
 import { globalOptions } from '../global-options.ts';
-import { escrowOf, recoveryOptions, showRecoveryKey } from '../keyslot-command.ts';
+import { escrowOf, givenCommandWithout, recoveryOptions, showRecoveryKey } from '../keyslot-command.ts';
 import { createOutput } from '../output.ts';
 import { describeSigning } from '../../initramfs/supervised-boot.ts';
 import { planBootFilesSigning, withBootFilesSigned } from '../supervised-boot-guard.ts';
@@ -28,10 +28,11 @@ function zkluksExecutable(): string {
   }
 }
 
-async function confirmStored(): Promise<void> {
+/** Asks that the recovery key is stored; the hints repeat the admin's own command line. */
+async function confirmStored(file: string | null): Promise<void> {
   if (!process.stdin.isTTY) {
     throw new UsageError('Failed to confirm that the recovery key is stored: stdin is not a terminal', {
-      hint: 'zkluks encrypt-root --yes --recovery-key-file FILE (for scripts)',
+      hint: `${givenCommandWithout(['yes'], '--yes', ...(file ? [] : ['--recovery-key-file', 'FILE']))} (for scripts)`,
     });
   }
   const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -39,7 +40,7 @@ async function confirmStored(): Promise<void> {
     const answer = await rl.question('Type "stored" once the recovery key is kept safe: ');
     if (answer.trim().toLowerCase() !== 'stored') {
       throw new RefusedError('Refusing to arm the encryption: the recovery key was not confirmed as stored', {
-        hint: 'run it again (a new recovery key is made each time): zkluks encrypt-root',
+        hint: `run it again (a new recovery key is made each time): ${givenCommandWithout([])}`,
       });
     }
   } finally {
@@ -130,6 +131,7 @@ export const encryptRootCommand: CommandBody = {
         recoveryKeyFile: file,
         noUpdate,
         zkluks: zkluksExecutable(),
+        again: givenCommandWithout(['device=']),
       },
       { uuid: randomUUID(), now: new Date() },
     );
@@ -161,7 +163,7 @@ export const encryptRootCommand: CommandBody = {
                 written = true;
               }
               await showRecoveryKey(g, argv, key, 0, file);
-              if (!g.yes) await confirmStored();
+              if (!g.yes) await confirmStored(file);
             },
           },
           facts.zkunlockifs as string,

@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { writeFileAtomic } from '../../atomic-write.ts';
 import type { ZymkeyPort } from '../../device/port.ts';
 import { ZkluksError } from '../../errors.ts';
+import { zkluksCommand } from '../../hint.ts';
 import type { Runner } from '../../exec.ts';
 import { applyPlan as applyInstall, type ApplyResult } from '../../initramfs/apply.ts';
 import type { Plan as InstallPlan, Step as InstallStep } from '../../initramfs/plan-install.ts';
@@ -14,7 +15,7 @@ import { newRecoveryKey } from '../../keyslot/recovery-key.ts';
 import { recoveryToken, serializeToken, zymkeyToken, type AgeEscrow } from '../../keyslot/token.ts';
 import { newZymkeyKey } from '../../keyslot/zymkey-key.ts';
 import { under } from '../../root-path.ts';
-import { RECOVERY_SLOT, ZYMKEY_SLOT } from './layout.ts';
+import { RECOVERY_SLOT, treeDevice, ZYMKEY_SLOT } from './layout.ts';
 import type { EncryptPlan } from './plan.ts';
 
 export interface ArmDeps {
@@ -142,7 +143,7 @@ export async function armEncryptRoot(
   } catch (error) {
     if (error instanceof ZkluksError) throw error;
     throw new ZkluksError(`Failed to arm the encryption of ${plan.device}: ${(error as Error).message}`, {
-      hint: 'zkluks encrypt-root --disarm (puts every file back), then zkluks encrypt-root --dry-run',
+      hint: `${zkluksCommand(root, 'encrypt-root', '--disarm', ...treeDevice(root, plan.device))} (puts every file back), then ${zkluksCommand(root, 'encrypt-root', '--dry-run', ...treeDevice(root, plan.device))}`,
       cause: error,
     });
   } finally {

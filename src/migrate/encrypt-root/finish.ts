@@ -6,6 +6,7 @@
 import { existsSync, lstatSync, readFileSync, rmSync } from 'node:fs';
 import { writeFileAtomic } from '../../atomic-write.ts';
 import { RefusedError, ZkluksError } from '../../errors.ts';
+import { zkluksCommand } from '../../hint.ts';
 import type { Runner } from '../../exec.ts';
 import { applyPlan as applyInstall } from '../../initramfs/apply.ts';
 import { gatherInstallFacts } from '../../initramfs/install-facts.ts';
@@ -15,7 +16,7 @@ import { readHeader, type HeaderFacts } from '../../keyslot/header.ts';
 import { RECOVERY_TOKEN_TYPE, ZYMKEY_TOKEN_TYPE } from '../../keyslot/token.ts';
 import { under } from '../../root-path.ts';
 import { parsePlanConf } from './boot-files.ts';
-import { ENCRYPT_PATHS, LEFTOVERS, RECOVERY_SLOT, ZYMKEY_SLOT } from './layout.ts';
+import { ENCRYPT_PATHS, LEFTOVERS, RECOVERY_SLOT, treeDevice, ZYMKEY_SLOT } from './layout.ts';
 
 export interface JourneyDeps {
   runner: Runner;
@@ -152,20 +153,30 @@ export async function finishEncryptRoot(deps: JourneyDeps, opts: JourneyOptions)
   if (device === null) {
     throw new RefusedError(
       `Refusing to finish encrypt-root: no volume has the planned LUKS2 UUID ${uuid}, so the root is not encrypted yet`,
-      { hint: 'reboot to encrypt (the armed boot does it), or zkluks encrypt-root --disarm' },
+      {
+        hint:
+          deps.root === '/'
+            ? 'reboot to encrypt (the armed boot does it), or zkluks encrypt-root --disarm'
+            : `if the disk was encrypted: ${zkluksCommand(deps.root, 'encrypt-root', '--finish', '--device', 'DEVICE')}; if its encrypting boot has not run: ${zkluksCommand(deps.root, 'encrypt-root', '--disarm', '--device', 'DEVICE')}`,
+      },
     );
   }
   const header = await readHeader(deps.runner, device);
   if (header.uuid.toLowerCase() !== uuid) {
     throw new RefusedError(
       `Refusing to finish encrypt-root: ${device} has LUKS2 UUID ${header.uuid}, not the planned ${uuid}`,
-      { hint: 'zkluks doctor' },
+      { hint: zkluksCommand(deps.root, 'doctor') },
     );
   }
   if (await reencryptionPending(deps.runner, device)) {
     throw new RefusedError(
       `Refusing to finish encrypt-root: the encryption of ${device} is not complete (the next boot resumes it)`,
-      { hint: 'reboot; the encrypting boot resumes where it stopped' },
+      {
+        hint:
+          deps.root === '/'
+            ? 'reboot; the encrypting boot resumes where it stopped'
+            : 'boot the Pi from this disk; its encrypting boot resumes where it stopped',
+      },
     );
   }
   const types = header.tokens.filter((t) => t.keyslots.length > 0).map((t) => t.type);
@@ -173,7 +184,9 @@ export async function finishEncryptRoot(deps: JourneyDeps, opts: JourneyOptions)
   if (missing.length > 0) {
     throw new RefusedError(
       `Refusing to finish encrypt-root: ${device} has no ${missing.join(' or ')} token yet, and the encrypting boot still needs the sealed keys to add it`,
-      { hint: 'reboot (the boot adds the keyslot and tokens again), then zkluks encrypt-root --finish' },
+      {
+        hint: `${deps.root === '/' ? 'reboot' : 'boot the Pi from this disk'} (the boot adds the keyslot and tokens again), then ${zkluksCommand(deps.root, 'encrypt-root', '--finish', ...treeDevice(deps.root, device))}`,
+      },
     );
   }
   const stamps = saltStamps(header, plan);
@@ -225,7 +238,9 @@ export async function disarmEncryptRoot(deps: JourneyDeps, opts: JourneyOptions)
     if (probe.stdout.trim() === 'crypto_LUKS') {
       throw new RefusedError(
         `Refusing to disarm: the encryption of ${luks} has begun; the plain boot files would no longer find the root`,
-        { hint: 'reboot to let it complete, then zkluks encrypt-root --finish' },
+        {
+          hint: `${root === '/' ? 'reboot' : 'boot the Pi from this disk'} to let it complete, then ${zkluksCommand(root, 'encrypt-root', '--finish', ...treeDevice(root, luks))}`,
+        },
       );
     }
   }

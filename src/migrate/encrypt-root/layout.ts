@@ -1,6 +1,7 @@
 // Fixed names of the encrypt-root journey: where the armed boot's files live on the system (and at
 // the same paths inside the initramfs), the keyslots and tokens the encrypting boot creates, and the
 // room the LUKS2 header takes from the filesystem.
+import { shellWord } from '../../hint.ts';
 
 export const ENCRYPT_PATHS = {
   /** Everything the encrypting boot reads; the hook copies it into the initramfs. */
@@ -44,3 +45,8 @@ export const LEFTOVERS = [
   ENCRYPT_PATHS.hook,
   ENCRYPT_PATHS.bootScript,
 ] as const;
+
+/** `--device PATH` for a system tree, whose device zkluks cannot find on its own; nothing on the running system. */
+export function treeDevice(root: string, device: string): string[] {
+  return root === '/' || root === '' ? [] : ['--device', shellWord(device)];
+}

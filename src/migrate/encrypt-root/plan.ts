@@ -58,6 +58,8 @@ export interface EncryptOptions {
   noUpdate: boolean;
   /** The zkluks executable the first-boot unit runs. */
   zkluks: string;
+  /** The admin's command line without --device, which a fix that ends in a new run repeats. */
+  again?: string;
 }
 
 export interface Generated {
@@ -65,8 +67,8 @@ export interface Generated {
   now: Date;
 }
 
-function problemsError(facts: EncryptFacts): RefusedError | null {
-  const problems = preflight(facts);
+function problemsError(facts: EncryptFacts, again: string | undefined): RefusedError | null {
+  const problems = preflight(facts, again);
   if (problems.length === 0) return null;
   const lines = problems.map((p) => `  - ${p.check}: ${p.reason}\n    fix: ${p.fix}`);
   const err = new RefusedError(
@@ -83,7 +85,7 @@ export function formatDuration(seconds: number): string {
 }
 
 export function planEncryptRoot(facts: EncryptFacts, opts: EncryptOptions, gen: Generated): EncryptPlan {
-  const refused = problemsError(facts);
+  const refused = problemsError(facts, opts.again);
   if (refused) throw refused;
   // preflight() guarantees these.
   const device = facts.device as NonNullable<EncryptFacts['device']>;

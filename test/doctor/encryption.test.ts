@@ -13,7 +13,7 @@ const PLAN = {
 };
 const LEFT = ['/etc/zkluks/encrypt-root/plan.conf', '/etc/zkluks/encrypt-root/keys.sealed'];
 
-function check(e: Partial<EncryptionFacts>) {
+function check(e: Partial<EncryptionFacts>, root = '/') {
   const encryption: EncryptionFacts = {
     plan: null,
     record: null,
@@ -23,7 +23,7 @@ function check(e: Partial<EncryptionFacts>) {
     reencrypting: false,
     ...e,
   };
-  return checkEncryption({ encryption } as unknown as Facts);
+  return checkEncryption({ root, encryption } as unknown as Facts);
 }
 
 describe('doctor: encrypt-root journey', () => {
@@ -75,6 +75,31 @@ describe('doctor: encrypt-root journey', () => {
     });
     expect(f).toMatchObject({ id: 'encryption.finish-pending', hint: 'zkluks encrypt-root --finish' });
     expect(f?.evidence.join('\n')).toContain('resumed after an interruption');
+  });
+
+  it('for a --root tree, names the tree and its device, and the Pi that boots it, never a reboot here', () => {
+    const armed = check({ plan: PLAN, leftovers: LEFT, cmdlineRoot: '/dev/mapper/cryptroot' }, '/mnt');
+    expect(armed[0]?.hint).toMatch(/^boot the Pi from this disk when ready/);
+    const incomplete = check({ plan: PLAN, leftovers: LEFT }, '/mnt');
+    expect(incomplete[0]?.hint).toBe(
+      'zkluks encrypt-root --disarm --device DEVICE --root /mnt, then zkluks encrypt-root --device DEVICE --root /mnt (arms it again)',
+    );
+    const noRoom = check(
+      {
+        plan: PLAN,
+        leftovers: LEFT,
+        cmdlineRoot: '/dev/mapper/cryptroot',
+        record: { state: 'not-started', reason: 'no-room', detail: 'no room' },
+      },
+      '/mnt',
+    );
+    expect(noRoom[0]?.hint).toContain('chroot /mnt apt-get clean');
+    expect(noRoom[0]?.hint).toContain('zkluks encrypt-root --disarm --device DEVICE --root /mnt');
+    const pending = check(
+      { plan: PLAN, leftovers: LEFT, cmdlineRoot: '/dev/mapper/cryptroot', volumeUuid: UUID },
+      '/mnt',
+    );
+    expect(pending[0]?.hint).toBe('zkluks encrypt-root --finish --device DEVICE --root /mnt');
   });
 
   it('is clean once --finish removed the encrypting boot files', () => {

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { simInit, simSetReachable } from '../../src/device/sim-control.ts';
 import { ENCRYPT_PATHS } from '../../src/migrate/encrypt-root/layout.ts';
 import { zkluks, type CliResult } from '../helpers/cli.ts';
-import { dpkgStatus, plainRootImage, stagePiTree } from '../migrate/encrypt-root-fixture.ts';
+import type { Diagnosis } from '../../src/doctor/diagnose.ts';
+import { CMDLINE, dpkgStatus, plainRootImage, stagePiTree } from '../migrate/encrypt-root-fixture.ts';
 import { commandsOf, follow, hintOf, printHintCounts } from './follow.ts';
 
 const W = mkdtempSync(join(tmpdir(), 'zkluks-encrypt-hints-'));
@@ -153,5 +154,25 @@ describe('encrypt-root hints for a --root tree', () => {
       { run: finish, failure: refused },
     );
     expect(armed()).toBe(false);
+  });
+  it("the doctor's hint for an arming whose cmdline.txt was never switched disarms this tree, then arms it again", async () => {
+    expect((await arm(['--device', image, '--yes', '--recovery-key-file', keyFile()])).exitCode).toBe(0);
+    writeFileSync(join(root, 'boot/firmware/cmdline.txt'), CMDLINE);
+    const doctor = await zkluks(['doctor', '--root', root, '--json'], { env });
+    const finding = (JSON.parse(doctor.stdout) as Diagnosis).findings.find(
+      (f) => f.id === 'encryption.arming-incomplete',
+    );
+    expect(finding, doctor.stdout).toBeDefined();
+    const hint = finding?.hint ?? '';
+    expect(hint).not.toMatch(/reboot|lsblk/);
+    // The arming it names asks for the recovery key to be confirmed: no terminal here, so it says how.
+    const { results } = await follow(hint, {
+      values: { DEVICE: image },
+      env,
+      extra: noUpdate,
+      exits: (argv) => (argv.includes('--disarm') ? [0] : [2]),
+    });
+    expect(armed()).toBe(false);
+    expect(hintOf(results[1] ?? results[0]!)).toContain('--yes');
   });
 });

@@ -1,5 +1,6 @@
 // The encrypt-root journey: armed, interrupted and resuming, failed before it began (and why),
 // stopped after it began, encrypted with the encrypting boot's files still in place, or done.
+import { inSystem, zkluksCommand } from '../../hint.ts';
 import type { Facts } from '../facts.ts';
 import type { Finding } from '../finding.ts';
 
@@ -22,6 +23,12 @@ export function checkEncryption(facts: Facts): Finding[] {
     ...(e.cmdlineRoot ? [`cmdline.txt: root=${e.cmdlineRoot}`] : []),
     ...(e.leftovers.length ? [`still present: ${e.leftovers.join(', ')}`] : []),
   ];
+  // A system tree (--root) is not the running system: its Pi boots it, and zkluks needs its device.
+  const root = facts.root;
+  const live = root === '/';
+  const reboot = live ? 'reboot' : 'boot the Pi from this disk';
+  const device = live ? [] : ['--device', 'DEVICE'];
+  const disarm = zkluksCommand(root, 'encrypt-root', '--disarm', ...device);
   const finding = (id: string, severity: Finding['severity'], summary: string, hint: string): Finding[] => [
     { id: `encryption.${id}`, area, severity, summary, evidence, hint },
   ];
@@ -31,7 +38,7 @@ export function checkEncryption(facts: Facts): Finding[] {
       'interrupted',
       'warning',
       'Encryption of the root was interrupted and is not complete; the next boot resumes it where it stopped (LUKS2 keeps the progress in its header).',
-      'reboot and do not switch off while it runs; the recovery key opens the volume meanwhile',
+      `${reboot} and do not switch off while it runs; the recovery key opens the volume meanwhile`,
     );
   }
   if (record?.state === 'failed') {
@@ -39,7 +46,7 @@ export function checkEncryption(facts: Facts): Finding[] {
       'stopped',
       'error',
       `Encryption of the root began but did not complete its last step: ${record.detail || record.reason}. The recovery key (keyslot 0) opens the volume; the next boot tries again.`,
-      'reboot to retry; if it fails again: zkluks doctor after the boot, zkluks enroll with the recovery key',
+      `${reboot} to retry; if it fails again: zkluks doctor after the boot, zkluks enroll with the recovery key`,
     );
   }
   if (record?.state === 'not-started' && record.reason !== 'not-armed') {
@@ -48,8 +55,8 @@ export function checkEncryption(facts: Facts): Finding[] {
       'error',
       `Encryption failed before it began, so the plain root booted as before: ${record.detail || record.reason}.`,
       record.reason === 'no-room'
-        ? 'free space on the root (apt clean, remove files) and reboot to try again, or zkluks encrypt-root --disarm'
-        : 'fix the cause and reboot to try again, or zkluks encrypt-root --disarm',
+        ? `free space on the root (${inSystem(root, 'apt-get clean')}, remove files) and ${reboot} to try again, or ${disarm}`
+        : `fix the cause and ${reboot} to try again, or ${disarm}`,
     );
   }
   const encrypted = uuid !== '' && e.volumeUuid === uuid;
@@ -58,7 +65,7 @@ export function checkEncryption(facts: Facts): Finding[] {
       'finish-pending',
       'warning',
       'The root is encrypted, but the boot files are still in the encrypting state (the initramfs still carries the sealed keys and the encrypting step).',
-      'zkluks encrypt-root --finish',
+      zkluksCommand(root, 'encrypt-root', '--finish', ...device),
     );
   }
   if (plan !== null) {
@@ -67,14 +74,14 @@ export function checkEncryption(facts: Facts): Finding[] {
         'arming-incomplete',
         'warning',
         `Encryption is planned but not armed: cmdline.txt still names root=${e.cmdlineRoot ?? '(none)'}, so the next boot stays plain.`,
-        'zkluks encrypt-root --disarm, then zkluks encrypt-root (arms it again)',
+        `${disarm}, then ${zkluksCommand(root, 'encrypt-root', ...device)} (arms it again)`,
       );
     }
     return finding(
       'armed',
       'info',
       `Encryption is armed: the next boot encrypts the root in place as LUKS2 ${uuid}.`,
-      'reboot when ready; do not switch off while it runs (after a power cut it resumes)',
+      `${reboot} when ready; do not switch off while it runs (after a power cut it resumes)`,
     );
   }
   return finding(

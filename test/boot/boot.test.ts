@@ -2,12 +2,15 @@
 // calls the zkluks keyscript; the keyscript's zkunlockifs (a test-only forwarder) asks
 // `zkluks sim serve` on the host over virtio-serial. One initramfs serves every case. The fallback
 // cases: a self-destructed simulator, a host end that never answers (the keyscript's time bound), and
-// a token whose sealed key the Zymkey unseals but cryptsetup rejects (cryptroot's second try).
+// a token whose sealed key the Zymkey unseals but cryptsetup rejects (cryptroot's second try); and,
+// on the same image, a self-destructed simulator behind a zkunlockifs that fails opaquely
+// (ZKLUKS_SIM_OPAQUE on the kernel command line), once per opaque mode.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simArm, simBindLock, simBreach, simInit } from '../../src/device/sim-control.ts';
+import { simToolFailure, type SimOpaqueMode } from '../../src/device/sim-opaque.ts';
 import { BOOT_PATHS, DEFAULT_TIMEOUT_S } from '../../src/initramfs/boot-files.ts';
 import { zkluks } from '../helpers/cli.ts';
 import { makeBootDisk, PASSPHRASE, withForeignSealedKey, type BootDisk } from './disk.ts';
@@ -91,7 +94,12 @@ function records(result: BootResult): Record<string, string> {
 const promptFor = (reason: string) => `Please unlock disk cryptroot (Zymkey: ${reason}): `;
 
 /** Boot `diskPath` with the Zymkey behind `socket`, typing the passphrase at the prompt for `reason`. */
-function bootTypingPassphrase(reason: string, diskPath: string, socket: string): Promise<BootResult> {
+function bootTypingPassphrase(
+  reason: string,
+  diskPath: string,
+  socket: string,
+  append?: string,
+): Promise<BootResult> {
   return bootVm({
     kernel,
     initrd,
@@ -99,6 +107,7 @@ function bootTypingPassphrase(reason: string, diskPath: string, socket: string):
     simSocket: socket,
     answer: { prompt: promptFor(reason), reply: PASSPHRASE },
     timeoutMs: 180_000,
+    append,
   });
 }
 
@@ -194,5 +203,59 @@ describe('booting a LUKS2 root with the zkluks keyscript', () => {
     expect(probes['no-i2c-dev']).toMatchObject({ status: 'bus-missing', address: '0x30' });
     expect(probes['stub-at-0x50']).toMatchObject({ status: 'ok', busName: 'SMBus stub driver' });
     expect(probes['stub-at-0x30']).toMatchObject({ status: 'conflict', busName: 'SMBus stub driver' });
+  });
+});
+
+/**
+ * How the keyscript's detail tells a zkunlockifs run that failed as the simulator's tools fail in
+ * `mode` (src/device/sim-opaque.ts): its exit status and last stderr line, or its signal.
+ */
+function opaqueDetail(mode: SimOpaqueMode): string {
+  const r = simToolFailure('zkunlockifs', 'self-destructed', 'the module destroyed its keys', mode);
+  if (r.signal) return `was killed by signal ${osConstants.signals[r.signal]}`;
+  const line = r.stderr.trim();
+  return `exited with status ${r.exitCode}${line ? `: ${line}` : ''}`;
+}
+
+describe("booting when the guest's zkunlockifs fails opaquely (ZKLUKS_SIM_OPAQUE)", () => {
+  const failing = ['plain', 'exit2', 'silent', 'signal'] as const satisfies readonly SimOpaqueMode[];
+  it.each(failing)(
+    'falls back to the prompt with reason unseal-failed when zkunlockifs fails opaquely (%s), and unlocks with the typed passphrase',
+    async (mode) => {
+      const { value: boot, log } = await withSimulator(destroyedState, (socket) =>
+        bootTypingPassphrase('unseal-failed', disk.path, socket, `ZKLUKS_SIM_OPAQUE=${mode}`),
+      );
+      console.log(`boot (opaque ${mode}): ${Math.round(boot.durationMs)} ms`);
+      expect(log, 'the simulator refused the unseal').toMatch(/UNSEAL err self-destructed/);
+      const record = expectPassphraseFallback(boot, 'unseal-failed');
+      expect(record).toMatchObject({ tried: '0' });
+      // The tool's own words, as it ended; the simulator's reason never reaches the guest.
+      expect(record.detail?.endsWith(`zkunlockifs ${opaqueDetail(mode)}`), record.detail).toBe(true);
+      expect(boot.console).not.toContain('self-destructed');
+    },
+  );
+
+  it('gives up on a zkunlockifs that hangs (hang) at a short ZKLUKS_TIMEOUT, prompts with reason timeout, and unlocks with the typed passphrase', async () => {
+    const shortTimeoutS = 3;
+    const { value: boot, log } = await withSimulator(destroyedState, (socket) =>
+      bootTypingPassphrase(
+        'timeout',
+        disk.path,
+        socket,
+        `ZKLUKS_SIM_OPAQUE=hang zkluks_test_timeout=${shortTimeoutS}`,
+      ),
+    );
+    const record = records(boot);
+    console.log(
+      `boot (opaque hang): ${Math.round(boot.durationMs)} ms, prompt ${record.elapsed_ms} ms after the keyscript started`,
+    );
+    // The simulator answered at once; the tool it answered did not.
+    expect(log, 'the simulator refused the unseal').toMatch(/UNSEAL err self-destructed/);
+    expect(expectPassphraseFallback(boot, 'timeout')).toMatchObject({ tried: '0' });
+    expect(record.detail).toContain(`(ZKLUKS_TIMEOUT=${shortTimeoutS})`);
+    expect(boot.console).not.toContain('self-destructed');
+    const elapsed = Number(record.elapsed_ms);
+    expect(elapsed).toBeGreaterThanOrEqual(shortTimeoutS * 1000);
+    expect(elapsed).toBeLessThanOrEqual(shortTimeoutS * 1000 + 1500);
   });
 });

@@ -1,12 +1,34 @@
 #!/bin/sh
 # Test-only zkunlockifs for the QEMU boot tier, with the contract of Zymbit's tool (zkunlockifs FILE
-# prints the plaintext; on failure one stderr line "zkunlockifs: <reason>: <explanation>", exit 1).
-# It forwards the request to `zkluks sim serve` on the host through the virtio-serial port named
-# zymkey.sim: UNSEAL <base64> -> OK <base64> | ERR <reason> <message>.
+# prints the plaintext) and of the simulator's: on failure one stderr line
+# "zkunlockifs: <reason>: <explanation>", exit 1. It forwards the request to `zkluks sim serve` on the
+# host through the virtio-serial port named zymkey.sim: UNSEAL <base64> -> OK <base64> | ERR <reason> <message>.
+#
+# ZKLUKS_SIM_OPAQUE (plain, exit2, silent, signal, hang; a word on the kernel command line, which the
+# kernel hands to init's environment) makes a failure opaque, as src/device/sim-opaque.ts makes the
+# simulator's own tools fail: the simulator's reason never reaches the keyscript.
 file=$1
-if [ ! -r "$file" ]; then
-	echo "zkunlockifs: unknown: cannot read '$file'" >&2
+
+fail() {
+	case ${ZKLUKS_SIM_OPAQUE:-} in
+	plain)
+		echo "zkunlockifs failed" >&2
+		exit 1
+		;;
+	exit2)
+		echo "Error: operation returned -5" >&2
+		exit 2
+		;;
+	silent) exit 1 ;;
+	signal) kill -KILL $$ ;;
+	hang) exec sleep 2147483647 ;;
+	esac
+	echo "zkunlockifs: $1: $2" >&2
 	exit 1
+}
+
+if [ ! -r "$file" ]; then
+	fail unknown "cannot read '$file'"
 fi
 modprobe -q virtio_console 2>/dev/null
 port=
@@ -20,8 +42,7 @@ while [ "$i" -lt 50 ]; do
 	i=$((i + 1))
 done
 if [ -z "$port" ]; then
-	echo "zkunlockifs: unreachable: no virtio-serial port named zymkey.sim" >&2
-	exit 1
+	fail unreachable "no virtio-serial port named zymkey.sim"
 fi
 request=$(base64 -w 0 "$file")
 exec 3<>"$port"
@@ -34,11 +55,9 @@ case $reply in
 	;;
 "ERR "*)
 	rest=${reply#ERR }
-	echo "zkunlockifs: ${rest%% *}: ${rest#* }" >&2
-	exit 1
+	fail "${rest%% *}" "${rest#* }"
 	;;
 *)
-	echo "zkunlockifs: unknown: unexpected reply from the simulator" >&2
-	exit 1
+	fail unknown "unexpected reply from the simulator"
 	;;
 esac

@@ -11,6 +11,7 @@ import { gatherFacts } from '../../src/doctor/gather.ts';
 import type { Finding } from '../../src/doctor/finding.ts';
 import { buildTree, KERNEL, type Tree } from './system-tree.ts';
 import { OPAQUE } from '../helpers/opaque.ts';
+import { simKernel, simWakePin } from '../../src/device/sim-control.ts';
 
 let tree: Tree | undefined;
 afterEach(() => {
@@ -223,6 +224,17 @@ describe('zkluks doctor scenarios', () => {
     expect(finding(d, 'firmware.i2c-disabled').severity).toBe('error');
     expect(finding(d, 'i2c.address-conflict').summary).toMatch(/Another chip answers at 0x30/);
     expect(d.verdict.status).toBe('error');
+  });
+
+  it('a module that never bound (no wake pin on kernel 6.6 and later) is zymkey.not-bound, an error', async () => {
+    tree = await buildTree();
+    simKernel(tree.simState, '6.12.25+rpt-rpi-v8');
+    simWakePin(tree.simState, null);
+    const { exitCode, diagnosis } = await doctor(tree);
+    expect(exitCode).toBe(1);
+    const f = finding(diagnosis, 'zymkey.not-bound');
+    expect(f.severity).toBe('error');
+    expect(f.hint).toMatch(/wake pin/);
   });
 
   it('gathering reads the LUKS header once and the initramfs image once (one unpack, no separate listing)', async () => {

@@ -118,7 +118,7 @@ beforeAll(async () => {
 afterAll(async () => {
   const { header: k, initramfs: i } = byArea;
   console.log(
-    `crash points: ${tally.tried} tried, ${tally.survived} survived (keyslot changes: ${k.tried} tried, ${k.survived} survived; initramfs install/remove: ${i.tried} tried, ${i.survived} survived)`,
+    `crash points: ${tally.tried} tried, ${tally.survived} survived (keyslot changes: ${k.tried} tried, ${k.survived} survived; initramfs install/remove: ${i.tried} tried, ${i.survived} survived)${only ? `; only the cases ZKLUKS_CRASH_CASES names: ${only.join(', ')}` : ''}`,
   );
   await initramfs?.cleanup();
   for (const t of templates.values()) await t.image.cleanup();

@@ -67,6 +67,15 @@ export const LED_PATTERNS: readonly LedPattern[] = [
     hint: 'put the module back on the original Pi and SD card, or type the recovery key at the boot prompt (an escrowed one: zkluks recovery unlock --identity FILE VOLUME)',
   },
   {
+    name: 'supervised-boot-failed',
+    aliases: ['4-2', '4-then-2', 'supervised-boot'],
+    looks: '4 flashes, then 2, three times at power-on, then the Pi boots (SCM, Secure Edge Node)',
+    means:
+      "the SCM's Supervised Boot found a boot file that no longer matches its manifest; in developer mode it only shows this and boots, in production mode the same failure destroys every key",
+    severity: 'error',
+    hint: "'zkluks supervised-boot status'; before any reboot, 'zkluks supervised-boot update FILE' for each file changed on purpose, and put any other back",
+  },
+  {
     name: 'rapid',
     aliases: ['rapid-flashing', 'flashing'],
     looks: 'rapid flashing that does not stop',
@@ -80,7 +89,9 @@ function normalize(text: string): string {
   return text
     .toLowerCase()
     .replace(/\bone\b/g, '1')
+    .replace(/\btwo\b/g, '2')
     .replace(/\bthree\b/g, '3')
+    .replace(/\bfour\b/g, '4')
     .replace(/\bfive\b/g, '5')
     .replace(/\beight\b/g, '8')
     .replace(/[^a-z0-9]+/g, '-')

@@ -13,6 +13,7 @@ describe('decodeLed', () => {
     expect(decodeLed('three rapid blinks').name).toBe('production-bound');
     expect(decodeLed('Five blinks per second').name).toBe('not-bound');
     expect(decodeLed('stays off').name).toBe('off');
+    expect(decodeLed('four flashes, then two').name).toBe('supervised-boot-failed');
   });
 
   it('refuses an unknown or ambiguous description with a usage error listing every pattern', () => {
@@ -35,6 +36,8 @@ describe('decodeLed', () => {
     ['atecc-unreachable', '1 s very rapid flash, 1 s off, 5 slow blinks'],
     ['off', 'rapid blinking, then the LED stays off'],
     ['rapid', 'rapid flashing that does not stop'],
+    // SCM / Secure Edge Node: a Supervised Boot failure, shown three times in developer mode.
+    ['supervised-boot-failed', '4 flashes, then 2, three times at power-on'],
   ] as const;
 
   it('documents every pattern Zymbit documents in the --led help, and decodes each description', () => {

@@ -4,7 +4,7 @@
 import type { CommandBody } from './commands.ts';
 import { openZymkey } from '../device/open.ts';
 import { UsageError } from '../errors.ts';
-import { shellWord } from '../hint.ts';
+import { givenCommandWith } from './given-command.ts';
 import { createRunner } from '../exec.ts';
 import type { MadeKeys } from '../keyslot/apply.ts';
 import { unsealZymbitKey, zymbitKeyPath } from '../keyslot/authority-zymbit.ts';
@@ -39,31 +39,6 @@ export function keyslotDeps(g: GlobalOptions, signal?: AbortSignal): KeyslotDeps
         onWarning: (l) => out.warn(l),
       }),
   };
-}
-
-/** The command line as the admin gave it, with `extra` words added: a hint that repeats it. */
-export function givenCommandWith(...extra: string[]): string {
-  return givenCommandWithout([], ...extra);
-}
-
-/**
- * The command line as the admin gave it without the options `drop` names (kebab-case, in any of
- * their forms: --yes, --no-yes, --yes=true; a name ending in '=' takes its value with it: 'device='),
- * then `extra`: every other option (VOLUME, --escrow, --root, --backend…) stays as it was typed.
- */
-export function givenCommandWithout(drop: readonly string[], ...extra: string[]): string {
-  const words: string[] = [];
-  const args = process.argv.slice(2);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? '';
-    const hit = drop.find((d) => {
-      const name = d.replace(/=$/, '');
-      return a === `--${name}` || a === `--no-${name}` || a.startsWith(`--${name}=`);
-    });
-    if (hit === undefined) words.push(a);
-    else if (hit.endsWith('=') && !a.includes('=')) i++;
-  }
-  return ['zkluks', ...words.map(shellWord), ...extra].join(' ');
 }
 
 /** Ask for the existing passphrase on the terminal, without echo; without one, hint the file option. */

@@ -242,10 +242,13 @@ export interface ApplyOptions {
   root: string;
   /** Aborted by a signal: the plan stops before its next step and, before the rebuild, rolls back. */
   signal?: AbortSignal;
+  /** The command line that runs this plan again, as hints name it (the CLI gives the admin's own). */
+  again?: string;
 }
 
 export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyResult> {
   const { runner, root, signal } = opts;
+  const again = opts.again ?? zkluksCommand(root, 'initramfs', plan.operation);
   const done: Step[] = [];
   let images: ImageCheck[] = [];
   // A symlinked crypttab is written where its links lead, so the links stay.
@@ -271,7 +274,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       if (signal?.aborted && !rebuilt) {
         throw new ZkluksError(
           `Stopped by ${String(signal.reason ?? 'a signal')} before the initramfs was rebuilt`,
-          { hint: `run it again: ${zkluksCommand(root, 'initramfs', plan.operation)}` },
+          { hint: `run it again: ${again}` },
         );
       }
       const path = under(root, target(step) ?? '/');
@@ -291,11 +294,18 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
         case 'update-initramfs': {
           const [file = 'update-initramfs', ...args] = step.command;
           const r = await runner(file, args, { reject: false, timeoutMs: 30 * 60_000 });
+          if (r.exitCode !== 0 && signal?.aborted) {
+            // The signal that stopped zkluks stopped the rebuild too: nothing to fix but to run it again.
+            throw new ZkluksError(
+              `Stopped by ${String(signal.reason ?? 'a signal')} while the initramfs was rebuilt ('${step.command.join(' ')}' exited ${r.exitCode})`,
+              { hint: `run it again: ${again}` },
+            );
+          }
           if (r.exitCode !== 0) {
             throw new ZkluksError(
               `Failed to rebuild the initramfs: '${step.command.join(' ')}' exited ${r.exitCode}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`,
               {
-                hint: `fix what it reports (run '${step.command.join(' ')}' by hand to see every message), then run it again: ${zkluksCommand(root, 'initramfs', plan.operation)}`,
+                hint: `fix what it reports (run '${step.command.join(' ')}' by hand to see every message), then run it again: ${again}`,
               },
             );
           }
@@ -341,7 +351,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       `Failed to ${plan.operation} the boot files: ${(error as Error).message}. ${left}`,
       {
         cause: error,
-        hint: `once the cause is fixed, run it again: ${zkluksCommand(root, 'initramfs', plan.operation)}`,
+        hint: `once the cause is fixed, run it again: ${again}`,
       },
     );
   }

@@ -7,13 +7,13 @@ import { withInterruptSignal } from '../interrupt.ts';
 import { promptHidden } from '../../keyslot/key-input.ts';
 import { adopt, type AdoptResult } from '../../migrate/adopt/adopt.ts';
 import { describeStep } from '../../migrate/adopt/plan.ts';
+import { givenCommandWithout } from '../given-command.ts';
 import { globalOptions, type GlobalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
 import { describeSigning, type SigningPlan } from '../../initramfs/supervised-boot.ts';
 import { planBootFilesSigning, withBootFilesSigned } from '../supervised-boot-guard.ts';
 import {
   escrowOf,
-  givenCommandWithout,
   keyslotDeps,
   recoveryKeyFileHooks,
   recoveryOptions,

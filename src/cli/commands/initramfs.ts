@@ -25,6 +25,7 @@ import {
 import { planBootFilesSigning } from '../supervised-boot-guard.ts';
 import { globalOptions } from '../global-options.ts';
 import { withInterruptSignal } from '../interrupt.ts';
+import { givenCommandWithout } from '../given-command.ts';
 import { createOutput, type Output } from '../output.ts';
 
 function describeStep(step: Step): string {
@@ -122,7 +123,9 @@ async function applySupervised(
   const guard = rebuilds ? await guardBootFiles(port, g.root, `${plan.operation} the boot files`) : null;
   // A signal stops the plan between steps (and, before the rebuild, puts everything back).
   const { result, signed } = await withInterruptSignal((signal) =>
-    withSignedBootFiles(guard, () => applyPlan(plan, { runner, root: g.root, signal })),
+    withSignedBootFiles(guard, () =>
+      applyPlan(plan, { runner, root: g.root, signal, again: givenCommandWithout(['dry-run']) }),
+    ),
   );
   if (signed.length > 0 && !g.json) {
     out.info(`supervised boot: signed ${signed.join(', ')} in the SCM's manifest (they changed)`);

@@ -12,6 +12,7 @@ import { formatEntry, isZkluksEntry, optionValue } from './crypttab.ts';
 import { imagesToVerify, verifyImages, type ImageCheck } from './apply.ts';
 import { gatherInstallFacts, type InstallFacts } from './install-facts.ts';
 import { manifestVerdicts, readManifestState, type ManifestState } from './manifest-verdict.ts';
+import { zymbitSignCommand } from './supervised-boot.ts';
 
 export interface CheckFinding {
   level: 'error' | 'warning' | 'info';
@@ -134,14 +135,40 @@ export interface CheckOptions {
   zymkey?: ZymkeyPort;
 }
 
-/** Pure: the findings of an SCM's manifest state (none without an SCM, nothing for all-matching). */
-export function supervisedBootFindings(root: string, state: ManifestState | null): CheckFinding[] {
+/**
+ * Pure: the findings of an SCM's manifest state (none without an SCM, nothing for all-matching),
+ * and each image the firmware loads that the manifest leaves out, so the SCM never verifies it.
+ */
+export function supervisedBootFindings(
+  root: string,
+  state: ManifestState | null,
+  boot: BootImageReport | null = null,
+): CheckFinding[] {
   if (state === null || state.status === 'none') return [];
-  return manifestVerdicts(root, state, null, zkluksCommand(root, 'initramfs', 'check')).flatMap((v) =>
+  const out: CheckFinding[] = manifestVerdicts(
+    root,
+    state,
+    null,
+    zkluksCommand(root, 'initramfs', 'check'),
+  ).flatMap((v) =>
     v.severity === 'ok'
       ? []
       : [{ level: v.severity, message: v.summary, ...(v.hint ? { hint: v.hint } : {}) }],
   );
+  if (state.status !== 'read' || state.entries.length === 0 || boot?.kind !== 'raspberry-pi') return out;
+  const prefix = `${state.bootPartition}/`;
+  const inManifest = new Set(state.entries.map((e) => e.file));
+  for (const img of boot.images) {
+    if (!img.exists || !img.image.startsWith(prefix)) continue;
+    const file = img.image.slice(prefix.length);
+    if (inManifest.has(file)) continue;
+    out.push({
+      level: 'warning',
+      message: `the firmware loads ${img.image} (${img.because}), which is not in the SCM's Supervised Boot manifest: the SCM does not verify it before boot`,
+      hint: `${zymbitSignCommand(file)} (adds it, signed as it is now; zkluks signs it again after each rebuild)`,
+    });
+  }
+  return out;
 }
 
 export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
@@ -156,7 +183,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   const supervisedBoot = opts.zymkey ? await readManifestState(opts.zymkey, opts.root) : null;
   const findings = [
     ...checkFindings(facts, images, files),
-    ...supervisedBootFindings(opts.root, supervisedBoot),
+    ...supervisedBootFindings(opts.root, supervisedBoot, facts.bootImages),
   ];
   return {
     ok: !findings.some((f) => f.level === 'error'),

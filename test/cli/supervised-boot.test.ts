@@ -420,6 +420,26 @@ describe('Supervised Boot (SCM): initramfs check reports the manifest against th
     expect(await unsealed(blob)).toBe(true);
   });
 
+  it('an image the firmware loads that the manifest leaves out is a warning naming the call that adds it', async () => {
+    expect((await install()).exitCode).toBe(0);
+    // The firmware now loads initramfs8 (auto_initramfs), which the SCM's manifest does not hold.
+    writeFileSync(join(root, 'boot/config.txt'), 'dtparam=i2c_arm=on\nauto_initramfs=1\n');
+    writeFileSync(join(root, 'boot/initramfs8'), initrd());
+    simScmAddOrUpdate(state, 'config.txt');
+    const unsupervised = (r: Awaited<ReturnType<typeof check>>) =>
+      r.report.findings.filter((f) => /which is not in the SCM's Supervised Boot manifest/.test(f.message));
+    const r = await check();
+    expect(unsupervised(r)).toEqual([
+      expect.objectContaining({
+        level: 'warning',
+        message: expect.stringContaining('/boot/initramfs8 (config.txt: auto_initramfs=1 with kernel8.img)'),
+        hint: expect.stringContaining('add_or_update_supervised_boot_file("initramfs8", 15)'),
+      }),
+    ]);
+    simScmAddOrUpdate(state, 'initramfs8');
+    expect(unsupervised(await check())).toEqual([]);
+  });
+
   it('an unreadable manifest is a warning naming how to read it; without an SCM nothing is said', async () => {
     expect((await install()).exitCode).toBe(0);
     simZkifc(state, 'stopped');

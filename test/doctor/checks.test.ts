@@ -108,6 +108,15 @@ describe('doctor checks', () => {
     );
   });
 
+  it("for a --root tree without config.txt, names the tree's boot partition and the doctor with --root", () => {
+    const f = diagnose({ ...healthy(), firmwareConfig: missing('no config.txt') }).findings.find(
+      (x) => x.id === 'firmware.config-missing',
+    );
+    expect(f?.hint).toBe(
+      'mount the boot partition at /mnt/pi/boot/firmware (or /mnt/pi/boot), then zkluks doctor --root /mnt/pi',
+    );
+  });
+
   it('asks for the Pi 5 rev 1.0 wake pin on kernel 6.6 and flags a 6.6 number on an older kernel', () => {
     const f = healthy();
     f.zkenv = known({ path: '/var/lib/zymbit/zkenv.conf', wakePin: null });

@@ -1,4 +1,5 @@
 // config.txt and cmdline.txt: what the Raspberry Pi firmware does before Linux starts.
+import { systemFile, zkluksCommand } from '../../hint.ts';
 import type { Facts } from '../facts.ts';
 import type { Finding } from '../finding.ts';
 
@@ -29,7 +30,7 @@ export function checkBootFirmware(facts: Facts): Finding[] {
         summary:
           'No config.txt found: the I2C, initramfs and 1-Wire settings of the boot firmware are unknown.',
         evidence: [facts.firmwareConfig.reason],
-        hint: 'mount the boot partition at /boot/firmware (or /boot) and run the doctor again',
+        hint: `mount the boot partition at ${systemFile(facts.root, '/boot/firmware')} (or ${systemFile(facts.root, '/boot')}), then ${zkluksCommand(facts.root, 'doctor')}`,
       },
     ];
   }

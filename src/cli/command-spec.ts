@@ -124,8 +124,14 @@ function distance(a: string, b: string): number {
 
 /** The real option nearest to `name`, when one is near enough to be what was meant. */
 export async function nearestOption(spec: CommandSpec, name: string): Promise<string | null> {
+  const options = optionsOf(spec, await commandTree());
+  // --no-X of a boolean is answered in its own form: --no-updat -> --no-update.
+  if (name.startsWith('no-')) {
+    const near = await nearestOption(spec, name.slice(3));
+    if (near !== null && options.get(near)?.boolean === true) return `no-${near}`;
+  }
   let best: { name: string; d: number } | null = null;
-  for (const option of optionsOf(spec, await commandTree()).keys()) {
+  for (const option of options.keys()) {
     // A shared word ('key-file' in unlock-key-file and recovery-key-file) counts as near.
     const shared = option.split('-').filter((w) => w.length > 2 && name.split('-').includes(w)).length;
     const d = distance(name, option) - shared * 3;

@@ -23,6 +23,7 @@ import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { buildInitramfs } from '../test/boot/initramfs-build.ts';
 import { testKernel, type TestKernel } from '../test/boot/kernel.ts';
+import { installBusyboxApplets } from '../test/helpers/busybox.ts';
 import { repoRoot } from '../test/helpers/cli.ts';
 
 const argv = process.argv.slice(2);
@@ -334,8 +335,7 @@ async function main(): Promise<void> {
   const keyscript = join(W, 'keyscript');
   cpSync(join(ksStage, 'lib/cryptsetup/scripts/zkluks'), keyscript);
   const bb = join(W, 'busybox');
-  mkdirSync(bb);
-  run('busybox', ['--install', '-s', bb]);
+  await installBusyboxApplets(bb);
   mkdirSync(join(W, 'sys/i2c-1'), { recursive: true });
   const ksEnv = (unlock: string, dir: string): NodeJS.ProcessEnv => ({
     PATH: `${bb}:${tools}:/usr/sbin:/usr/bin:/sbin:/bin`,

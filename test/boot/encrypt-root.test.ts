@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simInit } from '../../src/device/sim-control.ts';
 import { repoRoot, zkluks } from '../helpers/cli.ts';
-import { plainRootImage, stagePiTree } from '../migrate/encrypt-root-fixture.ts';
+import { armEncryptRoot, plainRootImage, stagePiTree } from '../migrate/encrypt-root-fixture.ts';
 import { buildInitramfs, stageTree } from './initramfs-build.ts';
 import { testKernel, type TestKernel } from './kernel.ts';
 import { bootVm, withSimulator, type BootResult } from './qemu.ts';
@@ -97,24 +97,7 @@ beforeAll(async () => {
   // emulated boot shares two cores with other jobs, so the admin setting gives the unseal more time.
   mkdirSync(join(stage, 'etc/zkluks'), { recursive: true });
   writeFileSync(join(stage, 'etc/zkluks/boot.conf'), 'ZKLUKS_TIMEOUT=60\nZKLUKS_BUS_WAIT=5\n');
-  const armed = await zkluks([
-    'encrypt-root',
-    '--root',
-    stage,
-    '--device',
-    plainPart,
-    '--no-update',
-    '--yes',
-    '--recovery-key-file',
-    recoveryKeyFile,
-    '--backend',
-    'sim',
-    '--sim-state',
-    simState,
-    '--json',
-  ]);
-  expect(armed.exitCode, armed.stderr).toBe(0);
-  uuid = (JSON.parse(armed.stdout) as { uuid: string }).uuid;
+  uuid = await armEncryptRoot({ root: stage, device: plainPart, recoveryKeyFile, simState });
   expect(readFileSync(join(stage, 'boot/firmware/cmdline.txt'), 'utf8')).toContain(
     'root=/dev/mapper/cryptroot ',
   );

@@ -30,6 +30,7 @@ import { I2C_MODULES, keyscriptVars } from '../../src/initramfs/boot-files.ts';
 import { render } from '../../src/initramfs/render.ts';
 import { readTemplate } from '../../src/initramfs/templates.ts';
 import { serializeToken, zymkeyToken } from '../../src/keyslot/token.ts';
+import { installBusyboxApplets } from '../helpers/busybox.ts';
 import { zkluks } from '../helpers/cli.ts';
 import { addKey, makeLuksImage, type TestImage } from '../helpers/luks.ts';
 
@@ -67,8 +68,7 @@ async function importToken(volume: string, json: string, id: number): Promise<vo
 beforeAll(async () => {
   const tools = await zkluks(['sim', 'install-tools', bin]);
   expect(tools.exitCode, tools.stderr).toBe(0);
-  mkdirSync(bb);
-  await execa('busybox', ['--install', '-s', bb]);
+  await installBusyboxApplets(bb);
   mkdirSync(join(busPresent, 'i2c-1'), { recursive: true });
   mkdirSync(busMissing);
   writeFileSync(

@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { zkluks } from '../helpers/cli.ts';
 
 export const PART_UUID = '6c586e13-02';
 export const FSTAB = [
@@ -89,4 +90,35 @@ export async function plainRootImage(
   await execa('truncate', ['-s', `${opts.sizeMiB}M`, path]);
   await execa('mkfs.ext4', ['-q', '-F', '-L', 'rootfs', '-d', tree, path, `${opts.fsMiB}M`]);
   return { path, sums };
+}
+
+/**
+ * `zkluks encrypt-root --yes` on the staged tree `root` for the plain root `device`, with the
+ * simulator in `simState` as the Zymkey and the recovery key written to `recoveryKeyFile`;
+ * returns the LUKS UUID the next boot will give the encrypted root.
+ */
+export async function armEncryptRoot(opts: {
+  root: string;
+  device: string;
+  recoveryKeyFile: string;
+  simState: string;
+}): Promise<string> {
+  const armed = await zkluks([
+    'encrypt-root',
+    '--root',
+    opts.root,
+    '--device',
+    opts.device,
+    '--no-update',
+    '--yes',
+    '--recovery-key-file',
+    opts.recoveryKeyFile,
+    '--backend',
+    'sim',
+    '--sim-state',
+    opts.simState,
+    '--json',
+  ]);
+  if (armed.exitCode !== 0) throw new Error(`zkluks encrypt-root exited ${armed.exitCode}: ${armed.stderr}`);
+  return (JSON.parse(armed.stdout) as { uuid: string }).uuid;
 }

@@ -20,8 +20,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simInit, simZkifc } from '../../src/device/sim-control.ts';
+import { installBusyboxApplets } from '../helpers/busybox.ts';
 import { zkluks } from '../helpers/cli.ts';
-import { plainRootImage, stagePiTree } from './encrypt-root-fixture.ts';
+import { armEncryptRoot, plainRootImage, stagePiTree } from './encrypt-root-fixture.ts';
 
 const W = mkdtempSync(join(tmpdir(), 'zkluks-encrypt-resume-'));
 const sim = join(W, 'sim');
@@ -43,29 +44,10 @@ beforeAll(async () => {
   pristine = img.path;
   sums = img.sums;
   stagePiTree(stage);
-  const armed = await zkluks([
-    'encrypt-root',
-    '--root',
-    stage,
-    '--device',
-    pristine,
-    '--no-update',
-    '--yes',
-    '--recovery-key-file',
-    recoveryKey,
-    '--backend',
-    'sim',
-    '--sim-state',
-    sim,
-    '--json',
-  ]);
-  expect(armed.exitCode, armed.stderr).toBe(0);
-  uuid = (JSON.parse(armed.stdout) as { uuid: string }).uuid;
+  uuid = await armEncryptRoot({ root: stage, device: pristine, recoveryKeyFile: recoveryKey, simState: sim });
   simZkifc(sim, 'stopped');
   expect((await zkluks(['sim', 'install-tools', tools])).exitCode).toBe(0);
-  busybox = (await execa('sh', ['-c', 'command -v busybox'])).stdout.trim();
-  mkdirSync(bb);
-  await execa(busybox, ['--install', '-s', bb]);
+  busybox = await installBusyboxApplets(bb);
   // What the initramfs has from outside busybox: cryptsetup, e2fsprogs, util-linux's blkid.
   mkdirSync(sbin);
   for (const t of ['blkid', 'e2fsck', 'dumpe2fs', 'resize2fs']) {

@@ -43,6 +43,20 @@ export function typed<T>(
   }
 }
 
+/** Every place in a parsed JSON value, depth first: each object (or array) with one of its keys. */
+export function jsonPlaces(value: unknown): Array<[Record<string, unknown>, string]> {
+  const places: Array<[Record<string, unknown>, string]> = [];
+  const walk = (o: unknown) => {
+    if (typeof o !== 'object' || o === null) return;
+    for (const k of Object.keys(o)) {
+      places.push([o as Record<string, unknown>, k]);
+      walk((o as Record<string, unknown>)[k]);
+    }
+  };
+  walk(value);
+  return places;
+}
+
 /** Any text: printable ASCII, the line ends and whitespace parsers split on, and any Unicode. */
 export const anyText = fc.oneof(
   fc.string({ unit: fc.constantFrom(...' \t\r\n#=,[]"\'aZ09_-./:'.split('')), maxLength: 80 }),

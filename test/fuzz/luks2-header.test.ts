@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseHeader, type KeyslotPriority } from '../../src/keyslot/header.ts';
-import { anyText, fuzz, typed } from './fuzz.ts';
+import { anyText, fuzz, jsonPlaces, typed } from './fuzz.ts';
 
 const CONTEXT = { volume: '/dev/fuzz', uuid: '0b6d4a5e-3c1f-4a8e-9d2b-7f1e2c3d4e5f' };
 const id = fc.integer({ min: 0, max: 31 });
@@ -45,15 +45,7 @@ const mutated = fc
   )
   .map(([m, value, pick, what, newKey]) => {
     const copy = JSON.parse(JSON.stringify(m)) as Record<string, unknown>;
-    const spots: Array<[Record<string, unknown>, string]> = [];
-    const walk = (o: unknown) => {
-      if (typeof o !== 'object' || o === null) return;
-      for (const k of Object.keys(o)) {
-        spots.push([o as Record<string, unknown>, k]);
-        walk((o as Record<string, unknown>)[k]);
-      }
-    };
-    walk(copy);
+    const spots = jsonPlaces(copy);
     const [obj, key] = spots[pick % spots.length] ?? [copy, 'keyslots'];
     if (what === 'value') obj[key] = value;
     else {

@@ -13,7 +13,7 @@ import {
   type SimHost,
   type SimModule,
 } from '../../src/device/sim-state.ts';
-import { anyText, fuzz, typed } from './fuzz.ts';
+import { anyText, fuzz, jsonPlaces, typed } from './fuzz.ts';
 
 const iso = fc
   .date({ min: new Date('2000-01-01'), max: new Date('2100-01-01'), noInvalidDate: true })
@@ -92,15 +92,7 @@ const hostState: fc.Arbitrary<SimHost> = fc
 function damaged<T>(state: fc.Arbitrary<T>): fc.Arbitrary<string> {
   return fc.tuple(state, fc.nat(), fc.jsonValue()).map(([s, pick, value]) => {
     const copy = JSON.parse(JSON.stringify(s)) as Record<string, unknown>;
-    const spots: Array<[Record<string, unknown>, string]> = [];
-    const walk = (o: unknown) => {
-      if (typeof o !== 'object' || o === null) return;
-      for (const k of Object.keys(o)) {
-        spots.push([o as Record<string, unknown>, k]);
-        walk((o as Record<string, unknown>)[k]);
-      }
-    };
-    walk(copy);
+    const spots = jsonPlaces(copy);
     const [obj, key] = spots[pick % spots.length]!;
     obj[key] = value;
     return JSON.stringify(copy);

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundle, nodeBin, repoRoot, zkluks } from '../helpers/cli.ts';
 import { luksImage, type TestImage } from '../helpers/luks.ts';
+import { stageZymbitRoot } from '../helpers/staged-root.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'zkluks-ansible-'));
 const simState = join(work, 'sim');
@@ -38,13 +39,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** A Pi's system tree (crypttab, Zymbit's zkunlockifs and state) for `--root`. */
 function stagedRoot(): string {
-  const root = mkdtempSync(join(work, 'root-'));
-  for (const d of ['etc', 'usr/sbin', 'var/lib/zymbit']) mkdirSync(join(root, d), { recursive: true });
-  writeFileSync(join(root, 'usr/sbin/zkunlockifs'), '#!/bin/sh\nexit 1\n');
-  chmodSync(join(root, 'usr/sbin/zkunlockifs'), 0o755);
-  writeFileSync(join(root, 'var/lib/zymbit/zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
-  writeFileSync(join(root, 'etc/crypttab'), '# <target> <source> <key> <options>\n');
-  return root;
+  return stageZymbitRoot(mkdtempSync(join(work, 'root-')), '# <target> <source> <key> <options>\n');
 }
 
 interface TaskResult {

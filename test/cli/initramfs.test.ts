@@ -1,21 +1,13 @@
 // zkluks initramfs install/check/remove as an admin runs them, on a staged system tree and a real
 // LUKS2 image file (no update-initramfs: --no-update).
 import { execa } from 'execa';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { zkluks } from '../helpers/cli.ts';
 import { luksImage, type TestImage } from '../helpers/luks.ts';
+import { stageZymbitRoot } from '../helpers/staged-root.ts';
 
 const CRYPTTAB =
   '# <target> <source> <key> <options>\n\ncryptroot /dev/mmcblk0p2 none luks,discard,keyslot=0\ndata /dev/sda1 /etc/data.key luks\n';
@@ -23,14 +15,7 @@ let root: string;
 let volume: TestImage;
 
 beforeEach(async () => {
-  root = mkdtempSync(join(tmpdir(), 'zkluks-cli-initramfs-'));
-  mkdirSync(join(root, 'etc'), { recursive: true });
-  mkdirSync(join(root, 'usr/sbin'), { recursive: true });
-  mkdirSync(join(root, 'var/lib/zymbit'), { recursive: true });
-  writeFileSync(join(root, 'usr/sbin/zkunlockifs'), '#!/bin/sh\nexit 1\n');
-  chmodSync(join(root, 'usr/sbin/zkunlockifs'), 0o755);
-  writeFileSync(join(root, 'var/lib/zymbit/zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
-  writeFileSync(join(root, 'etc/crypttab'), CRYPTTAB);
+  root = stageZymbitRoot(mkdtempSync(join(tmpdir(), 'zkluks-cli-initramfs-')), CRYPTTAB);
   volume = await luksImage();
   await execa('cryptsetup', ['token', 'import', volume.path], {
     input: JSON.stringify({ type: 'zkluks-zymkey', keyslots: ['0'], version: 1, sealed: 'AAAA' }),

@@ -6,7 +6,7 @@ import { openZymkey } from '../device/open.ts';
 import { UsageError } from '../errors.ts';
 import { givenCommandWith } from './given-command.ts';
 import { createRunner } from '../exec.ts';
-import type { MadeKeys } from '../keyslot/apply.ts';
+import type { ApplyHooks, MadeKeys } from '../keyslot/apply.ts';
 import { unsealZymbitKey, zymbitKeyPath } from '../keyslot/authority-zymbit.ts';
 import { checkRecipient } from '../keyslot/escrow.ts';
 import { withInterruptSignal } from './interrupt.ts';
@@ -151,6 +151,29 @@ export function recoveryKeyDelivery(g: GlobalOptions, argv: Record<string, unkno
       }
     },
   };
+}
+
+/**
+ * Runs a change that may make a recovery key under the interrupt signal, delivers that key as
+ * --recovery-key-file asks (or shows it) and prints the result with `summary`; when the change
+ * fails, takes the delivered key back before the error goes on.
+ */
+export async function runDeliveringRecoveryKey(
+  g: GlobalOptions,
+  argv: Record<string, unknown>,
+  change: (deps: KeyslotDeps, hooks: ApplyHooks) => Promise<OperationResult>,
+  summary: (result: OperationResult) => string,
+): Promise<void> {
+  const keyFile = recoveryKeyDelivery(g, argv);
+  try {
+    const result = await withInterruptSignal((signal) => change(keyslotDeps(g, signal), keyFile.hooks));
+    printResult(createOutput(g.json), g, result, summary(result), {
+      recoveryKeyFile: result.applied?.recoveryKey ? keyFile.file : null,
+    });
+  } catch (error) {
+    await keyFile.undo();
+    throw error;
+  }
 }
 
 /**

@@ -5,7 +5,6 @@ import type { CommandModule } from 'yargs';
 import type { CommandBody } from '../commands.ts';
 import { ExitCode } from '../../errors.ts';
 import { shellWord } from '../../hint.ts';
-import { withInterruptSignal } from '../interrupt.ts';
 import { promptHidden, readKeyFile } from '../../keyslot/key-input.ts';
 import { recoveryAdd, recoveryRemove, unlockEscrow, verifyRecovery } from '../../keyslot/operations.ts';
 import { globalOptions } from '../global-options.ts';
@@ -14,12 +13,11 @@ import {
   escrowChoice,
   keyslotDeps,
   optionalUnlockKey,
-  printResult,
   promptUnlockKey,
   removalCommand,
   describeRemovals,
-  recoveryKeyDelivery,
   recoveryOptions,
+  runDeliveringRecoveryKey,
   unlockKeyOption,
   unlockZymbitKeyOption,
   zymbitUnlockKey,
@@ -44,33 +42,28 @@ const add: CommandModule = {
     const volume = volumeOf(argv);
     const escrow = escrowChoice(argv);
     const unlock = (await zymbitUnlockKey(argv, g, volume)) ?? (await optionalUnlockKey(argv));
-    const keyFile = recoveryKeyDelivery(g, argv);
     try {
-      const result = await withInterruptSignal((signal) =>
-        recoveryAdd(
-          keyslotDeps(g, signal),
-          volume,
-          {
-            unlock,
-            askUnlock: () => promptUnlockKey(volume),
-            force: argv.force === true,
-            escrow,
-            dryRun: g.dryRun,
-          },
-          keyFile.hooks,
-        ),
-      );
-      const a = result.applied;
-      printResult(
-        createOutput(g.json),
+      await runDeliveringRecoveryKey(
         g,
-        result,
-        `added a recovery key to '${volume}': keyslot ${a?.recoverySlot}${a?.escrowRecipient ? `, escrowed to ${a.escrowRecipient}` : ''}${describeRemovals(result) ? `; ${describeRemovals(result)}` : ''}`,
-        { recoveryKeyFile: a?.recoveryKey ? keyFile.file : null },
+        argv,
+        (deps, hooks) =>
+          recoveryAdd(
+            deps,
+            volume,
+            {
+              unlock,
+              askUnlock: () => promptUnlockKey(volume),
+              force: argv.force === true,
+              escrow,
+              dryRun: g.dryRun,
+            },
+            hooks,
+          ),
+        (result) => {
+          const a = result.applied;
+          return `added a recovery key to '${volume}': keyslot ${a?.recoverySlot}${a?.escrowRecipient ? `, escrowed to ${a.escrowRecipient}` : ''}${describeRemovals(result) ? `; ${describeRemovals(result)}` : ''}`;
+        },
       );
-    } catch (error) {
-      await keyFile.undo();
-      throw error;
     } finally {
       unlock?.fill(0);
     }

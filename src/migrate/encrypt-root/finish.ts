@@ -71,6 +71,18 @@ function armedPlan(root: string): Record<string, string> | null {
   return text === null ? null : parsePlanConf(text);
 }
 
+/** The result when there is no armed journey to finish or disarm. */
+function nothingToDo(opts: JourneyOptions, line: string): JourneyResult {
+  return {
+    changed: false,
+    dryRun: opts.dryRun,
+    removed: [],
+    restored: [],
+    updateInitramfs: null,
+    lines: [line],
+  };
+}
+
 async function rebuild(deps: JourneyDeps, noUpdate: boolean, dryRun: boolean): Promise<string[] | null> {
   if (noUpdate) return null;
   const command = updateCommand(deps.root);
@@ -139,14 +151,7 @@ function removeAll(root: string, paths: readonly string[], dryRun: boolean): str
 export async function finishEncryptRoot(deps: JourneyDeps, opts: JourneyOptions): Promise<JourneyResult> {
   const plan = armedPlan(deps.root);
   if (plan === null) {
-    return {
-      changed: false,
-      dryRun: opts.dryRun,
-      removed: [],
-      restored: [],
-      updateInitramfs: null,
-      lines: ['unchanged: no encrypt-root journey to finish'],
-    };
+    return nothingToDo(opts, 'unchanged: no encrypt-root journey to finish');
   }
   const uuid = plan.ZKLUKS_ENC_UUID ?? '';
   const device = opts.device ?? (await findByUuid(deps.runner, uuid));
@@ -222,14 +227,7 @@ export async function disarmEncryptRoot(deps: JourneyDeps, opts: JourneyOptions)
   const { root } = deps;
   const plan = armedPlan(root);
   if (plan === null) {
-    return {
-      changed: false,
-      dryRun: opts.dryRun,
-      removed: [],
-      restored: [],
-      updateInitramfs: null,
-      lines: ['unchanged: the next boot is not armed to encrypt'],
-    };
+    return nothingToDo(opts, 'unchanged: the next boot is not armed to encrypt');
   }
   const uuid = plan.ZKLUKS_ENC_UUID ?? '';
   const luks = opts.device ?? (await findByUuid(deps.runner, uuid));

@@ -7,6 +7,7 @@ import { createRunner } from '../exec.ts';
 import {
   guardBootFiles,
   planSigning,
+  signAfterRebuildWarning,
   withSignedBootFiles,
   type BootRewrites,
   type SigningPlan,
@@ -37,4 +38,13 @@ export function planBootFilesSigning(
 ): Promise<SigningPlan> {
   const port = openZymkey({ backend: g.backend, simState: g.simState, runner: createRunner(), root: g.root });
   return planSigning(port, g.root, what, rewrites);
+}
+
+/**
+ * After a change that left the initramfs rebuild to the admin (--no-update): on a Pi whose SCM
+ * verifies initramfs images, name the command that signs them after that rebuild.
+ */
+export async function warnSignAfterRebuild(g: GlobalOptions, out: Output, what: string): Promise<void> {
+  const plan = await planBootFilesSigning(g, what, { initramfs: false, paths: [], rebuildLater: true });
+  if (plan.afterRebuild.length > 0) out.warn(signAfterRebuildWarning(g.root, plan.afterRebuild));
 }

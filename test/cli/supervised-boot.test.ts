@@ -242,15 +242,22 @@ describe('Supervised Boot (SCM)', () => {
     const image = (await plainRootImage(W, { sizeMiB: 64, fsMiB: 64, dataMiB: 4 })).path;
     const sim = join(W, 'sim-pi');
     simInit(sim, { model: 'SCM', boot: join(pi, 'boot/firmware') });
+    writeFileSync(join(pi, 'boot/firmware/initramfs8'), '# the image as shipped\n');
+    simScmAddOrUpdate(sim, 'initramfs8');
     simBindLock(sim);
     const blob = await new SimZymkey(sim).seal(key);
     const args = ['--root', pi, '--device', image, '--no-update', '--backend', 'sim', '--sim-state', sim];
     const armed = await zkluks(['encrypt-root', ...args, '--yes', '--recovery-key-file', join(W, 'rk.txt')]);
     expect(armed.exitCode, armed.stderr).toBe(0);
     expect(armed.stderr).toContain("supervised boot: signed cmdline.txt in the SCM's manifest");
+    // --no-update leaves the rebuild to the admin: the image it changes must be signed after it.
+    expect(armed.stderr).toContain(
+      `after rebuilding the initramfs, sign what changed before any reboot: zkluks supervised-boot update initramfs8 --root ${pi}`,
+    );
     expect(simBoot(sim).supervisedBoot.result).toBe('verified');
     const disarmed = await zkluks(['encrypt-root', ...args, '--disarm']);
     expect(disarmed.exitCode, disarmed.stderr).toBe(0);
+    expect(disarmed.stderr).toContain('after rebuilding the initramfs, sign what changed before any reboot');
     expect(simBoot(sim).supervisedBoot.result).toBe('verified');
     expect((await new SimZymkey(sim).unseal(blob)).equals(key)).toBe(true);
   }, 120_000);

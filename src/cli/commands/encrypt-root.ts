@@ -18,7 +18,7 @@ import { givenCommandWithout } from '../given-command.ts';
 import { escrowOf, recoveryOptions, showRecoveryKey } from '../keyslot-command.ts';
 import { createOutput } from '../output.ts';
 import { describeSigning } from '../../initramfs/supervised-boot.ts';
-import { planBootFilesSigning, withBootFilesSigned } from '../supervised-boot-guard.ts';
+import { planBootFilesSigning, warnSignAfterRebuild, withBootFilesSigned } from '../supervised-boot-guard.ts';
 
 /** How the first-boot unit runs this zkluks: the same Node and the same bundle as now. */
 function zkluksExecutable(): string {
@@ -114,6 +114,7 @@ export const encryptRootCommand: CommandBody = {
         return;
       }
       out.data(result.lines.join('\n'), result);
+      if (noUpdate && result.changed) await warnSignAfterRebuild(g, out, 'change the boot files');
       return;
     }
     const escrow = escrowOf(argv);
@@ -186,6 +187,7 @@ export const encryptRootCommand: CommandBody = {
         },
       );
       for (const w of plan.warnings) out.warn(w);
+      if (noUpdate) await warnSignAfterRebuild(g, out, 'arm the encryption of the root');
     } catch (error) {
       if (written && file) await removeRecoveryKeyFile(file);
       throw error;

@@ -17,6 +17,8 @@ export const BOOT_PATHS = {
   crypttab: '/etc/crypttab',
   /** Boot records: <name>.record, one per crypttab name (tmpfs, carried into the booted system). */
   runDir: '/run/zkluks',
+  /** The keyscript's private (0700) scratch directory for the sealed and unsealed key, in the initramfs's own root. */
+  workDir: '/.zkluks',
   zymbitState: '/var/lib/zymbit',
   zkenv: '/var/lib/zymbit/zkenv.conf',
   /** Digests of the SCM's Supervised Boot manifest files, as zkluks signed or first saw them. */
@@ -94,6 +96,7 @@ export function keyscriptVars(opts: BootFileOptions): Record<string, string> {
   return checked({
     ZKUNLOCKIFS: opts.zkunlockifs,
     RUN_DIR: BOOT_PATHS.runDir,
+    WORK_DIR: BOOT_PATHS.workDir,
     BOOT_CONF: BOOT_PATHS.bootConf,
     ZKENV: BOOT_PATHS.zkenv,
     TOKEN_TYPE,
@@ -111,6 +114,7 @@ export function hookVars(opts: BootFileOptions): Record<string, string> {
     KEYSCRIPT: BOOT_PATHS.keyscript,
     I2C_MODULES: I2C_MODULES.join(' '),
     ZYMBIT_LIB_DIRS,
+    WORK_DIR: BOOT_PATHS.workDir,
   });
 }
 

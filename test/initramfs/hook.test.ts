@@ -1,11 +1,20 @@
 // The rendered initramfs hook run by dash and by busybox sh with the real hook-functions, as
 // mkinitramfs would run it, into a scratch DESTDIR.
 import { execa } from 'execa';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hookVars } from '../../src/initramfs/boot-files.ts';
+import { BOOT_PATHS, hookVars } from '../../src/initramfs/boot-files.ts';
 import { render } from '../../src/initramfs/render.ts';
 import { readTemplate } from '../../src/initramfs/templates.ts';
 
@@ -49,6 +58,9 @@ describe.each([['dash'], ['busybox', 'sh']])('the hook under %s', (...shell) => 
     expect(existsSync(join(dest, tool))).toBe(true);
     expect(readFileSync(join(dest, 'var/lib/zymbit/zkenv.conf'), 'utf8')).toBe('ZK_GPIO_WAKE_PIN=516\n');
     expect(readFileSync(join(dest, 'var/lib/zymbit/4a1b/s1_fp_salt.bin'), 'utf8')).toBe('salt');
+    // The keyscript's scratch directory, private, so that the keyscript need not make it at boot.
+    expect(statSync(join(dest, BOOT_PATHS.workDir)).mode & 0o7777).toBe(0o700);
+    expect(statSync(join(dest, BOOT_PATHS.workDir)).isDirectory()).toBe(true);
     // No modules for this made-up kernel: a warning, not a failed build.
     expect(r.stderr).toMatch(/W: zkluks: no I2C module found for kernel 0\.0\.0-zkluks-test/);
   });

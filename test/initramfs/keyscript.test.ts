@@ -88,8 +88,13 @@ beforeAll(async () => {
     'd=${1%/*}; { echo "$d"; ls -ld "$d" | cut -c1-10; } >"$ZKLUKS_RUN_DIR/../spy.log"; exec zkunlockifs "$1"',
   );
   writeFileSync(join(W, 'zkenv.conf'), 'ZK_GPIO_WAKE_PIN=516\n');
-  // A modprobe that only notes what it was asked to load, next to the run directory.
-  writeScript(join(W, 'modprobe'), 'printf \'%s\\n\' "$*" >>"$ZKLUKS_RUN_DIR/../modprobe.log"');
+  // A modprobe that notes what it was asked to load, next to the run directory, and brings up the bus
+  // of a case whose bus appears only once the modules are loaded.
+  writeScript(
+    join(W, 'modprobe'),
+    'printf \'%s\\n\' "$*" >>"$ZKLUKS_RUN_DIR/../modprobe.log"\n' +
+      'case $ZKLUKS_I2C_SYSFS in */sys) mkdir -p "$ZKLUKS_I2C_SYSFS/i2c-1" ;; esac',
+  );
   // A cryptsetup that takes 20 s before it reads the header.
   writeScript(join(W, 'slow-cryptsetup'), 'sleep 20; exec cryptsetup "$@"');
   // A zkunlockifs that prints the key at once (the Zymkey's own time taken out).
@@ -98,16 +103,29 @@ beforeAll(async () => {
   // A zkunlockifs that answers after 0.6 s (a stand-in, not the simulator: Node's start-up on a busy
   // machine must not decide whether 1 s was given).
   writeScript(join(W, 'slow-zkunlockifs'), `sleep 0.6; exec cat '${join(W, 'standin.key')}'`);
-  // Modprobes whose first call takes 1.6 s or 2.2 s, as a slow module load eats the time budget.
+  // Modprobes whose first call takes 1.6 s or 2.2 s, as a slow module load eats the time budget; the
+  // bus appears once they are done.
   for (const [name, seconds] of [
     ['slow-modprobe', '1.6'],
     ['slower-modprobe', '2.2'],
   ]) {
     writeScript(
       join(W, name as string),
-      `m="$ZKLUKS_RUN_DIR/../slow"; [ -e "$m" ] && exit 0; : >"$m"; sleep ${seconds}`,
+      `m="$ZKLUKS_RUN_DIR/../slow"; [ -e "$m" ] && exit 0; : >"$m"; sleep ${seconds}; mkdir -p "$ZKLUKS_I2C_SYSFS/i2c-1"`,
     );
   }
+  // A zkunlockifs that first ends the keyscript's other children (the watchdog and its sleep), as if
+  // the watchdog had died, then prints the key.
+  writeScript(
+    join(W, 'lone-zkunlockifs'),
+    [
+      'for k in $(cat /proc/$PPID/task/$PPID/children); do',
+      '  [ "$k" = $$ ] && continue',
+      '  kill -KILL $(cat /proc/$k/task/$k/children) "$k"',
+      'done',
+      `exec cat '${join(W, 'standin.key')}'`,
+    ].join('\n'),
+  );
 
   simInit(simState);
   simZkifc(simState, 'stopped');
@@ -219,7 +237,10 @@ interface RunOptions {
   state?: string;
   tried?: number;
   unlock?: string;
+  /** The I2C sysfs directory; 'appears': empty until modprobe has run. */
   sysfs?: string;
+  /** The scratch directory is there already (mode 0700), as the hook ships it in the image. */
+  shipped?: boolean;
   conf?: string;
   /** A record left by an earlier try in the same boot. */
   previous?: string;
@@ -238,6 +259,9 @@ async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> 
   const workDir = join(dir, 'work');
   // As at boot, the run directory appears with the first record (a traced run counts its mkdir).
   mkdirSync(opts.trace ? dir : runDir, { recursive: true });
+  if (opts.shipped) mkdirSync(workDir, { mode: 0o700 });
+  const sysfs = opts.sysfs === 'appears' ? join(dir, 'sys') : (opts.sysfs ?? busPresent);
+  if (opts.sysfs === 'appears') mkdirSync(sysfs);
   if (opts.previous !== undefined) writeFileSync(join(runDir, 'cryptroot.record'), opts.previous);
   writeFileSync(join(dir, 'kmsg'), '');
   writeFileSync(join(dir, 'boot.conf'), opts.conf ?? '');
@@ -282,7 +306,7 @@ async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> 
       ZKLUKS_WORK_DIR: workDir,
       ZKLUKS_CONF: join(dir, 'boot.conf'),
       ZKLUKS_ZKENV: join(W, 'zkenv.conf'),
-      ZKLUKS_I2C_SYSFS: opts.sysfs ?? busPresent,
+      ZKLUKS_I2C_SYSFS: sysfs,
       ZKLUKS_KMSG: join(dir, 'kmsg'),
       ZKLUKS_TEST_PROMPT: join(dir, 'prompt'),
     },
@@ -398,6 +422,14 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
     // Nothing but the key leaves the script: no message on stderr or the kernel log.
     expect(run.stderr).toBe('');
     expect(run.kmsg).toBe('');
+    // The bus is there already (its modules are loaded): no modprobe.
+    expect(run.modprobe).toBe('');
+  });
+
+  it('loads the I2C modules with one modprobe when no bus is there yet, then unseals', async () => {
+    const run = await runKeyscript(shell, { sysfs: 'appears' });
+    expect(run.stdout.equals(key), run.stderr).toBe(true);
+    expect(run.record).toMatchObject({ method: 'zymkey', reason: 'ok' });
     // One modprobe for all the modules: every process costs boot time on a Pi.
     expect(run.modprobe).toBe(`-q -a ${I2C_MODULES.join(' ')}\n`);
   });
@@ -431,6 +463,7 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
     });
     expectFallback(run, 'no-bus', 3000);
     expect(run.elapsedMs).toBeGreaterThanOrEqual(1000);
+    expect(run.modprobe).toBe(`-q -a ${I2C_MODULES.join(' ')}\n`);
   });
 
   it('keeps the sealed and unsealed key in a private scratch directory outside /run', async () => {
@@ -441,6 +474,22 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
       .split('\n');
     expect(dir).toBe(join(W, `case-${caseNo}`, 'work'));
     expect(mode).toBe('drwx------');
+    expect(run.workFiles).toEqual([]);
+  });
+
+  it('uses the scratch directory the image ships, and leaves it empty', async () => {
+    const run = await runKeyscript(shell, { unlock: join(W, 'spy-zkunlockifs'), shipped: true });
+    expect(run.stdout.equals(key), run.stderr).toBe(true);
+    expect(readFileSync(join(W, `case-${caseNo}`, 'spy.log'), 'utf8')).toBe(
+      `${join(W, `case-${caseNo}`, 'work')}\ndrwx------\n`,
+    );
+    expect(run.workFiles).toEqual([]);
+  });
+
+  it('removes the scratch files itself when the watchdog is gone before it could', async () => {
+    const run = await runKeyscript(shell, { unlock: join(W, 'lone-zkunlockifs'), shipped: true });
+    expect(run.stdout.equals(key), run.stderr).toBe(true);
+    expect(run.record).toMatchObject({ method: 'zymkey', reason: 'ok' });
     expect(run.workFiles).toEqual([]);
   });
 
@@ -466,6 +515,7 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
     const run = await runKeyscript(shell, {
       modprobe: join(W, modprobe as string),
       unlock: join(W, unlock as string),
+      sysfs: 'appears',
       conf: 'ZKLUKS_TIMEOUT=2\n',
     });
     expect(run.stdout.equals(key), run.stderr).toBe(true);
@@ -542,24 +592,29 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
     expect(run.record.detail).toMatch(detail as RegExp);
   });
 
-  it('forks 8 processes on the success path and ends by exec-ing cat', async () => {
-    const run = await runKeyscript(shell, { unlock: join(W, 'standin-zkunlockifs'), trace: true });
+  // As at boot: the bus is up (no modprobe), the image ships the scratch directory (no mkdir), and /run
+  // has no record directory yet (one mkdir).
+  it('forks 5 processes on the success path and ends by exec-ing cat', async () => {
+    const run = await runKeyscript(shell, {
+      unlock: join(W, 'standin-zkunlockifs'),
+      trace: true,
+      shipped: true,
+    });
     expect(run.stdout.equals(key), run.stderr).toBe(true);
+    expect(run.workFiles).toEqual([]);
     // The watchdog's sleep and the header read start together: their order varies.
     expect(run.programs.sort()).toEqual([
       'cat',
       'cat',
       'cryptsetup',
       'mkdir',
-      'mkdir',
-      'modprobe',
       'rm',
       'sleep',
       'standin-zkunlockifs',
     ]);
-    // The watchdog is a subshell (no program of its own): one fork more than the programs started,
-    // and the last cat replaces the shell without a fork.
-    expect(run.forks).toBe(8);
+    // Forked: cryptsetup, the watchdog (a subshell) and its sleep, the unseal (which execs cat) and
+    // mkdir. The watchdog execs rm as it ends, and the last cat replaces the shell: no fork for either.
+    expect(run.forks).toBe(5);
     console.log(`keyscript under ${shell}: ${run.forks} processes forked on the success path`);
   });
 

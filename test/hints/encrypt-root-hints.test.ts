@@ -82,6 +82,16 @@ describe('encrypt-root hints for a --root tree', () => {
     expect(armed()).toBe(true);
   });
 
+  it('a --device that does not exist exits 2 like every missing path, and its hint looks where the image should be', async () => {
+    const r = await arm(['--device', join(W, 'nope.img'), '--yes', '--recovery-key-file', keyFile()]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^Failed to read the root device '.*nope\.img': no such file or device/m);
+    const hint = hintOf(r);
+    expect(hint).not.toMatch(/lsblk/);
+    const { results } = await follow(hint, { env });
+    expect(results[0]?.stdout).toContain('root.img');
+  });
+
   it('unconfirmed without a terminal: the hint adds --yes to the same tree and image, and arms', async () => {
     const file = keyFile();
     const failed = await arm(['--device', image, '--recovery-key-file', file]);

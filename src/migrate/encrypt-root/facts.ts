@@ -4,10 +4,10 @@
 // device's measured read and write rate. Reads only (the rate test writes and removes a scratch file).
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { ZymkeyPort } from '../../device/port.ts';
 import { gatherPackageInstalled } from '../../doctor/gather-system.ts';
-import { ZkluksError } from '../../errors.ts';
+import { UsageError, ZkluksError } from '../../errors.ts';
 import type { Runner } from '../../exec.ts';
 import { findZkunlockifs, gatherInstallFacts, type InstallFacts } from '../../initramfs/install-facts.ts';
 import { under } from '../../root-path.ts';
@@ -202,6 +202,14 @@ export async function gatherEncryptFacts(opts: GatherOptions): Promise<EncryptFa
   const { runner, root } = opts;
   const fstab = readText(under(root, '/etc/fstab'));
   const bootDir = BOOT_DIRS.find((d) => existsSync(under(root, `${d}/cmdline.txt`))) ?? null;
+  if (opts.device !== undefined && !existsSync(opts.device)) {
+    // A path that does not exist is bad input, exit 2 in every command.
+    throw new UsageError(`Failed to read the root device '${opts.device}': no such file or device`, {
+      hint: opts.device.startsWith('/dev/')
+        ? 'lsblk -f (name the partition that holds the root filesystem, e.g. /dev/mmcblk0p2)'
+        : `ls -l '${dirname(resolve(opts.device))}' (name the image file that holds the root filesystem)`,
+    });
+  }
   let device: DeviceFacts | null = null;
   let deviceError: string | null = null;
   try {

@@ -178,6 +178,15 @@ describe('the adopt planner', () => {
     expect(error?.hint).toBe(
       `zkluks recovery add /dev/mmcblk0p2 --unlock-key-file FILE --escrow age1xyz, then ${again} (again)`,
     );
+    // With the recovery key there, the Zymkey slot is what is left: enrolled with that key, never a
+    // second recovery add that would only come back here.
+    expect(() =>
+      planAdopt(state({ layout: started, oldSlot: null, hasRecovery: true }), { ...opts, again }),
+    ).toThrow(
+      expect.objectContaining({
+        hint: `zkluks enroll /dev/mmcblk0p2 --unlock-key-file FILE --no-recovery-key (FILE: the recovery key), then ${again} (again)`,
+      }),
+    );
   });
 
   it('a re-run plans only what is left, and removes the old slot before key.bin.lock', () => {

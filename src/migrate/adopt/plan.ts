@@ -123,7 +123,10 @@ export function planAdopt(state: AdoptState, opts: AdoptOptions): AdoptPlan {
     throw new ZkluksError(
       `Failed to adopt '${state.volume}': ${!state.hasRecovery ? 'a recovery key' : 'the zkluks Zymkey slot'} is still to be added, and no key authorizes it (${l.lockPresent ? "Zymbit's sealed key opens no keyslot" : '/var/lib/zymbit/key.bin.lock is gone'})`,
       {
-        hint: `${zkluksCommand(l.root, 'recovery', 'add', shellWord(state.volume), '--unlock-key-file', 'FILE', ...(opts.escrow ? ['--escrow', opts.escrow] : []))}, then ${again} (again)`,
+        // The recovery key first; once it is there, the Zymkey slot is enrolled with it.
+        hint: !state.hasRecovery
+          ? `${zkluksCommand(l.root, 'recovery', 'add', shellWord(state.volume), '--unlock-key-file', 'FILE', ...(opts.escrow ? ['--escrow', opts.escrow] : []))}, then ${again} (again)`
+          : `${zkluksCommand(l.root, 'enroll', shellWord(state.volume), '--unlock-key-file', 'FILE', '--no-recovery-key')} (FILE: the recovery key), then ${again} (again)`,
       },
     );
   }

@@ -3,7 +3,8 @@
 // `--hint-counts DIR` sums the per-file counts the hint harness (test/hints/follow.ts) left there into
 // the one hints figure; a hint followed that did not work fails the run.
 // Every tier that did not run (`--skipped-tier NAME=WHY`) and every skipped test is named on that
-// line, so nothing is dropped silently. A tier whose report holds no test at all fails the run.
+// line, so nothing is dropped silently, and so is every tier an environment variable narrowed
+// (`--narrowed WHAT`). A tier whose report holds no test at all fails the run.
 // A report named `opaque-<mode>.json` is the failure-path pass with ZKLUKS_SIM_OPAQUE=<mode>: it is
 // named with its own counts, and the tests it filtered out (-t) are not listed as skipped.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -11,10 +12,12 @@ import { basename, join, relative } from 'node:path';
 
 const args = process.argv.slice(2);
 const skippedTiers = [];
+const narrowed = [];
 const files = [];
 let hintCountsDir = null;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--skipped-tier') skippedTiers.push(args[++i] ?? '?');
+  else if (args[i] === '--narrowed') narrowed.push(args[++i] ?? '?');
   else if (args[i] === '--hint-counts') hintCountsDir = args[++i] ?? null;
   else files.push(args[i]);
 }
@@ -74,6 +77,7 @@ if (hintCountsDir !== null) {
 parts.push(...passes);
 if (problems.length > 0) parts.push(problems.join('; '));
 parts.push(`skipped tiers: ${skippedTiers.length > 0 ? skippedTiers.join(', ') : 'none'}`);
+if (narrowed.length > 0) parts.push(`narrowed: ${narrowed.join(', ')}`);
 parts.push(`skipped tests: ${skippedTests.length > 0 ? skippedTests.join(' | ') : 'none'}`);
 console.log(parts.join('; '));
 process.exit(failed === 0 && passed > 0 ? 0 : 1);

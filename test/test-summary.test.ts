@@ -27,14 +27,14 @@ const report = (passed: number, skipped: number, skippedNames: string[] = []) =>
   ],
 });
 
-function summary(opaque: ReturnType<typeof report>) {
+function summary(opaque: ReturnType<typeof report>, extra: string[] = []) {
   const dir = mkdtempSync(join(tmpdir(), 'zkluks-summary-'));
   dirs.push(dir);
   writeFileSync(join(dir, 'unit.json'), JSON.stringify(report(10, 0)));
   writeFileSync(join(dir, 'opaque-silent.json'), JSON.stringify(opaque));
   return execa(
     process.execPath,
-    ['scripts/test-summary.mjs', join(dir, 'unit.json'), join(dir, 'opaque-silent.json')],
+    ['scripts/test-summary.mjs', ...extra, join(dir, 'unit.json'), join(dir, 'opaque-silent.json')],
     { cwd: repoRoot, reject: false },
   );
 }
@@ -52,5 +52,18 @@ describe('the opaque pass in the test summary', () => {
     const r = await summary(report(0, 25));
     expect(r.exitCode).toBe(1);
     expect(r.stdout).toContain('tier opaque-silent ran no test (its -t filter matched none)');
+  });
+});
+
+describe('a tier an environment variable narrowed', () => {
+  it('is named on the closing line', async () => {
+    const r = await summary(report(7, 0), ['--narrowed', 'crash harness (only ZKLUKS_CRASH_CASES=rotate)']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('narrowed: crash harness (only ZKLUKS_CRASH_CASES=rotate);');
+  });
+
+  it('is not mentioned when nothing narrowed a tier', async () => {
+    const r = await summary(report(7, 0));
+    expect(r.stdout).not.toContain('narrowed');
   });
 });

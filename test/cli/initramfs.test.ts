@@ -23,21 +23,13 @@ beforeEach(async () => {
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
+const install = (...options: string[]) =>
+  zkluks(['initramfs', 'install', volume.path, '--root', root, '--no-update', ...options]);
 const uuid = async () => (await execa('cryptsetup', ['luksUUID', volume.path])).stdout.trim();
 
 describe('zkluks initramfs', () => {
   it('--dry-run prints the plan and changes nothing', async () => {
-    const r = await zkluks([
-      'initramfs',
-      'install',
-      volume.path,
-      '--root',
-      root,
-      '--no-update',
-      '--dry-run',
-      '--name',
-      'root_crypt',
-    ]);
+    const r = await install('--dry-run', '--name', 'root_crypt');
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain('would create /lib/cryptsetup/scripts/zkluks');
     expect(readFileSync(join(root, 'etc/crypttab'), 'utf8')).toBe(CRYPTTAB);
@@ -46,32 +38,11 @@ describe('zkluks initramfs', () => {
 
   it('install writes the files and the crypttab line; check passes on them; remove puts crypttab back byte for byte', async () => {
     // The existing 'cryptroot' line names another device: install refuses to take its name.
-    const clash = await zkluks([
-      'initramfs',
-      'install',
-      volume.path,
-      '--root',
-      root,
-      '--no-update',
-      '--name',
-      'cryptroot',
-    ]);
+    const clash = await install('--name', 'cryptroot');
     expect(clash.exitCode).toBe(3);
     expect(clash.stderr).toMatch(/Refusing to take over the crypttab line 'cryptroot'/);
 
-    const r = await zkluks([
-      'initramfs',
-      'install',
-      volume.path,
-      '--root',
-      root,
-      '--no-update',
-      '--name',
-      'root_crypt',
-      '--timeout',
-      '15',
-      '--json',
-    ]);
+    const r = await install('--name', 'root_crypt', '--timeout', '15', '--json');
     expect(r.exitCode, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.plan.volume).toEqual({ name: 'root_crypt', uuid: await uuid(), device: volume.path });
@@ -122,7 +93,7 @@ describe('zkluks initramfs', () => {
       join(root, 'etc/crypttab'),
       `# x\ncryptroot UUID=${await uuid()} none luks,discard,keyslot=0\n`,
     );
-    const r = await zkluks(['initramfs', 'install', volume.path, '--root', root, '--no-update']);
+    const r = await install();
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain('dropped crypttab options: keyslot=0');
     expect(r.stdout).not.toContain('note:');
@@ -136,7 +107,7 @@ describe('zkluks initramfs', () => {
       join(root, 'etc/crypttab'),
       `cryptroot UUID=${await uuid()} /etc/root.key luks,tries=1\r\n`,
     );
-    const r = await zkluks(['initramfs', 'install', volume.path, '--root', root, '--no-update']);
+    const r = await install();
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain("note: crypttab key file '/etc/root.key' becomes 'none'");
     expect(r.stdout).toContain('note: crypttab tries=1 becomes tries=2');
@@ -147,7 +118,7 @@ describe('zkluks initramfs', () => {
 
   it('refuses with exit 3 when zkunlockifs is not installed', async () => {
     rmSync(join(root, 'usr/sbin/zkunlockifs'));
-    const r = await zkluks(['initramfs', 'install', volume.path, '--root', root, '--no-update']);
+    const r = await install();
     expect(r.exitCode).toBe(3);
     expect(r.stderr).toMatch(/zkunlockifs is not installed/);
     expect(r.stderr).toMatch(/^hint: /m);

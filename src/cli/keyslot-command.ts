@@ -3,9 +3,10 @@
 // (before any old way in is removed), and printing an operation's result and what it settled.
 import type { CommandBody } from './commands.ts';
 import { openZymkey } from '../device/open.ts';
+import type { ZymkeyPort } from '../device/port.ts';
 import { UsageError } from '../errors.ts';
 import { givenCommandWith } from './given-command.ts';
-import { createRunner } from '../exec.ts';
+import { createRunner, type Runner } from '../exec.ts';
 import type { ApplyHooks, MadeKeys } from '../keyslot/apply.ts';
 import { unsealZymbitKey, zymbitKeyPath } from '../keyslot/authority-zymbit.ts';
 import { checkRecipient } from '../keyslot/escrow.ts';
@@ -24,21 +25,22 @@ import { globalOptions, type GlobalOptions } from './global-options.ts';
 import { createOutput, type Output } from './output.ts';
 import { disableCoreDumps } from './core-dumps.ts';
 
+/** Opens the Zymkey --backend names, through `runner`, with its warnings printed as warnings. */
+export function zymkeyOpener(g: GlobalOptions, runner: Runner): () => ZymkeyPort {
+  const out = createOutput(g.json);
+  return () =>
+    openZymkey({
+      backend: g.backend,
+      simState: g.simState,
+      runner,
+      root: g.root,
+      onWarning: (l) => out.warn(l),
+    });
+}
+
 export function keyslotDeps(g: GlobalOptions, signal?: AbortSignal): KeyslotDeps {
   const runner = createRunner();
-  const out = createOutput(g.json);
-  return {
-    runner,
-    signal,
-    zymkey: () =>
-      openZymkey({
-        backend: g.backend,
-        simState: g.simState,
-        runner,
-        root: g.root,
-        onWarning: (l) => out.warn(l),
-      }),
-  };
+  return { runner, signal, zymkey: zymkeyOpener(g, runner) };
 }
 
 /** Ask for the existing passphrase on the terminal, without echo; without one, hint the file option. */

@@ -5,7 +5,6 @@ import { randomUUID } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import type { CommandBody } from '../commands.ts';
-import { openZymkey } from '../../device/open.ts';
 import { RefusedError, UsageError } from '../../errors.ts';
 import { createRunner } from '../../exec.ts';
 import { removeRecoveryKeyFile, writeRecoveryKeyFile } from '../../keyslot/key-input.ts';
@@ -15,7 +14,7 @@ import { disarmEncryptRoot, finishEncryptRoot } from '../../migrate/encrypt-root
 import { describeEncryptPlan, formatDuration, planEncryptRoot } from '../../migrate/encrypt-root/plan.ts';
 import { globalOptions } from '../global-options.ts';
 import { givenCommandWithout } from '../given-command.ts';
-import { escrowOf, recoveryOptions, showRecoveryKey } from '../keyslot-command.ts';
+import { escrowOf, recoveryOptions, showRecoveryKey, zymkeyOpener } from '../keyslot-command.ts';
 import { createOutput } from '../output.ts';
 import { describeSigning } from '../../initramfs/supervised-boot.ts';
 import { planBootFilesSigning, warnSignAfterRebuild, withBootFilesSigned } from '../supervised-boot-guard.ts';
@@ -78,14 +77,7 @@ export const encryptRootCommand: CommandBody = {
     const g = globalOptions(argv);
     const out = createOutput(g.json);
     const runner = createRunner();
-    const zymkey = () =>
-      openZymkey({
-        backend: g.backend,
-        simState: g.simState,
-        runner,
-        root: g.root,
-        onWarning: (l) => out.warn(l),
-      });
+    const zymkey = zymkeyOpener(g, runner);
     const noUpdate = argv.update === false;
     if (argv.finish === true && argv.disarm === true) {
       throw new UsageError('Failed to read the options: --finish and --disarm exclude each other', {

@@ -1,9 +1,10 @@
 // The ten situations zkluks doctor must get right, each built for real under a temp --root: a real
 // LUKS2 image, a real initramfs image, the simulator's state.
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { zkluks } from '../helpers/cli.ts';
+import { addKey } from '../helpers/luks.ts';
 import { createRunner, type RunRecord } from '../../src/exec.ts';
 import { valueOf } from '../../src/doctor/facts.ts';
 import { diagnose, type Diagnosis } from '../../src/doctor/diagnose.ts';
@@ -273,22 +274,7 @@ describe('zkluks doctor scenarios', () => {
     tree = await buildTree();
     await tree.cryptsetup('luksKillSlot', '--batch-mode', tree.volume, String(tree.zymkeySlot));
     // A second Zymkey-style slot whose token was lost.
-    const key = join(tree.dir, 'orphan.key');
-    writeFileSync(key, 'orphan-key-material-0123456789', { mode: 0o600 });
-    await tree.cryptsetup(
-      'luksAddKey',
-      '--batch-mode',
-      '--pbkdf',
-      'pbkdf2',
-      '--pbkdf-force-iterations',
-      '1000',
-      '--key-file',
-      tree.passphraseFile,
-      '--new-key-slot',
-      '5',
-      tree.volume,
-      key,
-    );
+    await addKey(tree.volume, readFileSync(tree.passphraseFile), 'orphan-key-material-0123456789', 5);
     await tree.cryptsetup('config', '--priority', 'prefer', '--key-slot', '5', tree.volume);
     tree.file(
       '/etc/crypttab',

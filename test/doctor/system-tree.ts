@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { bundle } from '../helpers/cli.ts';
+import { addKey } from '../helpers/luks.ts';
 import { recoveryToken, serializeToken, zymkeyToken } from '../../src/keyslot/token.ts';
 import { readHeader } from '../../src/keyslot/header.ts';
 import { createRunner } from '../../src/exec.ts';
@@ -119,17 +120,7 @@ export async function buildTree(options: TreeOptions = {}): Promise<Tree> {
   const keyFile = join(dir, 'zymkey.key');
   writeFileSync(keyFile, zymkeyKey, { mode: 0o600 });
   if (options.zymkey !== false) {
-    await cryptsetup(
-      'luksAddKey',
-      '--batch-mode',
-      ...fast,
-      '--key-file',
-      passphraseFile,
-      '--new-key-slot',
-      String(zymkeySlot),
-      volume,
-      keyFile,
-    );
+    await addKey(volume, readFileSync(passphraseFile), zymkeyKey, zymkeySlot);
     await cryptsetup('config', '--priority', 'prefer', '--key-slot', String(zymkeySlot), volume);
     const sealed = await simTool('zklockifs', keyFile);
     const status = JSON.parse(await sim('status', '--json')) as {
@@ -148,19 +139,7 @@ export async function buildTree(options: TreeOptions = {}): Promise<Tree> {
     await run('cryptsetup', ['token', 'import', '--token-id', '0', volume], { input: serializeToken(token) });
   }
   if (options.recovery !== false) {
-    const recoveryFile = join(dir, 'recovery.key');
-    writeFileSync(recoveryFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-    await cryptsetup(
-      'luksAddKey',
-      '--batch-mode',
-      ...fast,
-      '--key-file',
-      passphraseFile,
-      '--new-key-slot',
-      '2',
-      volume,
-      recoveryFile,
-    );
+    await addKey(volume, readFileSync(passphraseFile), randomBytes(32).toString('hex'), 2);
     await run('cryptsetup', ['token', 'import', '--token-id', '1', volume], {
       input: serializeToken(
         recoveryToken({ keyslot: 2, created: new Date(), keyslotSalt: await saltOf(volume, 2) }),

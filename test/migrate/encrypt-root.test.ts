@@ -21,6 +21,7 @@ import { simInit, simSetReachable } from '../../src/device/sim-control.ts';
 import { SimZymkey } from '../../src/device/sim.ts';
 import { parseRecoveryToken, parseZymkeyToken } from '../../src/keyslot/token.ts';
 import { zkluks } from '../helpers/cli.ts';
+import { addKey } from '../helpers/luks.ts';
 import {
   CMDLINE,
   CONFIG_TXT,
@@ -255,10 +256,7 @@ describe('zkluks encrypt-root preflight refusals (exit 3, reason and fix, nothin
       name: 'the firmware loads no initramfs',
       setup: () =>
         writeFileSync(join(root, 'boot/firmware/config.txt'), 'dtparam=i2c_arm=on\n#auto_initramfs=1\n'),
-      expect: [
-        'initramfs: the firmware loads no initramfs',
-        '/boot/firmware/config.txt',
-      ],
+      expect: ['initramfs: the firmware loads no initramfs', '/boot/firmware/config.txt'],
     },
     {
       name: 'zkunlockifs is missing',
@@ -353,23 +351,7 @@ describe('zkluks encrypt-root --finish', () => {
     ] as const) {
       if (id === '0') {
         const bundle = await new SimZymkey(sim).unseal(readFileSync(join(dir, 'keys.sealed')));
-        const zk = join(W, `zk-${Date.now()}`);
-        writeFileSync(zk, bundle.subarray(0, 64), { mode: 0o600 });
-        await execa('cryptsetup', [
-          'luksAddKey',
-          '--batch-mode',
-          '--pbkdf',
-          'pbkdf2',
-          '--pbkdf-force-iterations',
-          '1000',
-          '--key-slot',
-          '1',
-          '--key-file',
-          keyFile,
-          vol,
-          zk,
-        ]);
-        rmSync(zk);
+        await addKey(vol, readFileSync(keyFile), bundle.subarray(0, 64), 1);
       }
       await execa('cryptsetup', ['token', 'import', '--token-id', id, '--json-file', join(dir, f), vol]);
     }

@@ -1,7 +1,8 @@
 // The figures beside the peers, written to bench/RESULTS.md: the boot path (the cryptsetup floor, the
-// zkluks keyscript with a stand-in unseal and with the simulator's tools, a slot with cryptsetup's
-// default KDF, clevis with a Tang server on 127.0.0.1), the bytes each adds to an initramfs, the
-// CLI's start-up, the processes the keyscript forks and peak memory. Medians of interleaved runs;
+// zkluks keyscript with a stand-in unseal and with the simulator's tools, the header read it cannot
+// skip and so its own overhead, a slot with cryptsetup's default KDF, clevis with a Tang server on
+// 127.0.0.1), the bytes each adds to an initramfs, the CLI's start-up, the processes the keyscript
+// forks, its base64 decoding against a forked base64, and peak memory. Medians of interleaved runs;
 // wall-clock times on a machine that may be shared, so ratios matter more than milliseconds.
 // clevis, clevis-luks and tang come from Debian's archive (installed here when missing, root only);
 // clevis-initramfs is only downloaded and unpacked, so the host's initramfs hooks stay as they are.
@@ -19,6 +20,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { buildInitramfs } from '../test/boot/initramfs-build.ts';
@@ -230,12 +232,16 @@ async function initramfsSizes(kernel: TestKernel, uuid: string, env: NodeJS.Proc
   return sizes;
 }
 
+interface Forks {
+  forks: number;
+  /** Every program run, in order. */
+  programs: string[];
+  /** Programs that took the place of a shell process (the keyscript or a subshell): no fork of their own. */
+  replacing: string[];
+}
+
 /** Processes the keyscript forks on its success path, and the programs it runs, under `shell`. */
-function forks(
-  shell: string[],
-  env: NodeJS.ProcessEnv,
-  keyscript: string,
-): { forks: number; programs: string[] } {
+function forks(shell: string[], env: NodeJS.ProcessEnv, keyscript: string): Forks {
   const trace = join(W, 'strace');
   run(
     'sh',
@@ -246,13 +252,26 @@ function forks(
     { env },
   );
   const lines = readFileSync(trace, 'utf8').split('\n');
-  return {
-    forks: lines.filter((l) => /^\d+ +(?:clone3?|v?fork)\(/.test(l) && !l.includes('CLONE_THREAD')).length,
-    programs: lines
-      .map((l) => /^\d+ +execve\("(?:[^"]*\/)?([^"/]+)"/.exec(l)?.[1])
-      .filter((p): p is string => p !== undefined)
-      .slice(1),
-  };
+  const isFork = (l: string) => /^\d+ +(?:clone3?|v?fork)\(/.test(l) && !l.includes('CLONE_THREAD');
+  // A process that forked before it ran a program was a shell (the keyscript or a subshell of it).
+  const forked = new Set<string>();
+  const programs: string[] = [];
+  const replacing: string[] = [];
+  let shellPid: string | undefined;
+  for (const l of lines) {
+    const pid = /^(\d+) /.exec(l)?.[1];
+    if (pid === undefined) continue;
+    if (isFork(l)) forked.add(pid);
+    const program = /^\d+ +execve\("(?:[^"]*\/)?([^"/]+)"/.exec(l)?.[1];
+    if (program === undefined) continue;
+    if (shellPid === undefined) {
+      shellPid = pid; // the shell itself
+      continue;
+    }
+    programs.push(program);
+    if (pid === shellPid || forked.has(pid)) replacing.push(program);
+  }
+  return { forks: lines.filter(isFork).length, programs, replacing };
 }
 
 const machine = () => {
@@ -366,6 +385,8 @@ async function main(): Promise<void> {
     'keyscript-sim': pipeline(
       `env -i ${envLine(ksEnv('zkunlockifs', 'b'))} busybox sh '${keyscript}' none | ${test(zSlot)}`,
     ),
+    // The header read the keyscript cannot skip: the sealed key lives in the LUKS2 token.
+    luksDump: cmd('cryptsetup', 'luksDump', '--dump-json-metadata', image),
     'default-kdf': cmd(
       'cryptsetup',
       'open',
@@ -405,7 +426,10 @@ async function main(): Promise<void> {
       clevisNote = `clevis with Tang failed: ${(error as Error).message.split('\n')[0]}`;
     }
   }
-  for (const dir of ['a', 'b']) mkdirSync(join(W, dir), { recursive: true });
+  // The scratch directory is there at boot (the hook ships it in the image, mode 0700).
+  for (const dir of ['a', 'b', 'fork-busybox', 'fork-dash']) {
+    mkdirSync(join(W, dir, 'work'), { recursive: true, mode: 0o700 });
+  }
   const bootMs = timeAll(boot, env);
 
   const cli: Record<string, string[]> = {
@@ -420,6 +444,7 @@ async function main(): Promise<void> {
   const cliMs = timeAll(cli, env);
   tang?.stop();
 
+  const decodeUs = base64Decode(keyscript, bb);
   const forkCounts = {
     busybox: forks(['busybox', 'sh'], ksEnv(standin, 'fork-busybox'), keyscript),
     dash: forks(
@@ -455,6 +480,11 @@ async function main(): Promise<void> {
   const x = (a: number | undefined, b: number | undefined) =>
     a === undefined || b === undefined ? 'n/a' : `${(a / b).toFixed(2)}×`;
   const floor = bootMs.floor;
+  const ownOverhead =
+    bootMs['keyscript-standin'] === undefined || floor === undefined || bootMs.luksDump === undefined
+      ? undefined
+      : bootMs['keyscript-standin'] - floor - bootMs.luksDump;
+  const us = (v: number | undefined) => (v === undefined ? 'n/a' : `${v.toFixed(0)} µs`);
   const node0 = cliMs['node -e 0'];
   const listFloor = (node0 ?? 0) + (cliMs['luksDump --dump-json-metadata'] ?? 0) + (cliMs.luksUUID ?? 0);
   const lines = [
@@ -470,10 +500,15 @@ async function main(): Promise<void> {
     `| floor: \`cryptsetup open --test-passphrase --key-file KEY\` on the zkluks slot (pbkdf2, 1000 iterations) | ${f(floor)} | 1× |`,
     `| zkluks keyscript (busybox sh), stand-in unseal that prints the key at once, piped into that test | ${f(bootMs['keyscript-standin'])} | ${x(bootMs['keyscript-standin'], floor)} |`,
     `| zkluks keyscript with the simulator's zkunlockifs (Node), piped into that test | ${f(bootMs['keyscript-sim'])} | ${x(bootMs['keyscript-sim'], floor)} |`,
+    `| \`cryptsetup luksDump --dump-json-metadata\` alone (the header read the keyscript cannot skip: the sealed key is in the token) | ${f(bootMs.luksDump)} | ${x(bootMs.luksDump, floor)} |`,
     `| slot with cryptsetup's default KDF (${kdf5.type}, ${kdf5.memory ?? '-'} KiB), key in hand | ${f(bootMs['default-kdf'])} | ${x(bootMs['default-kdf'], floor)} |`,
     `| \`clevis luks pass\` with Tang on 127.0.0.1, piped into the same test on its slot (same KDF) | ${boot.clevis ? f(bootMs.clevis) : `n/a (${clevisNote})`} | ${x(bootMs.clevis, floor)} |`,
     '',
-    `Processes the keyscript forks on its success path: ${forkCounts.busybox.forks} under busybox sh, ${forkCounts.dash.forks} under dash (${forkCounts.busybox.programs.join(', ')}; the last \`cat\` replaces the shell).`,
+    `The keyscript's own overhead (keyscript with the stand-in − floor − luksDump): ${ownOverhead === undefined ? 'n/a' : `${ownOverhead.toFixed(1)} ms`}.`,
+    '',
+    `Processes the keyscript forks on its success path: ${forkCounts.busybox.forks} under busybox sh, ${forkCounts.dash.forks} under dash. Programs run (busybox sh, in order): ${forkCounts.busybox.programs.join(', ')}; of these, ${forkCounts.busybox.replacing.map((p) => `\`${p}\``).join(' and ') || 'none'} took the place of a shell process (no fork of their own).`,
+    '',
+    `Base64 of a 500-byte sealed key under busybox sh, per decode (median of ${runs} loops of ${DECODES}): the keyscript's builtins (\`b64_decode\`) ${us(decodeUs.builtins)}, forking \`base64 -d\` ${us(decodeUs.fork)}.`,
     '',
     '## Initramfs bytes added over a cryptsetup-only image (same kernel; unpacked, mtimes zeroed, sorted cpio, zstd -9)',
     '',
@@ -508,6 +543,33 @@ async function main(): Promise<void> {
   if (!smoke) writeFileSync(join(repoRoot, 'bench', 'RESULTS.md'), text);
   console.log(text);
   console.log(smoke ? 'bench: smoke run ok' : 'bench: wrote bench/RESULTS.md');
+}
+
+const DECODES = 100;
+
+/**
+ * Microseconds per decode of a 500-byte blob's base64 under busybox sh: the keyscript's own b64_decode
+ * (taken from the rendered keyscript) and a forked `base64 -d`, as the keyscript did before.
+ */
+function base64Decode(keyscript: string, bb: string): { builtins: number; fork: number } {
+  const fn = /^b64_decode\(\) \{\n[\s\S]*?\n\}\n/m.exec(readFileSync(keyscript, 'utf8'))?.[0];
+  if (fn === undefined) throw new Error('no b64_decode in the rendered keyscript');
+  const dir = mkdtempSync(join(W, 'base64-'));
+  writeFileSync(join(dir, 'decoder.sh'), `NL='\n'\n${fn}`);
+  writeFileSync(join(dir, 'sealed.b64'), randomBytes(500).toString('base64'));
+  const loop = (body: string) =>
+    `. '${dir}/decoder.sh'\nread -r s <'${dir}/sealed.b64'\ni=0\nwhile [ $i -lt ${DECODES} ]; do\n${body}\ni=$((i + 1))\ndone\n`;
+  const env = { PATH: `${bb}:/usr/bin:/bin` };
+  const ms = timeAll(
+    {
+      builtins: cmd('busybox', 'sh', '-c', loop(`b64_decode "$s" >'${dir}/out'`)),
+      fork: cmd('busybox', 'sh', '-c', loop(`base64 -d >'${dir}/out' 2>/dev/null <<EOF\n$s\nEOF`)),
+      empty: cmd('busybox', 'sh', '-c', loop(`: >'${dir}/out'`)),
+    },
+    env,
+  );
+  const per = (v: number | undefined) => (((v ?? NaN) - (ms.empty ?? 0)) * 1000) / DECODES;
+  return { builtins: per(ms.builtins), fork: per(ms.fork) };
 }
 
 function envLine(env: NodeJS.ProcessEnv): string {

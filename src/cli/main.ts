@@ -10,9 +10,25 @@ import { helpWidth, PREBUILT_HELP_WIDTHS } from './top-help.ts';
 import { ParseFailure, usageError } from './usage-error.ts';
 import { VERSION } from './version.ts';
 
+/** The part of yargs' internal API (yargs 17) that caches a command's help text. */
+interface YargsInternals {
+  getInternalMethods?: () => { getUsageInstance: () => { cacheHelpMessage: () => void } };
+}
+
+/**
+ * yargs renders the whole help of the command that runs the moment its handler starts, only so that
+ * a showHelp() after it would have it. zkluks never shows help once a handler runs (parse failures
+ * come before, and `--help` renders its own), so that rendering is start-up work no command needs.
+ */
+function withoutHelpCache<T extends object>(parser: T): T {
+  const usage = (parser as YargsInternals).getInternalMethods?.().getUsageInstance();
+  if (usage) usage.cacheHelpMessage = () => {};
+  return parser;
+}
+
 /** The whole command line; packaging/docs.ts asks it for the help text of each command too. */
 export async function createParser(args: string[], width: number = helpWidth()) {
-  return withGlobalOptions(yargs(args))
+  return withGlobalOptions(withoutHelpCache(yargs(args)))
     .scriptName('zkluks')
     .usage('$0 <command>\n\nUnlock a LUKS2 root filesystem at boot with a Zymbit Zymkey.')
     .command(await commandsFor(args))

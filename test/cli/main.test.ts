@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { createParser } from '../../src/cli/main.ts';
 import { zkluks } from '../helpers/cli.ts';
 
 describe('zkluks command line', () => {
@@ -19,5 +20,19 @@ describe('zkluks command line', () => {
   it('exits 2 when no command is named', async () => {
     const r = await zkluks([]);
     expect(r.exitCode).toBe(2);
+  });
+
+  // Start-up work no command needs: yargs would render the command's whole help as its handler starts.
+  it('runs a command without rendering its help text', async () => {
+    const parser = await createParser(['list', '--json', '/nonexistent/zkluks-volume']);
+    const usage = (
+      parser as unknown as { getInternalMethods: () => { getUsageInstance: () => { help: () => string } } }
+    )
+      .getInternalMethods()
+      .getUsageInstance();
+    const help = vi.spyOn(usage, 'help');
+    // The handler runs (and fails: there is no such volume).
+    await expect(parser.parseAsync()).rejects.toThrow(/nonexistent/);
+    expect(help).not.toHaveBeenCalled();
   });
 });

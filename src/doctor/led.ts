@@ -14,6 +14,8 @@ export interface LedPattern {
   hint: string;
 }
 
+const CLEAR_BREACHES = "python3 -c 'import zymkey; zymkey.client.clear_perimeter_detect_info()'";
+
 export const LED_PATTERNS: readonly LedPattern[] = [
   {
     name: 'dev-bound',
@@ -75,6 +77,38 @@ export const LED_PATTERNS: readonly LedPattern[] = [
     severity: 'error',
     hint: "'zkluks supervised-boot status'; before any reboot, 'zkluks supervised-boot update FILE' for each file changed on purpose, and put any other back",
   },
+  // The SCM's and Secure Edge Node's event patterns (Zymbit's SEN production-mode page): in developer
+  // mode an event is simulated, its pattern shown three times, and the module recovers; in production
+  // a tamper destroys every key and a temperature event stops the boot. Where the page is silent (the
+  // battery's production action, which circuit a sub-flash names) the stricter reading holds.
+  ...[1, 2].map((circuit): LedPattern => ({
+    name: `tamper-${circuit}`,
+    aliases: [`6-${circuit}`, `6-then-${circuit}`, `tamper-circuit-${circuit}`],
+    looks: `6 flashes, then ${circuit} (SCM, Secure Edge Node)`,
+    means: `tamper detect saw a breach, the sub-flash naming perimeter circuit ${circuit} (API channel ${circuit - 1}); a developer-mode module only simulates it and recovers, but in production mode a tamper destroys every key at once`,
+    severity: 'error',
+    hint: `while the volume is open, add a way in that needs no module: zkluks recovery add VOLUME; then 'zkluks doctor' (each channel's latched breach); once the enclosure is closed: ${CLEAR_BREACHES}`,
+  })),
+  ...[
+    { edge: 'low', sub: 1, side: 'below its low threshold (default -10 °C)' },
+    { edge: 'high', sub: 2, side: 'above its high threshold (default 65 °C)' },
+  ].map(({ edge, sub, side }): LedPattern => ({
+    name: `${edge}-temperature`,
+    aliases: [`20-${sub}`, `20-then-${sub}`, `${edge}-temp`, `temp-${edge}`],
+    looks: `20 flashes, then ${sub} (SCM, Secure Edge Node)`,
+    means: `the module's temperature is ${side}; a developer-mode module only simulates it and recovers, but in production mode a temperature event stops the Pi from booting`,
+    severity: 'error',
+    hint: `bring the Pi back into the module's temperature range and power it up again; read the module's temperature: python3 -c 'import zymkey; print(zymkey.client.get_cpu_temp())'`,
+  })),
+  {
+    name: 'low-battery',
+    aliases: ['4-1', '4-then-1', 'battery', 'battery-low'],
+    looks: '4 flashes, then 1 (SCM, Secure Edge Node)',
+    means:
+      "the module's battery is below its threshold (default 2.3 V); the battery keeps tamper detect alive while the Pi is off, and a module whose battery action is self-destruct (or, on older modules, with tamper armed) destroys every key when it runs out",
+    severity: 'error',
+    hint: "before the battery is changed or runs out, add a way in that needs no module: zkluks recovery add VOLUME; read the voltage: python3 -c 'import zymkey; print(zymkey.client.get_batt_volt())'",
+  },
   {
     name: 'rapid',
     aliases: ['rapid-flashing', 'flashing'],
@@ -93,7 +127,9 @@ function normalize(text: string): string {
     .replace(/\bthree\b/g, '3')
     .replace(/\bfour\b/g, '4')
     .replace(/\bfive\b/g, '5')
+    .replace(/\bsix\b/g, '6')
     .replace(/\beight\b/g, '8')
+    .replace(/\btwenty\b/g, '20')
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-|-$/g, '');
 }

@@ -65,6 +65,35 @@ describe('zkluks doctor (CLI)', () => {
     expect(r.stdout.split('\n')[0]).toMatch(/^verdict: ERROR /);
   });
 
+  it('turns each SCM event the admin reports with --led into an error finding whose hint says what to do', async () => {
+    const cases = [
+      ['6 flashes, then 2', 'tamper-2', 'zkluks recovery add VOLUME'],
+      ['20-1', 'low-temperature', 'get_cpu_temp()'],
+      ['twenty flashes, then two', 'high-temperature', 'get_cpu_temp()'],
+      ['4 flashes, then 1', 'low-battery', 'zkluks recovery add VOLUME'],
+    ] as const;
+    for (const [typed, name, hint] of cases) {
+      const r = await zkluks([
+        'doctor',
+        '--root',
+        empty,
+        '--backend',
+        'sim',
+        '--sim-state',
+        join(empty, 'sim'),
+        '--led',
+        typed,
+        '--json',
+      ]);
+      expect(r.exitCode, r.stderr).toBe(1);
+      const finding = (
+        JSON.parse(r.stdout) as { findings: { id: string; severity: string; hint: string }[] }
+      ).findings.find((f) => f.id === `zymkey.led.${name}`);
+      expect(finding?.severity).toBe('error');
+      expect(finding?.hint).toContain(hint);
+    }
+  });
+
   it('prints no colour when NO_COLOR is set, even with --led', async () => {
     const r = await zkluks(
       [

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { commandLineProblem } from '../../src/cli/command-spec.ts';
 import { decodeLed, LED_PATTERNS, ledHelp } from '../../src/doctor/led.ts';
 import { UsageError } from '../../src/errors.ts';
+import { commandsOf } from '../hints/follow.ts';
 
 describe('decodeLed', () => {
   it('accepts a pattern name, an alias, or a description a person would type', () => {
@@ -38,6 +40,13 @@ describe('decodeLed', () => {
     ['rapid', 'rapid flashing that does not stop'],
     // SCM / Secure Edge Node: a Supervised Boot failure, shown three times in developer mode.
     ['supervised-boot-failed', '4 flashes, then 2, three times at power-on'],
+    // SCM / Secure Edge Node events (SEN production-mode page): tamper 6 + the circuit's sub-flash,
+    // low temperature 20-1, high temperature 20-2, low battery 4-1.
+    ['tamper-1', '6 flashes, then 1'],
+    ['tamper-2', '6 flashes, then 2'],
+    ['low-temperature', '20 flashes, then 1'],
+    ['high-temperature', '20 flashes, then 2'],
+    ['low-battery', '4 flashes, then 1'],
   ] as const;
 
   it('documents every pattern Zymbit documents in the --led help, and decodes each description', () => {
@@ -46,5 +55,46 @@ describe('decodeLed', () => {
       expect(decodeLed(looks).name).toBe(name);
     }
     expect(LED_PATTERNS.map((p) => p.name).sort()).toEqual(DOCUMENTED.map(([n]) => n).sort());
+  });
+
+  // What each SCM / SEN event means, written out: the severity and the words a hint must carry.
+  const SCM_EVENTS = [
+    [
+      'six flashes, then one',
+      'tamper-1',
+      /circuit 1 \(API channel 0\).*production mode a tamper destroys every key/,
+    ],
+    ['6-2', 'tamper-2', /circuit 2 \(API channel 1\).*production mode a tamper destroys every key/],
+    ['twenty flashes, then one', 'low-temperature', /below its low threshold.*stops the Pi from booting/],
+    ['20-2', 'high-temperature', /above its high threshold.*stops the Pi from booting/],
+    ['four flashes, then one', 'low-battery', /below its threshold \(default 2\.3 V\).*destroys every key/],
+  ] as const;
+
+  it("decodes the SCM's tamper, temperature and battery patterns as errors, each meaning written out", () => {
+    for (const [typed, name, means] of SCM_EVENTS) {
+      const p = decodeLed(typed);
+      expect(p.name).toBe(name);
+      expect(p.severity).toBe('error');
+      expect(p.means).toMatch(means);
+    }
+    // A bare "6 flashes" does not say the circuit: the admin is asked which.
+    expect(() => decodeLed('6 flashes')).toThrow(/more than one documented pattern/);
+  });
+
+  it("names in each SCM event's hint only zkluks command lines the CLI accepts and Zymbit's documented calls", async () => {
+    const documented = /zymkey\.client\.(clear_perimeter_detect_info|get_cpu_temp|get_batt_volt)\(\)/;
+    for (const [, name] of SCM_EVENTS) {
+      const hint = decodeLed(name).hint;
+      const commands = commandsOf(hint);
+      const calls = hint.match(/python3 -c '[^']*'/g) ?? [];
+      expect(commands.length + calls.length, hint).toBeGreaterThan(0);
+      for (const [program, ...args] of commands) {
+        if (program === 'zkluks') expect(await commandLineProblem(args), hint).toBeNull();
+      }
+      for (const call of calls) expect(call).toMatch(documented);
+    }
+    // Tamper and battery can cost every key: their hints add a way in that needs no module first.
+    for (const name of ['tamper-1', 'tamper-2', 'low-battery'])
+      expect(decodeLed(name).hint).toContain('zkluks recovery add VOLUME');
   });
 });

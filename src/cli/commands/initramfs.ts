@@ -6,7 +6,7 @@ import { ExitCode, UsageError } from '../../errors.ts';
 import { openZymkey } from '../../device/open.ts';
 import { createRunner, type Runner } from '../../exec.ts';
 import type { GlobalOptions } from '../global-options.ts';
-import { rebuildInitramfs, zkluksCommand } from '../../hint.ts';
+import { rebuildInitramfs } from '../../hint.ts';
 import { applyPlan, type ImageCheck } from '../../initramfs/apply.ts';
 import { runCheck, type CheckReport } from '../../initramfs/check.ts';
 import { ENTRY_STATE_TEXT, type ManifestState } from '../../initramfs/manifest-verdict.ts';
@@ -172,7 +172,7 @@ const install: CommandModule = {
       throw new UsageError(
         `Failed to read --timeout: '${String(timeout)}' is not a whole number of seconds from 1 to 600`,
         {
-          hint: zkluksCommand(g.root, 'initramfs', 'install', '--timeout', '10'),
+          hint: givenCommandWithout(['timeout='], '--timeout', '10'),
         },
       );
     }

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { zkluks } from '../helpers/cli.ts';
-import { addKey } from '../helpers/luks.ts';
+import { addKey, formatLuks } from '../helpers/luks.ts';
 import { createRunner, type RunRecord } from '../../src/exec.ts';
 import { valueOf } from '../../src/doctor/facts.ts';
 import { diagnose, type Diagnosis } from '../../src/doctor/diagnose.ts';
@@ -133,19 +133,7 @@ describe('zkluks doctor scenarios', () => {
     writeFileSync(key, await tree.simTool('zkgrifs', '512'), { mode: 0o600 });
     const sealed = await tree.simTool('zklockifs', key);
     tree.file('/var/lib/zymbit/key.bin.lock', sealed);
-    await tree.cryptsetup(
-      'luksFormat',
-      '--batch-mode',
-      '--type',
-      'luks2',
-      '--pbkdf',
-      'pbkdf2',
-      '--pbkdf-force-iterations',
-      '1000',
-      '--key-file',
-      key,
-      tree.volume,
-    );
+    await formatLuks(tree.volume, readFileSync(key));
     const uuid = (await tree.cryptsetup('luksUUID', tree.volume)).trim();
     tree.file(
       '/etc/crypttab',

@@ -27,6 +27,32 @@ export interface ImageOptions {
   runner?: Runner;
 }
 
+/** Format the existing file `path` as LUKS (fast KDF) with `key` in keyslot 0. */
+export async function formatLuks(
+  path: string,
+  key: string | Buffer,
+  options: { type?: 'luks2' | 'luks1'; metadataSizeKiB?: number; runner?: Runner } = {},
+): Promise<void> {
+  const type = options.type ?? 'luks2';
+  await (options.runner ?? createRunner())(
+    'cryptsetup',
+    [
+      'luksFormat',
+      '--batch-mode',
+      '--type',
+      type,
+      ...(type === 'luks2' ? ['--pbkdf', 'pbkdf2'] : []),
+      '--pbkdf-force-iterations',
+      '1000',
+      ...(options.metadataSizeKiB ? ['--luks2-metadata-size', `${options.metadataSizeKiB}k`] : []),
+      '--key-file',
+      '-',
+      path,
+    ],
+    { input: key, secretInput: true },
+  );
+}
+
 /** Make an image; call `cleanup()` when done (or use `luksImage` inside a test). */
 export async function makeLuksImage(options: ImageOptions = {}): Promise<TestImage> {
   const run = options.runner ?? createRunner();
@@ -38,25 +64,7 @@ export async function makeLuksImage(options: ImageOptions = {}): Promise<TestIma
     await writeFile(path, '');
     await truncate(path, (options.sizeMiB ?? 32) * 1024 * 1024);
     const type = options.type ?? 'luks2';
-    if (type !== 'none') {
-      await run(
-        'cryptsetup',
-        [
-          'luksFormat',
-          '--batch-mode',
-          '--type',
-          type,
-          ...(type === 'luks2' ? ['--pbkdf', 'pbkdf2'] : []),
-          '--pbkdf-force-iterations',
-          '1000',
-          ...(options.metadataSizeKiB ? ['--luks2-metadata-size', `${options.metadataSizeKiB}k`] : []),
-          '--key-file',
-          '-',
-          path,
-        ],
-        { input: passphrase, secretInput: true },
-      );
-    }
+    if (type !== 'none') await formatLuks(path, passphrase, { ...options, type, runner: run });
   } catch (error) {
     await cleanup();
     throw error;

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { RefusedError } from '../../src/errors.ts';
-import { createRunner } from '../../src/exec.ts';
 import { lockFileFor, withVolumeLock } from '../../src/keyslot/volume-lock.ts';
 import { bundle } from '../helpers/cli.ts';
+import { formatLuks } from '../helpers/luks.ts';
 import { slowCryptsetup, waitFor } from './slow-cryptsetup.ts';
 
 async function scratch(): Promise<{ dir: string; volume: string }> {
@@ -64,23 +64,7 @@ describe('the volume lock', () => {
   it('dies with its holder: after a SIGKILL the next run takes it at once', async () => {
     const { volume } = await scratch();
     await truncate(volume, 32 * 2 ** 20);
-    await createRunner()(
-      'cryptsetup',
-      [
-        'luksFormat',
-        '--batch-mode',
-        '--type',
-        'luks2',
-        '--pbkdf',
-        'pbkdf2',
-        '--pbkdf-force-iterations',
-        '1000',
-        '--key-file',
-        '-',
-        volume,
-      ],
-      { input: 'pass', secretInput: true },
-    );
+    await formatLuks(volume, 'pass');
     const slow = await slowCryptsetup(['luksDump'], 60);
     const child = execa(process.execPath, [bundle, 'repair', volume], { env: slow.env, reject: false });
     await waitFor(slow.started);

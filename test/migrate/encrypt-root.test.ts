@@ -21,7 +21,7 @@ import { simInit, simSetReachable } from '../../src/device/sim-control.ts';
 import { SimZymkey } from '../../src/device/sim.ts';
 import { parseRecoveryToken, parseZymkeyToken } from '../../src/keyslot/token.ts';
 import { zkluks } from '../helpers/cli.ts';
-import { addKey } from '../helpers/luks.ts';
+import { addKey, formatLuks } from '../helpers/luks.ts';
 import {
   CMDLINE,
   CONFIG_TXT,
@@ -201,21 +201,7 @@ describe('zkluks encrypt-root preflight refusals (exit 3, reason and fix, nothin
       setup: async () => {
         const p = join(W, `luks-${Date.now()}.img`);
         await execa('truncate', ['-s', '32M', p]);
-        await execa(
-          'cryptsetup',
-          [
-            'luksFormat',
-            '--batch-mode',
-            '--pbkdf',
-            'pbkdf2',
-            '--pbkdf-force-iterations',
-            '1000',
-            '--key-file',
-            '-',
-            p,
-          ],
-          { input: 'x' },
-        );
+        await formatLuks(p, 'x');
         return p;
       },
       expect: ['already-luks: ', 'is already LUKS', 'fix: zkluks enroll'],

@@ -1,6 +1,7 @@
 // Builds dist/: the zkluks.mjs entry and the chunks it loads on demand (one per command, and what
 // they share), the directory an admin copies to a Pi and runs with plain `node dist/zkluks.mjs`.
-// i2c-bus stays external: it is a native addon, loaded lazily and optional.
+// i2c-bus stays external: it is a native addon, loaded lazily and optional. yargs' `assert` import
+// gets the two checks it uses (src/cli/yargs-assert.ts) instead of node:assert.
 // Two passes: the first build is asked for `zkluks --help` (src/cli/top-help.ts), which the second
 // carries, so the entry prints it without loading yargs.
 import { build } from 'esbuild';
@@ -34,6 +35,7 @@ const options = {
   outExtension: { '.js': '.mjs' },
   chunkNames: '[name]-[hash]',
   external: ['i2c-bus'],
+  alias: { assert: new URL('../src/cli/yargs-assert.ts', import.meta.url).pathname },
   metafile: true,
   logLevel: 'warning',
   banner: {

@@ -40,6 +40,12 @@ describe('the bundle directory', () => {
     expect(text).toContain(JSON.stringify(marker).slice(1, -1));
   });
 
+  it('loads no node:assert: yargs gets the two checks it uses from zkluks', () => {
+    for (const f of readdirSync(dir).filter((name) => name.endsWith('.mjs'))) {
+      expect(readFileSync(join(dir, f), 'utf8'), f).not.toMatch(/from ["'](?:node:)?assert["']/);
+    }
+  });
+
   it('answers --version and --help without loading any command', async () => {
     const version = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version;
     expect((await run(['--version'])).stdout).toBe(version);

@@ -56,6 +56,8 @@ export interface ZymkeyPort {
   supervisedBoot?(): Promise<SupervisedBootInfo>;
   /** Sign `file` (relative to the boot partition) in the manifest as it is now. */
   updateSupervisedBootFile?(file: string): Promise<void>;
+  /** Take `file` out of the manifest: the module no longer verifies it at boot. */
+  removeSupervisedBootFile?(file: string): Promise<void>;
 }
 
 /** Largest randomBytes request, like the real tools' practical limit (Zymbit seals 512 bytes). */

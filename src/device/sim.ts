@@ -21,7 +21,7 @@ import {
   type ZymkeyPort,
 } from './port.ts';
 import { BlobError, openBlob, sealBlob } from './sealed-blob.ts';
-import { simScmAddOrUpdate, simScmManifest } from './sim-scm.ts';
+import { simScmAddOrUpdate, simScmManifest, simScmRemove } from './sim-scm.ts';
 import { simOpaqueMode, simToolFailure } from './sim-opaque.ts';
 import {
   loadSimHost,
@@ -388,5 +388,9 @@ export class SimZymkey implements ZymkeyPort {
 
   async updateSupervisedBootFile(file: string): Promise<void> {
     simScmAddOrUpdate(this.stateDir, file);
+  }
+
+  async removeSupervisedBootFile(file: string): Promise<void> {
+    simScmRemove(this.stateDir, file);
   }
 }

@@ -1,5 +1,6 @@
 // Supervised Boot on a real SCM (or Secure Edge Node), through Zymbit's Python `zymkey` module:
-// get_supervised_boot_file_manifest() and add_or_update_supervised_boot_file(filepath, slot=15).
+// get_supervised_boot_file_manifest(), add_or_update_supervised_boot_file(filepath, slot=15) and
+// remove_supervised_boot_file(filepath).
 // An SCM is a USB device that shows up as /dev/zscm* (how Zymbit's own Bootware installer tells an
 // SCM from a Zymkey); where there is none, no Python runs at all.
 import { readdirSync } from 'node:fs';
@@ -30,6 +31,14 @@ import zymkey
 if zymkey.client is None:
     sys.exit("zymkey.client is None: zkOpen failed (zkifc not running or the module unreachable)")
 zymkey.client.add_or_update_supervised_boot_file(sys.argv[1], int(sys.argv[2]))
+`;
+
+const REMOVE_SCRIPT = String.raw`
+import sys
+import zymkey
+if zymkey.client is None:
+    sys.exit("zymkey.client is None: zkOpen failed (zkifc not running or the module unreachable)")
+zymkey.client.remove_supervised_boot_file(sys.argv[1])
 `;
 
 /** The SCM device nodes in `devDir` (/dev/zscm0, /dev/zscm_7, …). */
@@ -78,18 +87,34 @@ export async function readScmManifest(
   }
 }
 
-export async function updateScmFile(runner: Runner, file: string, timeoutMs: number): Promise<void> {
-  const r = await runner('python3', ['-', file, String(SCM_SLOT)], {
-    input: UPDATE_SCRIPT,
-    reject: false,
-    timeoutMs,
-  });
+async function runScmCall(
+  runner: Runner,
+  script: string,
+  call: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<void> {
+  const r = await runner('python3', ['-', ...args], { input: script, reject: false, timeoutMs });
   if (r.exitCode !== 0 || r.timedOut) {
     const last = r.stderr.trim().split('\n').pop() ?? '';
     throw new Error(
       r.timedOut
-        ? `add_or_update_supervised_boot_file('${file}') gave no answer within ${timeoutMs} ms`
-        : `add_or_update_supervised_boot_file('${file}') failed (exit ${r.exitCode})${last ? `: ${last}` : ''}`,
+        ? `${call} gave no answer within ${timeoutMs} ms`
+        : `${call} failed (exit ${r.exitCode})${last ? `: ${last}` : ''}`,
     );
   }
+}
+
+export function updateScmFile(runner: Runner, file: string, timeoutMs: number): Promise<void> {
+  return runScmCall(
+    runner,
+    UPDATE_SCRIPT,
+    `add_or_update_supervised_boot_file('${file}')`,
+    [file, String(SCM_SLOT)],
+    timeoutMs,
+  );
+}
+
+export function removeScmFile(runner: Runner, file: string, timeoutMs: number): Promise<void> {
+  return runScmCall(runner, REMOVE_SCRIPT, `remove_supervised_boot_file('${file}')`, [file], timeoutMs);
 }

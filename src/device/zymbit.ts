@@ -17,7 +17,7 @@ import {
   type ZymkeyPort,
 } from './port.ts';
 import { TMPFS_CANDIDATES, withPrivateTmpfsDir } from './tmpfs-dir.ts';
-import { readScmManifest, updateScmFile } from './zymbit-scm.ts';
+import { readScmManifest, removeScmFile, updateScmFile } from './zymbit-scm.ts';
 import {
   DEFAULT_TOOL_TIMEOUT_MS,
   explainToolFailure,
@@ -195,6 +195,10 @@ export class ZymbitZymkey implements ZymkeyPort {
 
   updateSupervisedBootFile(file: string): Promise<void> {
     return updateScmFile(this.runner, file, this.timeoutMs);
+  }
+
+  removeSupervisedBootFile(file: string): Promise<void> {
+    return removeScmFile(this.runner, file, this.timeoutMs);
   }
 }
 

@@ -153,7 +153,7 @@ export function unsignedError(root: string, failed: readonly { file: string; why
 }
 
 /** The refusal of a change to boot files when an SCM is there but its manifest cannot be read. */
-function unreadableRefusal(what: string, info: SupervisedBootInfo): RefusedError {
+export function unreadableRefusal(what: string, info: SupervisedBootInfo): RefusedError {
   return new RefusedError(
     `Refusing to ${what}: this Pi has a Zymbit SCM, whose Supervised Boot verifies boot files at every boot (and, in production mode, destroys every key when one changed), and its manifest cannot be read (${info.error ?? 'no answer'}), so zkluks could not sign the files it changes`,
     {

@@ -18,7 +18,7 @@ import { luksImage, type TestImage } from '../helpers/luks.ts';
 import { follow } from '../hints/follow.ts';
 import { buildZymbitPi } from '../migrate/zymbit-pi.ts';
 import { plainRootImage, stagePiTree } from '../migrate/encrypt-root-fixture.ts';
-import { simScmAddOrUpdate, simScmBootDir } from '../../src/device/sim-scm.ts';
+import { simScmAddOrUpdate, simScmBootDir, simScmManifest, simScmRemove } from '../../src/device/sim-scm.ts';
 
 // The stand-in for `chroot ROOT update-initramfs …`: writes a new /boot/initrd.img (different bytes
 // every time) listing what a real build would put in; lsinitramfs lists it.
@@ -230,6 +230,38 @@ describe('Supervised Boot (SCM)', () => {
       expect(r.stderr).toContain("supervised boot: signed config.txt in the SCM's manifest");
       expect(simBoot(pi.simState).supervisedBoot.result).toBe('verified');
       expect((await new SimZymkey(pi.simState).unseal(lock)).equals(pi.key)).toBe(true);
+      // The image auto_initramfs=1 loads is in the manifest: the SCM goes on verifying the initramfs.
+      expect(r.stdout).toContain("done: add initramfs8 to the SCM's Supervised Boot manifest");
+      expect(simScmManifest(pi.simState)).toEqual(expect.arrayContaining(['config.txt', 'initramfs8']));
+      const check = await pi.zkluks(['initramfs', 'check', '--root', pi.root]);
+      expect(check.stdout + check.stderr).not.toContain("not in the SCM's Supervised Boot manifest");
+      expect(pi.exists('/var/lib/zkluks/adopt/supervised-boot-out')).toBe(false);
+    } finally {
+      pi.cleanup();
+    }
+  }, 120_000);
+
+  it('adopt run again on an SCM adopted without the loaded image in its manifest adds it, and changes nothing else', async () => {
+    const pi = await buildZymbitPi({ model: 'SCM' });
+    try {
+      simScmBootDir(pi.simState, join(pi.root, 'boot/firmware'));
+      for (const f of ['cmdline.txt', 'config.txt', 'initrd.img', 'kernel8.img'])
+        simScmAddOrUpdate(pi.simState, f);
+      simBindLock(pi.simState);
+      const args = ['adopt', '--root', pi.root, '--yes', '--recovery-key-file', join(pi.dir, 'rk')];
+      expect((await pi.zkluks(args)).exitCode).toBe(0);
+      simScmRemove(pi.simState, 'initramfs8');
+      const config = pi.read('/boot/firmware/config.txt');
+      const again = await pi.zkluks([...args.slice(0, -1), join(pi.dir, 'rk2')]);
+      expect(again.exitCode, again.stderr).toBe(0);
+      const done = again.stdout.split('\n').filter((l) => l.includes('done:'));
+      expect(done).toEqual([
+        expect.stringContaining('verify the zkluks Zymkey keyslot opens'),
+        expect.stringContaining("add initramfs8 to the SCM's Supervised Boot manifest"),
+      ]);
+      expect(simScmManifest(pi.simState)).toContain('initramfs8');
+      expect(pi.read('/boot/firmware/config.txt')).toBe(config);
+      expect(simBoot(pi.simState).supervisedBoot.result).toBe('verified');
     } finally {
       pi.cleanup();
     }
@@ -338,6 +370,28 @@ describe('Supervised Boot (SCM): every --dry-run says what the run would sign, o
       expect(r.stdout).toContain(
         "supervised boot: would sign in the SCM's manifest, right after the change and before any reboot: config.txt, initrd.img (if the rebuild changes it)",
       );
+      // The steps the run takes: the loaded image added after the rebuild, config.txt out while rewritten.
+      const steps = r.stdout.split('\n').filter((l) => /^ {2}\d+\. /.test(l));
+      const at = (text: string) => steps.findIndex((l) => l.includes(text));
+      expect(at("add initramfs8 to the SCM's Supervised Boot manifest")).toBeGreaterThan(at('run chroot'));
+      expect(at("take config.txt out of the SCM's Supervised Boot manifest")).toBeGreaterThan(
+        at("add initramfs8 to the SCM's Supervised Boot manifest"),
+      );
+      expect(at("replace 'initramfs initrd.img followkernel'")).toBe(
+        at("take config.txt out of the SCM's Supervised Boot manifest") + 1,
+      );
+      expect(steps[at("replace 'initramfs initrd.img followkernel'") + 1]).toContain(
+        "sign config.txt in the SCM's Supervised Boot manifest",
+      );
+      const json = await pi.zkluks(['adopt', '--root', pi.root, '--dry-run', '--json']);
+      expect(JSON.parse(json.stdout).plan.steps).toEqual(
+        expect.arrayContaining([
+          { kind: 'manifest-in', files: ['initramfs8'], adding: ['initramfs8'] },
+          { kind: 'manifest-out', files: ['config.txt'] },
+          { kind: 'manifest-in', files: ['config.txt'], adding: [] },
+        ]),
+      );
+      expect(simScmManifest(pi.simState)).not.toContain('initramfs8');
       simZkifc(pi.simState, 'stopped');
       const refused = await pi.zkluks(['adopt', '--root', pi.root, '--dry-run']);
       expect(refused.exitCode, refused.stderr).toBe(3);

@@ -66,6 +66,16 @@ describe('zymbit backend: Supervised Boot', () => {
     expect(simBoot(state).supervisedBoot.result).toBe('verified');
   });
 
+  it('takes a file out of the manifest through remove_supervised_boot_file: the boot no longer verifies it', async () => {
+    writeFileSync(join(dev, 'zscm0'), '');
+    const zk = new ZymbitZymkey({ runner: runner(), devDir: dev });
+    await zk.removeSupervisedBootFile('cmdline.txt');
+    expect(records.at(-1)?.args).toEqual(['-', 'cmdline.txt']);
+    expect((await zk.supervisedBoot()).manifest).toEqual(['initrd.img']);
+    writeFileSync(join(boot, 'cmdline.txt'), 'changed\n');
+    expect(simBoot(state).supervisedBoot.result).toBe('verified');
+  });
+
   it('an SCM whose API does not answer (zkifc stopped) is still an SCM, with the reason; signing fails loudly', async () => {
     writeFileSync(join(dev, 'zscm0'), '');
     simZkifc(state, 'stopped');

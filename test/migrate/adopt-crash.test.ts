@@ -3,10 +3,22 @@
 // After each kill the staged Pi must boot by Zymbit's path or zkluks's (crypttab, image, keys
 // consistent), and a re-run of adopt must finish the job. By default every boundary just before and
 // just after a command that changes something is tried; ZKLUKS_CRASH_ALL=1 tries every boundary.
+// On a production SCM, zkluks's own file operations are boundaries too (fs-boundaries.mjs): every one
+// on the boot partition, the module and adopt's list of files taken out of the manifest; after each
+// kill the SCM's verification at the next power-on must pass, so it never destroys the keys.
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { simBindLock } from '../../src/device/sim-control.ts';
+import {
+  simScmAddOrUpdate,
+  simScmBootDir,
+  simScmManifest,
+  simSupervisedBoot,
+} from '../../src/device/sim-scm.ts';
 import { createRunner } from '../../src/exec.ts';
+import { MANIFEST_OUT } from '../../src/migrate/adopt/layout.ts';
 import { readHeader } from '../../src/keyslot/header.ts';
 import { opens } from '../helpers/luks.ts';
 import { bootPaths } from './boot-paths.ts';
@@ -61,7 +73,53 @@ function readKey(path: string): string | null {
 }
 
 let template: ZymbitPi | undefined;
-afterAll(() => template?.cleanup());
+let scmTemplate: ZymbitPi | undefined;
+afterAll(() => {
+  template?.cleanup();
+  scmTemplate?.cleanup();
+});
+
+/** The SCM's manifest, or why it cannot be read (a destroyed module answers nothing). */
+function manifestOf(pi: ZymbitPi): string[] {
+  try {
+    return simScmManifest(pi.simState);
+  } catch (error) {
+    return [`(unreadable: ${(error as Error).message.split(':')[0] ?? ''})`];
+  }
+}
+
+const PRELOAD = fileURLToPath(new URL('../harness/fs-boundaries.mjs', import.meta.url));
+/** The Supervised Boot steps' boundaries: the boot partition, the module, the list of files taken out. */
+const SCM_BOUNDARY = /boot\/firmware\/|\.zkluks-sim-modules\/|supervised-boot/;
+
+/** A Pi as Zymbit's script leaves it on a production SCM whose manifest holds its boot files. */
+async function buildScmPi(): Promise<ZymbitPi> {
+  const pi = await buildZymbitPi({ model: 'SCM' });
+  simScmBootDir(pi.simState, join(pi.root, 'boot/firmware'));
+  for (const f of ['cmdline.txt', 'config.txt', 'initrd.img', 'kernel8.img'])
+    simScmAddOrUpdate(pi.simState, f);
+  return pi;
+}
+
+/** A copy of the SCM Pi, supervising its own boot partition, its binding locked there (to the copy's card). */
+async function scmClone(template: ZymbitPi): Promise<ZymbitPi> {
+  const pi = await template.clone();
+  simScmBootDir(pi.simState, join(pi.root, 'boot/firmware'));
+  simBindLock(pi.simState);
+  return pi;
+}
+
+/** adopt with zkluks's own file operations counted in `log`, SIGKILLed right after boundary `at`. */
+function scmAdoptRun(pi: ZymbitPi, log: string, at: number, keyFile: string) {
+  rmSync(log, { force: true });
+  return pi.zkluks(['adopt', '--root', pi.root, '--yes', '--recovery-key-file', keyFile], undefined, {
+    NODE_OPTIONS: `--import=${PRELOAD}`,
+    ZKLUKS_SHIM_TREE: pi.dir,
+    ZKLUKS_SHIM_LOG: log,
+    ZKLUKS_SHIM_AT: String(at),
+    ZKLUKS_SHIM_MODE: 'kill-after',
+  });
+}
 
 describe('adopt crash points', () => {
   it('every SIGKILL leaves a Pi that boots by the old path or the new one, and a re-run completes', async () => {
@@ -123,5 +181,62 @@ describe('adopt crash points', () => {
     );
     expect(failures).toEqual([]);
     expect(survived).toBe(tried);
+  }, 3_600_000);
+
+  it('on a production SCM every SIGKILL leaves a boot the SCM verifies, and a re-run adds the image the firmware loads', async () => {
+    scmTemplate = await buildScmPi();
+    const clean = await scmClone(scmTemplate);
+    const cleanLog = `${clean.dir}.fs.log`; // outside the tree the preload watches
+    const full = await scmAdoptRun(clean, cleanLog, 0, join(clean.dir, 'rk'));
+    expect(full.exitCode, full.stderr).toBe(0);
+    const log = readFileSync(cleanLog, 'utf8').trim().split('\n');
+    clean.cleanup();
+    rmSync(cleanLog, { force: true });
+    const points = log.flatMap((line, i) => (SCM_BOUNDARY.test(line) ? [i + 1] : []));
+    expect(points.length).toBeGreaterThan(0);
+    let survived = 0;
+    const failures: string[] = [];
+    for (const at of points) {
+      const pi = await scmClone(scmTemplate);
+      try {
+        const killed = await scmAdoptRun(pi, `${pi.dir}.fs.log`, at, join(pi.dir, 'rk1'));
+        expect(killed.exitCode, `kill after ${at} (${log[at - 1]}) did not kill`).not.toBe(0);
+        const first = readKey(join(pi.dir, 'rk1'));
+        const boot = await bootPaths(pi, first);
+        // The next power-on: the SCM verifies its manifest before the Pi boots (production: a
+        // failure destroys every key).
+        const power = simSupervisedBoot(pi.simState);
+        const rerun = await pi.zkluks([
+          'adopt',
+          '--root',
+          pi.root,
+          '--yes',
+          '--recovery-key-file',
+          join(pi.dir, 'rk2'),
+        ]);
+        const recovery = readKey(join(pi.dir, 'rk2')) ?? first;
+        const after = simSupervisedBoot(pi.simState);
+        const done =
+          rerun.exitCode === 0 &&
+          after.result === 'verified' &&
+          manifestOf(pi).includes('initramfs8') &&
+          manifestOf(pi).includes('config.txt') &&
+          !pi.exists(MANIFEST_OUT) &&
+          (await bootPaths(pi, recovery)).new;
+        if ((boot.old || boot.new) && power.result === 'verified' && done) survived++;
+        else
+          failures.push(
+            `kill after ${at} (${log[at - 1]}): boots old=${boot.old} new=${boot.new}; power-on ${power.result} ${JSON.stringify(power.failed)}; re-run exit ${rerun.exitCode} ${rerun.stderr.trim().split('\n')[0] ?? ''}, then ${after.result}, manifest ${manifestOf(pi).join(' ')}`,
+          );
+      } finally {
+        pi.cleanup();
+        rmSync(`${pi.dir}.fs.log`, { force: true });
+      }
+    }
+    process.stdout.write(
+      `adopt crash points (SCM): ${points.length} tried, ${survived} survived (of ${log.length} file boundaries)\n`,
+    );
+    expect(failures).toEqual([]);
+    expect(survived).toBe(points.length);
   }, 3_600_000);
 });

@@ -9,7 +9,7 @@ import type { ZkluksError } from '../../src/errors.ts';
 import { createRunner } from '../../src/exec.ts';
 import { readHeader } from '../../src/keyslot/header.ts';
 import { debianKernelHook, readLayout } from '../../src/migrate/adopt/layout.ts';
-import { planAdopt, type AdoptState } from '../../src/migrate/adopt/plan.ts';
+import { planAdopt, type AdoptState, type AdoptStep } from '../../src/migrate/adopt/plan.ts';
 import { opens } from '../helpers/luks.ts';
 import { bootPaths } from './boot-paths.ts';
 import { buildZymbitPi, ZYMBIT_CRYPTTAB, ZYMBIT_POSTINST, type ZymbitPi } from './zymbit-pi.ts';
@@ -216,5 +216,66 @@ describe('the adopt planner', () => {
         (x) => x.kind,
       ),
     ).toEqual(['verify-zymkey', 'remove-key-bin-lock']);
+  });
+
+  it('on an SCM no file is in the manifest while adopt rewrites it, the loaded image is added, and a killed run is put back first', () => {
+    const sb = {
+      manifest: ['cmdline.txt', 'config.txt', 'initrd.img', 'kernel8.img'],
+      configFile: 'config.txt',
+      images: ['initramfs8'],
+      takenOut: [],
+    };
+    const kinds = (steps: AdoptStep[]) =>
+      steps.map((x) =>
+        x.kind === 'manifest-in'
+          ? `in ${x.files.join(',')} adding ${x.adding.join(',') || '-'}`
+          : x.kind === 'manifest-out'
+            ? `out ${x.files.join(',')}`
+            : x.kind,
+      );
+    expect(kinds(planAdopt(state({ supervisedBoot: sb }), opts).steps)).toEqual([
+      'recovery-add',
+      'enroll',
+      'verify-zymkey',
+      'keep',
+      'keep',
+      'keep',
+      'install-boot-files',
+      'restore-kernel-hook',
+      'rebuild-initramfs',
+      'in initramfs8 adding initramfs8',
+      'out config.txt',
+      'switch-config-txt',
+      'in config.txt adding -',
+      'verify-boot',
+    ]);
+    // A run killed after taking config.txt out: it goes back in first; the image, now in the
+    // manifest, is taken out around the rebuild.
+    const killed = {
+      ...sb,
+      manifest: ['cmdline.txt', 'initramfs8', 'initrd.img', 'kernel8.img'],
+      takenOut: ['config.txt'],
+    };
+    const started = layout({ started: true, kept: { crypttab: true, kernelHook: true, configTxt: true } });
+    expect(
+      kinds(
+        planAdopt(
+          state({ layout: started, supervisedBoot: killed, hasRecovery: true, zymkeyVerified: true }),
+          opts,
+        ).steps,
+      ),
+    ).toEqual([
+      'in config.txt adding -',
+      'verify-zymkey',
+      'install-boot-files',
+      'restore-kernel-hook',
+      'out initramfs8',
+      'rebuild-initramfs',
+      'in initramfs8 adding -',
+      'out config.txt',
+      'switch-config-txt',
+      'in config.txt adding -',
+      'verify-boot',
+    ]);
   });
 });

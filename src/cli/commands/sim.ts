@@ -401,7 +401,15 @@ const api: CommandModule = {
   builder: (y) =>
     y
       .positional('call', {
-        choices: ['open', 'info', 'binding', 'perimeter', 'manifest', 'manifest-update'] as const,
+        choices: [
+          'open',
+          'info',
+          'binding',
+          'perimeter',
+          'manifest',
+          'manifest-update',
+          'manifest-remove',
+        ] as const,
       })
       .option('file', { type: 'string' })
       .option('slot', { type: 'number', default: SCM_DEFAULT_SLOT }),
@@ -416,6 +424,9 @@ const api: CommandModule = {
       else if (call === 'manifest-update') {
         out = 0;
         simScmAddOrUpdate(g.simState, manifestPath(String(argv.file)), argv.slot as number);
+      } else if (call === 'manifest-remove') {
+        out = 0;
+        simScmRemove(g.simState, manifestPath(String(argv.file)));
       } else if (call === 'binding') {
         const b = await zk.binding();
         // get_current_binding_info is only valid for the HSM family: EINVAL elsewhere.

@@ -41,8 +41,22 @@ import {
 import { viewVolume } from '../../keyslot/volume-view.ts';
 import { DEFAULT_LOCK_DIR, withVolumeLock } from '../../keyslot/volume-lock.ts';
 import { under } from '../../root-path.ts';
-import { configWithoutZymbitLine, debianKernelHook, readLayout, type Layout } from './layout.ts';
-import { describeStep, planAdopt, type AdoptPlan, type AdoptStep } from './plan.ts';
+import {
+  bootPartitionOf,
+  signFiles,
+  supervisedBootInfo,
+  unreadableRefusal,
+  zymbitSignCommand,
+} from '../../initramfs/supervised-boot.ts';
+import {
+  configWithoutZymbitLine,
+  debianKernelHook,
+  MANIFEST_OUT,
+  readLayout,
+  readManifestOut,
+  type Layout,
+} from './layout.ts';
+import { describeStep, planAdopt, type AdoptPlan, type AdoptStep, type AdoptSupervisedBoot } from './plan.ts';
 
 export interface AdoptDeps extends KeyslotDeps {
   /** The system tree ('/' or a mounted/staged root). */
@@ -128,7 +142,9 @@ async function gather(deps: AdoptDeps, request: AdoptRequest) {
       bootVerified = verified.every((i) => !i.findings.some((f) => f.level === 'error'));
     }
   }
+  const supervisedBoot = await gatherSupervisedBoot(deps, layout);
   const state = {
+    supervisedBoot,
     layout,
     volume,
     oldSlot,
@@ -140,6 +156,36 @@ async function gather(deps: AdoptDeps, request: AdoptRequest) {
   };
   const gathered: Gathered = { layout, volume, zymbitKey, oldSlot };
   return { state, gathered };
+}
+
+/**
+ * An SCM's Supervised Boot as adopt needs it: its manifest, config.txt's and the loaded images' names
+ * in it, and what an interrupted run took out. Refuses (as every change to boot files does) when an
+ * SCM is there but its manifest cannot be read.
+ */
+async function gatherSupervisedBoot(deps: AdoptDeps, layout: Layout): Promise<AdoptSupervisedBoot | null> {
+  const info = await supervisedBootInfo(deps.zymkey());
+  if (!info.scm) return null;
+  if (info.manifest === null) throw unreadableRefusal('adopt the boot files', info);
+  const takenOut = readManifestOut(deps.root);
+  if (info.manifest.length === 0 && takenOut.length === 0) return null;
+  const boot = bootPartitionOf(deps.root);
+  const relative = (path: string) => (path.startsWith(`${boot}/`) ? [path.slice(boot.length + 1)] : []);
+  let images: string[] = [];
+  if (layout.configTxt !== null && layout.configText !== null) {
+    const dir = dirname(layout.configTxt);
+    images = bootImagesFrom({
+      bootPartition: dir,
+      configTxt: layout.zymbitInitramfsLine ? configWithoutZymbitLine(layout.configText) : layout.configText,
+      bootFiles: listDir(under(deps.root, dir)),
+    }).images.flatMap((i) => relative(i.image));
+  }
+  return {
+    manifest: [...info.manifest].sort(),
+    configFile: layout.configTxt === null ? null : (relative(layout.configTxt)[0] ?? null),
+    images: [...new Set(images)],
+    takenOut,
+  };
 }
 
 export async function adopt(
@@ -198,6 +244,25 @@ function imageErrors(images: ImageCheck[]): string[] {
 }
 
 async function run(
+  deps: AdoptDeps,
+  plan: AdoptPlan,
+  g: Gathered,
+  result: AdoptResult,
+  hooks: ApplyHooks,
+): Promise<void> {
+  const root = deps.root;
+  try {
+    await runSteps(deps, plan, g, result, hooks);
+  } catch (error) {
+    // A failed or interrupted run puts back what it took out of an SCM's manifest (a killed one
+    // leaves the list in MANIFEST_OUT for the next run).
+    const out = readManifestOut(root);
+    if (out.length > 0) await manifestIn(deps, plan, out).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function runSteps(
   deps: AdoptDeps,
   plan: AdoptPlan,
   g: Gathered,
@@ -333,6 +398,12 @@ async function run(
         }
         break;
       }
+      case 'manifest-out':
+        await manifestOut(deps, plan, step.files);
+        break;
+      case 'manifest-in':
+        await manifestIn(deps, plan, step.files);
+        break;
       case 'remove-old-slot':
         await removeOldSlot(deps, volume, step.slot);
         break;
@@ -341,6 +412,58 @@ async function run(
         break;
     }
     result.done.push(step);
+  }
+}
+
+function writeManifestOut(root: string, files: readonly string[]): void {
+  const path = under(root, MANIFEST_OUT);
+  if (files.length === 0) {
+    rmSync(path, { force: true });
+    return;
+  }
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileAtomic(path, `${files.join('\n')}\n`, 0o600);
+}
+
+/** Name the files in MANIFEST_OUT, then take each out of the SCM's manifest. */
+async function manifestOut(deps: AdoptDeps, plan: AdoptPlan, files: readonly string[]): Promise<void> {
+  const port = deps.zymkey();
+  if (!port.removeSupervisedBootFile) {
+    throw new ZkluksError(
+      `Failed to take ${files.join(', ')} out of the SCM's Supervised Boot manifest: this Zymkey backend cannot`,
+    );
+  }
+  writeManifestOut(deps.root, [...new Set([...readManifestOut(deps.root), ...files])]);
+  const info = await supervisedBootInfo(port);
+  for (const file of files) {
+    if (info.manifest !== null && !info.manifest.includes(file)) continue;
+    try {
+      await port.removeSupervisedBootFile(file);
+    } catch (error) {
+      throw new ZkluksError(
+        `Failed to take ${file} out of the SCM's Supervised Boot manifest before adopt rewrites it: ${(error as Error).message}; it is not rewritten`,
+        { hint: `systemctl start zkifc, then ${plan.again} (again)` },
+      );
+    }
+  }
+}
+
+/** Sign `files` in the SCM's manifest as they are now (adding those not in it); drop them from MANIFEST_OUT. */
+async function manifestIn(deps: AdoptDeps, plan: AdoptPlan, files: readonly string[]): Promise<void> {
+  const { signed, failed } = await signFiles(deps.zymkey(), deps.root, files, deps.now?.() ?? new Date());
+  writeManifestOut(
+    deps.root,
+    readManifestOut(deps.root).filter((f) => !signed.includes(f)),
+  );
+  if (failed.length > 0) {
+    // Each file that failed is out of the manifest (taken out, or never in): the SCM does not verify
+    // it, so the next boot is not at risk, but the boot is not supervised until it is signed.
+    throw new ZkluksError(
+      `Failed to sign ${failed.map((f) => `${f.file} (${f.why})`).join(', ')} in the SCM's Supervised Boot manifest: the SCM does not verify ${failed.length === 1 ? 'it' : 'them'} at boot until signed`,
+      {
+        hint: `systemctl start zkifc, then ${plan.again} (again; it signs ${failed.map((f) => f.file).join(', ')}), or Zymbit's own call: ${zymbitSignCommand(failed[0]?.file ?? 'FILE')}`,
+      },
+    );
   }
 }
 

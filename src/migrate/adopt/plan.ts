@@ -3,7 +3,7 @@
 // facts are gathered in adopt.ts, the steps run in apply.ts. A re-run plans only what is left.
 import { RefusedError, ZkluksError } from '../../errors.ts';
 import { inSystem, shellWord, zkluksCommand } from '../../hint.ts';
-import { debianKernelHookMd5, KERNEL_HOOK, keptCopy, type Layout } from './layout.ts';
+import { debianKernelHookMd5, KERNEL_HOOK, keptCopy, MANIFEST_OUT, type Layout } from './layout.ts';
 
 export type AdoptStep =
   /** `recovery add`, authorized by Zymbit's key: the way in without the Zymkey, before anything else. */
@@ -24,6 +24,14 @@ export type AdoptStep =
   | { kind: 'switch-config-txt'; path: string }
   /** The images the firmware loads carry the zkluks keyscript and zkunlockifs. */
   | { kind: 'verify-boot' }
+  /**
+   * SCM: take files out of the Supervised Boot manifest before adopt rewrites them (named first in
+   * ADOPT_DIR, so a killed run puts them back): while out, the SCM does not verify them, so no
+   * moment between the rewrite and its signing can make the next boot destroy the keys.
+   */
+  | { kind: 'manifest-out'; files: string[] }
+  /** SCM: sign files in the manifest as they are now; `adding` were not in it before adopt. */
+  | { kind: 'manifest-in'; files: string[]; adding: string[] }
   /** --remove-old: wipe the keyslot Zymbit's key opens, then key.bin.lock. */
   | { kind: 'remove-old-slot'; slot: number }
   | { kind: 'remove-key-bin-lock'; path: string };
@@ -44,6 +52,19 @@ export interface AdoptState {
   hasZymkeyToken: boolean;
   /** The images the firmware loads already carry the zkluks boot files. */
   bootVerified: boolean;
+  /** An SCM's Supervised Boot (a manifest that is not empty, or files adopt took out); else null. */
+  supervisedBoot?: AdoptSupervisedBoot | null;
+}
+
+export interface AdoptSupervisedBoot {
+  /** The manifest's files, relative to the boot partition. */
+  manifest: string[];
+  /** config.txt, relative to the boot partition. */
+  configFile: string | null;
+  /** The images the firmware loads once config.txt has auto_initramfs=1, relative to the boot partition. */
+  images: string[];
+  /** Files an interrupted adopt took out of the manifest and did not put back. */
+  takenOut: string[];
 }
 
 export interface AdoptOptions {
@@ -148,6 +169,20 @@ export function planAdopt(state: AdoptState, opts: AdoptOptions): AdoptPlan {
   const keep = (path: string, kept: boolean, copy: string) => {
     if (!kept) steps.push({ kind: 'keep', path, copy });
   };
+  // An SCM verifies its manifest's files at every boot and, in production, destroys every key when
+  // one changed: a file adopt rewrites is taken out first and signed again once rewritten, and the
+  // image the firmware loads after the switch is added, so the SCM goes on verifying the initramfs.
+  const sb = state.supervisedBoot ?? null;
+  const signed = new Set([...(sb?.manifest ?? []), ...(sb?.takenOut ?? [])]);
+  // What a killed run took out goes back first, signed as it is now.
+  if (sb && sb.takenOut.length > 0) steps.unshift({ kind: 'manifest-in', files: sb.takenOut, adding: [] });
+  const rewrite = (files: string[], change: AdoptStep) => {
+    const out = files.filter((f) => signed.has(f));
+    if (out.length > 0) steps.push({ kind: 'manifest-out', files: out });
+    steps.push(change);
+    if (files.length > 0)
+      steps.push({ kind: 'manifest-in', files, adding: files.filter((f) => !signed.has(f)) });
+  };
   if (l.entryKind === 'zymbit' || !state.bootVerified) {
     keep('/etc/crypttab', l.kept.crypttab, keptCopy('/etc/crypttab'));
     if (l.kernelHook === 'zymbit') keep(KERNEL_HOOK, l.kept.kernelHook, keptCopy(KERNEL_HOOK));
@@ -155,12 +190,20 @@ export function planAdopt(state: AdoptState, opts: AdoptOptions): AdoptPlan {
     steps.push({ kind: 'install-boot-files', name });
     if (l.kernelHook === 'zymbit' || l.kernelHook === 'missing')
       steps.push({ kind: 'restore-kernel-hook', path: KERNEL_HOOK });
-    steps.push({ kind: 'rebuild-initramfs', command: rebuildCommand(l.root) });
-    if (l.zymbitInitramfsLine && l.configTxt) steps.push({ kind: 'switch-config-txt', path: l.configTxt });
+    rewrite(sb?.images ?? [], { kind: 'rebuild-initramfs', command: rebuildCommand(l.root) });
+    if (l.zymbitInitramfsLine && l.configTxt) {
+      const config = sb?.configFile && signed.has(sb.configFile) ? [sb.configFile] : [];
+      rewrite(config, { kind: 'switch-config-txt', path: l.configTxt });
+    }
     steps.push({ kind: 'verify-boot' });
-  } else if (l.kernelHook === 'zymbit') {
-    keep(KERNEL_HOOK, l.kept.kernelHook, keptCopy(KERNEL_HOOK));
-    steps.push({ kind: 'restore-kernel-hook', path: KERNEL_HOOK });
+  } else {
+    if (l.kernelHook === 'zymbit') {
+      keep(KERNEL_HOOK, l.kept.kernelHook, keptCopy(KERNEL_HOOK));
+      steps.push({ kind: 'restore-kernel-hook', path: KERNEL_HOOK });
+    }
+    // Adopted before zkluks added the image the firmware loads: add it now.
+    const missing = (sb?.images ?? []).filter((f) => !signed.has(f));
+    if (missing.length > 0) steps.push({ kind: 'manifest-in', files: missing, adding: missing });
   }
   if (opts.removeOld) {
     if (state.oldSlot !== null) steps.push({ kind: 'remove-old-slot', slot: state.oldSlot });
@@ -207,6 +250,23 @@ export function describeStep(s: AdoptStep): string {
       return `check each kernel's own image, then replace 'initramfs initrd.img followkernel' in ${s.path} with auto_initramfs=1`;
     case 'verify-boot':
       return 'verify the image(s) the firmware will load carry the zkluks keyscript and zkunlockifs';
+    case 'manifest-out':
+      return `take ${s.files.join(', ')} out of the SCM's Supervised Boot manifest while adopt rewrites ${s.files.length === 1 ? 'it' : 'them'} (named in ${MANIFEST_OUT} until signed again)`;
+    case 'manifest-in': {
+      const kept = s.files.filter((f) => !s.adding.includes(f));
+      return [
+        ...(kept.length > 0
+          ? [
+              `sign ${kept.join(', ')} in the SCM's Supervised Boot manifest as ${kept.length === 1 ? 'it is' : 'they are'} now`,
+            ]
+          : []),
+        ...(s.adding.length > 0
+          ? [
+              `add ${s.adding.join(', ')} to the SCM's Supervised Boot manifest, signed as ${s.adding.length === 1 ? 'it is' : 'they are'} now (the image the firmware loads with auto_initramfs=1, which the SCM must verify)`,
+            ]
+          : []),
+      ].join('; ');
+    }
     case 'remove-old-slot':
       return `wipe Zymbit's keyslot ${s.slot}`;
     case 'remove-key-bin-lock':

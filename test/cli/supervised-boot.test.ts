@@ -383,7 +383,11 @@ describe('Supervised Boot (SCM): every --dry-run says what the run would sign, o
       expect(steps[at("replace 'initramfs initrd.img followkernel'") + 1]).toContain(
         "sign config.txt in the SCM's Supervised Boot manifest",
       );
+      expect(r.stdout).toContain(
+        "supervised boot: would add to the SCM's manifest, before config.txt loads it: initramfs8",
+      );
       const json = await pi.zkluks(['adopt', '--root', pi.root, '--dry-run', '--json']);
+      expect(JSON.parse(json.stdout).supervisedBoot.add).toEqual(['initramfs8']);
       expect(JSON.parse(json.stdout).plan.steps).toEqual(
         expect.arrayContaining([
           { kind: 'manifest-in', files: ['initramfs8'], adding: ['initramfs8'] },

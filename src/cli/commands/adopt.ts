@@ -100,9 +100,20 @@ export const adoptCommand: CommandBody = {
     }
     if (g.dryRun) {
       const signing = await adoptSigning(g, result);
-      out.data([...planLines(result), ...describeSigning(g.root, signing).map((l) => `  ${l}`)].join('\n'), {
+      const add = (result.plan.unchanged ? [] : result.plan.steps).flatMap((s) =>
+        s.kind === 'manifest-in' ? s.adding : [],
+      );
+      const lines = [
+        ...describeSigning(g.root, signing),
+        ...(add.length > 0
+          ? [
+              `supervised boot: would add to the SCM's manifest, before config.txt loads ${add.length === 1 ? 'it' : 'them'}: ${add.join(', ')}`,
+            ]
+          : []),
+      ];
+      out.data([...planLines(result), ...lines.map((l) => `  ${l}`)].join('\n'), {
         ...json(g, result, keyFile.file),
-        supervisedBoot: signing,
+        supervisedBoot: { ...signing, add },
       });
       return;
     }

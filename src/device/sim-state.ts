@@ -17,13 +17,16 @@ import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.ts';
 import { ZymkeyUnavailableError } from '../errors.ts';
 import type { BindingMode, PerimeterAction } from './port.ts';
+import { ZKENV_FILE } from './wake-pin.ts';
+
+export { needsWakePin, readWakePin } from './wake-pin.ts';
 
 export const SIM_HOST_FILE = 'zkluks-sim-host.json';
 export const SIM_HOST_FORMAT = 'zkluks-sim-host';
 export const SIM_MODULE_FORMAT = 'zkluks-sim-module';
 export const SIM_STATE_VERSION = 2;
 export const SIM_SALT_FILE = 's1_fp_salt.bin';
-export const SIM_ZKENV_FILE = 'zkenv.conf';
+export const SIM_ZKENV_FILE = ZKENV_FILE;
 /** The module store's location, when not beside the host directory. */
 export const SIM_MODULES_ENV = 'ZKLUKS_SIM_MODULES';
 /** A fresh simulated host runs a current Raspberry Pi OS kernel (global GPIO numbering). */
@@ -358,24 +361,6 @@ export function writeHostSalt(dir: string, serial: string, salt: string): void {
   writeFileAtomic(simSaltFile(dir, serial), Buffer.from(salt, 'hex'), 0o600);
 }
 
-/** ZK_GPIO_WAKE_PIN from `zkenv.conf`, null when unset. */
-export function readWakePin(dir: string): number | null {
-  try {
-    const m = /^\s*(?:export\s+)?ZK_GPIO_WAKE_PIN=["']?(\d+)/m.exec(
-      readFileSync(join(dir, SIM_ZKENV_FILE), 'utf8'),
-    );
-    return m?.[1] ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
-
 export function writeWakePin(dir: string, pin: number | null): void {
   writeFileAtomic(join(dir, SIM_ZKENV_FILE), pin === null ? '' : `ZK_GPIO_WAKE_PIN=${pin}\n`, 0o644);
-}
-
-/** Kernels from 6.6 on number GPIOs globally: the WAKE pin must be set or the module never binds. */
-export function needsWakePin(kernel: string): boolean {
-  const [major = 0, minor = 0] = kernel.split(/[.-]/).map((n) => Number.parseInt(n, 10));
-  return major > 6 || (major === 6 && minor >= 6);
 }

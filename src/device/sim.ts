@@ -249,6 +249,15 @@ export function simUnseal(session: SimSession, sealed: Buffer, action: string): 
   }
 }
 
+/** The simulated host's running kernel, null when its host file cannot be read. */
+function simHostKernel(dir: string): string | null {
+  try {
+    return loadSimHost(dir).kernel;
+  } catch {
+    return null;
+  }
+}
+
 export class SimZymkey implements ZymkeyPort {
   readonly backend = 'sim' as const;
 
@@ -268,6 +277,7 @@ export class SimZymkey implements ZymkeyPort {
           return { answers: false, serial: null };
         }
       },
+      kernel: simHostKernel(this.stateDir),
     };
   }
 

@@ -11,6 +11,7 @@ import type { ZymkeyFailure, ZymkeyUnavailableError } from '../errors.ts';
 import { safeText } from '../safe-text.ts';
 import { zymkeyFailure } from './failures.ts';
 import type { ProbeResult } from './i2c.ts';
+import { needsWakePin, readWakePin, ZKENV_FILE } from './wake-pin.ts';
 
 /** How a tool run ended, as the process runner saw it. */
 export interface ToolRun {
@@ -36,6 +37,8 @@ export interface ModuleProbes {
   zkifcNotStopped: string | null;
   /** Whether the module answers its API (through zkifc) now, and its serial when it does. */
   api(): Promise<{ answers: boolean; serial: string | null }>;
+  /** The running kernel (`uname -r`) of the host the module sits on, null when unknown. */
+  kernel: string | null;
 }
 
 export interface ExplainOptions {
@@ -111,32 +114,50 @@ export async function explainToolFailure(
   if (bus && (bus.status === 'bus-missing' || bus.status === 'bus-timeout' || bus.status === 'conflict')) {
     return fail('unreachable', `the I2C probe says ${bus.status}: ${bus.detail}`);
   }
-  if (run.timedOut) return zymkeyFailure('timeout', action, words);
-  if (probes.zkifcNotStopped !== null) {
+  if (probes.zkifcNotStopped !== null && !run.timedOut) {
     return fail(
       'unknown',
       `zkifc may have been running, and the standalone tools need it stopped: ${probes.zkifcNotStopped}`,
       'systemctl stop zkifc, then try again (zkluks starts it again afterwards)',
     );
   }
+  // A hung tool was stopped at its deadline: the API and the host still tell what they can.
   const api = await probes.api();
   if (!api.answers) {
+    if (probes.kernel !== null && needsWakePin(probes.kernel) && readWakePin(probes.stateDir) === null) {
+      return fail(
+        'not-bound',
+        `the module answers no API call either, and kernel ${safeText(probes.kernel)} numbers GPIOs globally while ${probes.stateDir}/${ZKENV_FILE} sets no ZK_GPIO_WAKE_PIN, so the module never binds`,
+        `set the wake pin: grep GPIO4 /sys/kernel/debug/gpio, then echo ZK_GPIO_WAKE_PIN=N > ${probes.stateDir}/${ZKENV_FILE}; systemctl restart zkifc`,
+      );
+    }
+    const silent =
+      'the module answers no API call either (zkOpen fails) although the state directory and the I2C bus are there: it is unplugged, not bound to this host (wake pin, brown-out, zkifc), bound in production mode to another host, or self-destructed, and only its LED tells which';
+    if (run.timedOut) {
+      return fail(
+        'timeout',
+        silent,
+        `zkluks device probe (does the module answer on I2C?); then ${LED_HINT}`,
+      );
+    }
+    return fail('unknown', silent, LED_HINT);
+  }
+  if (opts.unsealing && opts.sealedBy !== undefined && api.serial !== null && api.serial !== opts.sealedBy) {
     return fail(
-      'unknown',
-      'the module answers no API call either (zkOpen fails) although the state directory and the I2C bus are there: it is unplugged, not bound to this host (wake pin, brown-out, zkifc), bound in production mode to another host, or self-destructed, and only its LED tells which',
-      LED_HINT,
+      'wrong-module',
+      `this module is serial ${safeText(api.serial)}, and the token records that serial ${safeText(opts.sealedBy)} sealed the key`,
+    );
+  }
+  if (run.timedOut) {
+    return fail(
+      'timeout',
+      'the module answers its API, so it is there and bound, yet the tool gave no answer',
     );
   }
   if (!opts.unsealing) {
     return fail('unknown', 'the module answers its API, so it is there and bound, yet the tool failed');
   }
   if (opts.sealedBy !== undefined && api.serial !== null) {
-    if (api.serial !== opts.sealedBy) {
-      return fail(
-        'wrong-module',
-        `this module is serial ${safeText(api.serial)}, and the token records that serial ${safeText(opts.sealedBy)} sealed the key`,
-      );
-    }
     return fail(
       'corrupt-blob',
       `the module that sealed the key (serial ${safeText(api.serial)}) answers its API, yet refuses the sealed key`,

@@ -4,6 +4,7 @@
 // Info, binding and perimeter come from Zymbit's Python `zymkey` module through one fixed script.
 // A failing tool is never read for a reason: src/device/tool-failure.ts tells why from zkluks's own
 // probes (state directory, I2C probe, zkifc, the API, the token's record).
+import { release } from 'node:os';
 import type { RunResult, Runner } from '../exec.ts';
 import { zymkeyFailure } from './failures.ts';
 import { probeZymkeyBus, type ProbeResult } from './i2c.ts';
@@ -39,6 +40,11 @@ export interface ZymbitOptions {
   tmpfsCandidates?: readonly string[];
   /** Bound on each tool run. */
   timeoutMs?: number;
+  /**
+   * Bound on the Python API script (info, binding, perimeter, and the probe after a failed tool);
+   * default DEFAULT_TOOL_TIMEOUT_MS, apart from the tools' bound.
+   */
+  apiTimeoutMs?: number;
   /** Where an SCM's device node (zscm*) appears; default /dev. */
   devDir?: string;
   /** Told when zkifc could not be started again (the operation itself still succeeded or failed). */
@@ -47,6 +53,8 @@ export interface ZymbitOptions {
   zymbitDir?: string;
   /** The I2C probe run when a tool fails; default the real probe of this host's bus. */
   probeBus?: () => Promise<ProbeResult>;
+  /** The running kernel, for the wake-pin check when a tool fails; default `uname -r` of this host. */
+  kernel?: string;
 }
 
 export const ZYMBIT_DIR = '/var/lib/zymbit';
@@ -107,6 +115,7 @@ export class ZymbitZymkey implements ZymkeyPort {
         const r = await this.runReport();
         return { answers: r.client, serial: r.info.serial === 'unknown' ? null : r.info.serial };
       },
+      kernel: this.opts.kernel ?? release(),
     };
   }
 
@@ -167,7 +176,7 @@ export class ZymbitZymkey implements ZymkeyPort {
     const r = await this.runner('python3', ['-'], {
       input: ZYMKEY_INFO_SCRIPT,
       reject: false,
-      timeoutMs: this.timeoutMs,
+      timeoutMs: this.opts.apiTimeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
     });
     if (r.exitCode === 127) return unknownReport('python3 is not installed');
     if (r.exitCode !== 0 || r.timedOut) {

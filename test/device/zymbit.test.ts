@@ -15,6 +15,7 @@ import {
   simInit,
   simSetReachable,
   simStatus,
+  simWakePin,
 } from '../../src/device/sim-control.ts';
 import type { ProbeResult } from '../../src/device/i2c.ts';
 import { installSimTools } from '../../src/device/sim-tools.ts';
@@ -291,6 +292,37 @@ describe('zymbit backend through the tools', () => {
     expect(e.message).toContain('the Zymkey did not answer');
     expect(e.hint).toBe('zkluks device probe (does the module answer on I2C?), then zkluks doctor');
     expect(systemctlCalls()).toEqual(['stop zkifc', 'start zkifc']);
+  });
+
+  it('a tool that hangs on a module that answers no API either still leads to the LED, or to the wake pin the kernel needs', async () => {
+    const slow = join(dir, 'slow');
+    installSimTools(slow, process.execPath, bundle);
+    writeFileSync(join(slow, 'zkgrifs'), '#!/bin/sh\nexec sleep 5\n');
+    const hung = (kernel: string) =>
+      new ZymbitZymkey({
+        runner: runner({ PATH: [slow, join(fixtures, 'bin'), process.env.PATH].join(':') }),
+        timeoutMs: 300,
+        zymbitDir: state,
+        probeBus: async () => bus(),
+        kernel,
+      });
+    simSetReachable(state, false);
+    const e = await rejection(hung('6.12.25+rpt-rpi-v8').randomBytes(8));
+    expect(e.reason).toBe('timeout');
+    expect(e.message).toMatch(
+      /gave no answer within 300 ms and was stopped without a message; the module answers no API call either/,
+    );
+    expect(e.hint).toContain('zkluks doctor --led PATTERN');
+    // Kernel 6.6 and later with no ZK_GPIO_WAKE_PIN: the module never binds, whatever the tool did.
+    simWakePin(state, null);
+    const unbound = await rejection(hung('6.12.25+rpt-rpi-v8').randomBytes(8));
+    expect(unbound.reason).toBe('not-bound');
+    expect(unbound.message).toMatch(
+      /kernel 6\.12\.25\+rpt-rpi-v8 numbers GPIOs globally .*sets no ZK_GPIO_WAKE_PIN/,
+    );
+    expect(unbound.hint).toMatch(/ZK_GPIO_WAKE_PIN=N/);
+    // An older kernel numbers GPIOs per chip: no wake pin needed, so no such reason.
+    expect((await rejection(hung('6.1.21-v8+').randomBytes(8))).reason).toBe('timeout');
   });
 
   it('a failing restart of zkifc is reported as a warning, not lost', async () => {

@@ -197,6 +197,25 @@ describe('doctor checks', () => {
     expect(diagnose(f).verdict.summary).toMatch(/destroyed its key material/);
   });
 
+  it('a hung tool is no reason: with the API silent, the LED the admin reports names the failure', () => {
+    const f = healthy();
+    const z = f.zymkey.ok ? f.zymkey.value : (undefined as never);
+    const silent = unreadable<never>('the API call failed', 'unknown');
+    f.zymkey = known({
+      ...z,
+      info: silent,
+      binding: silent,
+      perimeter: silent,
+      rng: unreadable('zkgrifs gave no answer', 'timeout'),
+      unseal: unreadable('zkunlockifs gave no answer', 'timeout'),
+    });
+    expect(ids(f)).toContain('zymkey.failed:error');
+    f.led = '5-slow';
+    expect(ids(f)).toContain('zymkey.self-destructed:error');
+    f.led = 'off';
+    expect(ids(f)).toContain('zymkey.host-mismatch:error');
+  });
+
   it('for a self-destruct with no other keyslot, says a reboot loses the data and gives the in-memory volume key rescue', () => {
     const f = healthy();
     f.header = known({ uuid: 'u', keyslots: [{ id: 0, kdf: 'argon2id', priority: 'normal' }], tokens: [] });

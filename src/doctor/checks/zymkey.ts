@@ -19,12 +19,18 @@ const LED_FAILURES: Record<string, string> = {
   'not-bound': 'not-bound',
 };
 
+/**
+ * Codes that say how a call failed, not why: `unknown`, and `timeout` (a tool that hung was stopped
+ * at its deadline). Only the probes' reasons outrank the LED.
+ */
+const NO_REASON = new Set(['unknown', 'timeout']);
+
 function failure(facts: Facts): { code: string; reason: string } | null {
   const z = valueOf(facts.zymkey);
   if (!z) return null;
   const sources: Fact<unknown>[] = [z.unseal, z.rng, z.info, z.binding, z.perimeter];
   for (const s of sources) {
-    if (!s.ok && s.code && s.code !== 'unknown') return { code: s.code, reason: s.reason };
+    if (!s.ok && s.code && !NO_REASON.has(s.code)) return { code: s.code, reason: s.reason };
   }
   for (const s of sources) {
     if (!s.ok && s.status === 'unreadable') {

@@ -5,8 +5,9 @@
 // Every tier that did not run (`--skipped-tier NAME=WHY`) and every skipped test is named on that
 // line, so nothing is dropped silently, and so is every tier an environment variable narrowed
 // (`--narrowed WHAT`). A tier whose report holds no test at all fails the run.
-// A report named `opaque-<mode>.json` is the failure-path pass with ZKLUKS_SIM_OPAQUE=<mode>: it is
-// named with its own counts, and the tests it filtered out (-t) are not listed as skipped.
+// A report named `opaque-<mode>.json` or `opaque-<mode>-<part>.json` is (part of) the failure-path
+// pass with ZKLUKS_SIM_OPAQUE=<mode>: each mode is named once with the counts of all its parts, and
+// the tests a part filtered out (-t) are not listed as skipped.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 
@@ -27,7 +28,8 @@ let failed = 0;
 let skipped = 0;
 const skippedTests = [];
 const problems = [];
-const passes = [];
+/** Per opaque mode, in the order first seen: its passed and failed counts over all its parts. */
+const opaquePasses = new Map();
 for (const file of files) {
   const tier = basename(file, '.json');
   const report = JSON.parse(readFileSync(file, 'utf8'));
@@ -39,16 +41,17 @@ for (const file of files) {
     failed += 1;
     problems.push(`tier ${tier} ran no test`);
   }
-  const opaque = /^opaque-(.+)$/.exec(tier);
+  const opaque = /^opaque-([^-]+)(?:-.+)?$/.exec(tier);
   if (opaque) {
     skipped -= report.numPendingTests + report.numTodoTests;
     if (report.numTotalTests > 0 && report.numPassedTests + report.numFailedTests === 0) {
       failed += 1;
       problems.push(`tier ${tier} ran no test (its -t filter matched none)`);
     }
-    passes.push(
-      `opaque pass (ZKLUKS_SIM_OPAQUE=${opaque[1]}): ${report.numPassedTests} passed, ${report.numFailedTests} failed`,
-    );
+    const mode = opaquePasses.get(opaque[1]) ?? { passed: 0, failed: 0 };
+    mode.passed += report.numPassedTests;
+    mode.failed += report.numFailedTests;
+    opaquePasses.set(opaque[1], mode);
     continue;
   }
   for (const suite of report.testResults ?? []) {
@@ -74,7 +77,9 @@ if (hintCountsDir !== null) {
     problems.push(`${followed - worked} hints followed did not work`);
   }
 }
-parts.push(...passes);
+for (const [mode, n] of opaquePasses) {
+  parts.push(`opaque pass (ZKLUKS_SIM_OPAQUE=${mode}): ${n.passed} passed, ${n.failed} failed`);
+}
 if (problems.length > 0) parts.push(problems.join('; '));
 parts.push(`skipped tiers: ${skippedTiers.length > 0 ? skippedTiers.join(', ') : 'none'}`);
 if (narrowed.length > 0) parts.push(`narrowed: ${narrowed.join(', ')}`);

@@ -1,5 +1,6 @@
-// scripts/test's closing line names the opaque failure-path pass with its own counts, does not list
-// the tests its -t filter left out as skipped, and fails when that filter matched no test.
+// scripts/test's closing line names the opaque failure-path pass with its own counts (one figure per
+// mode over all its parts), does not list the tests its -t filter left out as skipped, and fails
+// when that filter matched no test.
 import { execa } from 'execa';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +47,29 @@ describe('the opaque pass in the test summary', () => {
     expect(r.stdout).toContain('tests: 17 passed, 0 failed, 0 skipped;');
     expect(r.stdout).toContain('opaque pass (ZKLUKS_SIM_OPAQUE=silent): 7 passed, 0 failed');
     expect(r.stdout).toContain('skipped tests: none');
+  });
+
+  it('adds up the parts of one mode (the filtered files and the doctor file run whole) into one figure', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zkluks-summary-'));
+    dirs.push(dir);
+    const files = {
+      'unit.json': report(10, 0),
+      'opaque-hang.json': report(7, 25),
+      'opaque-hang-doctor.json': report(17, 0),
+      'opaque-plain.json': report(7, 25),
+      'opaque-plain-doctor.json': { ...report(16, 0), numFailedTests: 1, numTotalTests: 17, success: false },
+    };
+    for (const [name, r] of Object.entries(files)) writeFileSync(join(dir, name), JSON.stringify(r));
+    const r = await execa(
+      process.execPath,
+      ['scripts/test-summary.mjs', ...Object.keys(files).map((f) => join(dir, f))],
+      { cwd: repoRoot, reject: false },
+    );
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toContain(
+      'opaque pass (ZKLUKS_SIM_OPAQUE=hang): 24 passed, 0 failed; opaque pass (ZKLUKS_SIM_OPAQUE=plain): 23 passed, 1 failed;',
+    );
+    expect(r.stdout).not.toContain('ZKLUKS_SIM_OPAQUE=hang-doctor');
   });
 
   it('fails the run when its filter matched no test', async () => {

@@ -87,6 +87,25 @@ describe('zkluks doctor scenarios', () => {
     expect(human.split('\n')[0]).toMatch(/^verdict: ERROR The Zymkey destroyed its key material/);
   });
 
+  it("1: without --led, a self-destructed module is named from the simulator's reason, or with opaque tools the doctor says only the LED tells", async () => {
+    tree = await buildTree({ recovery: false });
+    await tree.sim('bind-lock');
+    await tree.sim('arm', '--channel', '0', '--action', 'self-destruct');
+    await tree.sim('breach', '--channel', '0');
+    const { exitCode, diagnosis } = await doctor(tree);
+    expect(exitCode).toBe(1);
+    if (!OPAQUE) {
+      expect(finding(diagnosis, 'zymkey.self-destructed').severity).toBe('error');
+      return;
+    }
+    // Tools and API fail alike for a destroyed, unbound, unplugged or refused module: no verdict yet.
+    expect(diagnosis.findings.map((x) => x.id)).not.toContain('zymkey.self-destructed');
+    const f = finding(diagnosis, 'zymkey.failed');
+    expect(f.severity).toBe('error');
+    expect(f.evidence.join('\n')).toMatch(/answers no API call either .*only its LED tells which/);
+    expect(f.hint).toMatch(/read it and run 'zkluks doctor --led PATTERN'/);
+  });
+
   it('1: with the boot record of a fallback boot, says the passphrase unlocked the root this time', async () => {
     tree = await buildTree();
     await tree.sim('bind-lock');

@@ -43,6 +43,12 @@ function failure(facts: Facts): { code: string; reason: string } | null {
   return null;
 }
 
+/** The module answers no API call: its info is unreadable (sim) or unknown (the Python API's client is None). */
+function apiSilent(facts: Facts): boolean {
+  const info = valueOf(facts.zymkey)?.info;
+  return info !== undefined && (!info.ok || info.value.model === 'unknown');
+}
+
 function ledSays(facts: Facts, name: string): boolean {
   return facts.led !== null && decodeLed(facts.led).name === name;
 }
@@ -172,7 +178,10 @@ function broken(facts: Facts, ways: WaysIn, code: string, reason: string): Findi
         severity: 'error',
         summary: `The Zymkey fails (${code}): the boot cannot unseal the key through it.`,
         evidence,
-        hint: "run 'zkluks device info' and 'systemctl status zkifc'",
+        hint:
+          NO_REASON.has(code) && facts.led === null && apiSilent(facts)
+            ? "only the LED tells why a module that answers nothing fails: read it and run 'zkluks doctor --led PATTERN' (the patterns: zkluks doctor --help)"
+            : "run 'zkluks device info' and 'systemctl status zkifc'",
       };
   }
 }

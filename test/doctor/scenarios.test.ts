@@ -11,7 +11,8 @@ import { diagnose, type Diagnosis } from '../../src/doctor/diagnose.ts';
 import { gatherFacts } from '../../src/doctor/gather.ts';
 import type { Finding } from '../../src/doctor/finding.ts';
 import { buildTree, KERNEL, type Tree } from './system-tree.ts';
-import { OPAQUE } from '../helpers/opaque.ts';
+import { HANG, OPAQUE } from '../helpers/opaque.ts';
+import { SimZymkey } from '../../src/device/sim.ts';
 import { simKernel, simWakePin } from '../../src/device/sim-control.ts';
 
 let tree: Tree | undefined;
@@ -243,6 +244,41 @@ describe('zkluks doctor scenarios', () => {
     const f = finding(diagnosis, 'zymkey.not-bound');
     expect(f.severity).toBe('error');
     expect(f.hint).toMatch(/wake pin/);
+  });
+
+  it('a module whose tools hang is asked once: the test unseal is skipped after zkgrifs timed out', async () => {
+    tree = await buildTree();
+    await tree.sim('bind-lock');
+    await tree.sim('arm', '--channel', '0', '--action', 'self-destruct');
+    await tree.sim('breach', '--channel', '0');
+    const sim = new SimZymkey(tree.simState);
+    const calls: string[] = [];
+    const port = new Proxy(sim, {
+      get(target, name, receiver) {
+        const value: unknown = Reflect.get(target, name, receiver);
+        if (name !== 'randomBytes' && name !== 'unseal' && name !== 'seal') return value;
+        return (...args: unknown[]) => {
+          calls.push(name);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const facts = await gatherTree(tree, { port });
+    const z = valueOf(facts.zymkey);
+    expect(z?.rng.ok).toBe(false);
+    if (HANG) {
+      // Each hung tool costs its whole deadline: the doctor waits for one, not two.
+      expect(calls).toEqual(['randomBytes']);
+      expect(z?.unseal.ok === false && z.unseal.reason).toMatch(
+        /test unseal .* skipped because the module did not answer/,
+      );
+      expect(finding(diagnose(facts), 'zymkey.failed').evidence.join('\n')).toMatch(
+        /skipped because the module did not answer/,
+      );
+    } else {
+      // A tool that fails at once costs nothing: the unseal is tried and tells what it can.
+      expect(calls).toEqual(['randomBytes', 'unseal']);
+    }
   });
 
   it('gathering reads the LUKS header once and the initramfs image once (one unpack, no separate listing)', async () => {

@@ -3,7 +3,15 @@
 import { valueOf, type Facts } from './facts.ts';
 import { slotsWithoutZymkey, type WaysIn } from './ways-in.ts';
 
-export function unlockPath(facts: Facts, ways: WaysIn): string {
+/**
+ * The keyscript's reasons that say how the unseal ended, not why: zkunlockifs's failures are opaque
+ * and a hang is stopped at the deadline. The module's own state, as the doctor establishes it now,
+ * tells why.
+ */
+export const RECORDED_HOW = new Set(['unseal-failed', 'timeout']);
+
+/** `established`: why the module fails, as the doctor's own probes tell it now (a failure code). */
+export function unlockPath(facts: Facts, ways: WaysIn, established?: string): string {
   const record = valueOf(facts.bootRecord);
   if (record) {
     const f = record.fields;
@@ -13,7 +21,9 @@ export function unlockPath(facts: Facts, ways: WaysIn): string {
     if (f.method === 'passphrase') {
       const why =
         f.reason && f.reason !== 'ok'
-          ? ` after the Zymkey path failed (${f.reason}${f.detail ? `: ${f.detail}` : ''})`
+          ? established && RECORDED_HOW.has(f.reason)
+            ? ` after the Zymkey path failed (${established}, as the module shows now; the keyscript recorded ${f.reason}${f.detail ? `: ${f.detail}` : ''})`
+            : ` after the Zymkey path failed (${f.reason}${f.detail ? `: ${f.detail}` : ''})`
           : '';
       return `this boot the root was unlocked with a typed passphrase or recovery key${why}, per ${record.path}`;
     }

@@ -3,7 +3,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { zkluks } from '../helpers/cli.ts';
+import { constants as os } from 'node:os';
+import { execa } from 'execa';
+import { bundle, zkluks } from '../helpers/cli.ts';
 import { addKey, formatLuks } from '../helpers/luks.ts';
 import { createRunner, type RunRecord } from '../../src/exec.ts';
 import { valueOf } from '../../src/doctor/facts.ts';
@@ -51,6 +53,47 @@ function gatherTree(t: Tree, over: Partial<Parameters<typeof gatherFacts>[0]> = 
     runner: createRunner(),
     ...over,
   });
+}
+
+/**
+ * The boot record the keyscript (scripts/initramfs/keyscript.sh.in) writes when it falls back: the
+ * sealed key of the tree's token run through the simulator's zkunlockifs with no zkifc (as in the
+ * initramfs), its end told as write_record and fallback tell it: unseal-failed with the exit status
+ * or signal and the last stderr line, or timeout when the tool hangs (ZKLUKS_SIM_OPAQUE=hang).
+ */
+async function fallbackRecord(t: Tree): Promise<string> {
+  const head = 'name=cryptroot\nsource=/dev/mmcblk0p2\nmethod=passphrase\ntried=0\n';
+  const tail = 'elapsed_ms=230\nuptime=9.80\n';
+  if (HANG) {
+    return `${head}reason=timeout\ndetail=the Zymkey did not answer within 10.0 s: zkunlockifs had printed no key at the deadline (ZKLUKS_TIMEOUT=10) and was stopped; type the passphrase or recovery key, and once booted run: zkluks doctor\n${tail}`;
+  }
+  const header = JSON.parse(await t.cryptsetup('luksDump', '--dump-json-metadata', t.volume)) as {
+    tokens: Record<string, { type: string; sealed?: string }>;
+  };
+  const token = Object.values(header.tokens).find((x) => x.type === 'zkluks-zymkey');
+  const sealed = join(t.dir, 'sealed.bin');
+  writeFileSync(sealed, Buffer.from(token?.sealed ?? '', 'base64'));
+  await t.sim('zkifc', 'stop');
+  const r = await execa(process.execPath, [bundle, 'sim', 'tool', 'zkunlockifs', sealed], {
+    env: t.env,
+    reject: false,
+  });
+  await t.sim('zkifc', 'start');
+  // last_line: the last non-blank line, printable characters only, at most 400.
+  const line =
+    r.stderr
+      .replace(/[^\x20-\x7e\n]/g, '?')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .pop()
+      ?.slice(0, 400) ?? '';
+  const signal = r.signal ? os.signals[r.signal] : undefined;
+  const detail =
+    signal !== undefined
+      ? `zkunlockifs was killed by signal ${signal}${line ? `: ${line}` : ''}`
+      : `zkunlockifs exited with status ${r.exitCode}${line ? `: ${line}` : ''}`;
+  expect(r.exitCode).not.toBe(0);
+  return `${head}reason=unseal-failed\ndetail=${detail}\n${tail}`;
 }
 
 function finding(d: Diagnosis, id: string): Finding {
@@ -112,16 +155,18 @@ describe('zkluks doctor scenarios', () => {
     await tree.sim('bind-lock');
     await tree.sim('arm', '--channel', '1', '--action', 'self-destruct');
     await tree.sim('breach', '--channel', '1');
-    tree.file(
-      '/run/zkluks/cryptroot.record',
-      'name=cryptroot\nmethod=passphrase\ntried=1\nreason=self-destructed\ndetail=zkunlockifs: self-destructed: key material destroyed\nelapsed_ms=230\nuptime=9.80\n',
-    );
+    tree.file('/run/zkluks/cryptroot.record', await fallbackRecord(tree));
     const { diagnosis } = await doctor(tree, OPAQUE ? ['--led', '5-slow'] : []);
     const f = finding(diagnosis, 'zymkey.self-destructed');
     expect(f.evidence.join('\n')).toMatch(
       /unlocked with a typed passphrase or recovery key after the Zymkey path failed \(self-destructed/,
     );
     expect(finding(diagnosis, 'last-boot.fallback').summary).toMatch(/had destroyed its keys/);
+    // What the keyscript recorded stays as evidence of how the unseal ended.
+    expect(finding(diagnosis, 'last-boot.fallback').summary).toMatch(
+      /as the module shows now; the keyscript recorded: /,
+    );
+    expect(f.evidence.join('\n')).toMatch(/the keyscript recorded (unseal-failed: zkunlockifs |timeout: )/);
     // A recovery key exists already: the rescue checks it is still at hand.
     expect(f.hint).toMatch(/recovery key of slot 2 \('zkluks recovery verify /);
   });

@@ -1,7 +1,9 @@
 // The boot record the keyscript left in /run/zkluks: how the root was unlocked this boot.
 import { valueOf, type Facts } from '../facts.ts';
 import type { Finding } from '../finding.ts';
+import { RECORDED_HOW } from '../unlock-path.ts';
 import { waysIn } from '../ways-in.ts';
+import { moduleFailure } from './zymkey.ts';
 
 const area = 'last boot' as const;
 
@@ -56,14 +58,18 @@ export function checkLastBoot(facts: Facts): Finding[] {
       },
     ];
   }
-  const reason = fields.reason ?? 'unknown';
-  const hung = reason === 'timeout' ? deadlineStep(fields.detail ?? '') : null;
+  const recorded = fields.reason ?? 'unknown';
+  // The record says how the unseal ended; the module's state now may say why (its keys destroyed).
+  const now = RECORDED_HOW.has(recorded) ? moduleFailure(facts)?.code : undefined;
+  const reason = now !== undefined && REASONS[now] !== undefined && !RECORDED_HOW.has(now) ? now : recorded;
+  const hung = recorded === 'timeout' ? deadlineStep(fields.detail ?? '') : null;
+  const how = hung?.what ?? REASONS[recorded] ?? recorded;
   return [
     {
       id: 'last-boot.fallback',
       area,
       severity: 'warning',
-      summary: `This boot the Zymkey path failed (${hung?.what ?? REASONS[reason] ?? reason}) and the root was unlocked with a typed passphrase or recovery key.`,
+      summary: `This boot the Zymkey path failed (${reason === recorded ? how : `${REASONS[reason]}, as the module shows now; the keyscript recorded: ${how}`}) and the root was unlocked with a typed passphrase or recovery key.`,
       evidence,
       hint:
         reason === 'self-destructed'

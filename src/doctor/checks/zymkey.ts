@@ -25,7 +25,8 @@ const LED_FAILURES: Record<string, string> = {
  */
 const NO_REASON = new Set(['unknown', 'timeout']);
 
-function failure(facts: Facts): { code: string; reason: string } | null {
+/** Why the module fails, as zkluks's own probes (and the LED the admin reported) tell it; null when it works. */
+export function moduleFailure(facts: Facts): { code: string; reason: string } | null {
   const z = valueOf(facts.zymkey);
   if (!z) return null;
   const sources: Fact<unknown>[] = [z.unseal, z.rng, z.info, z.binding, z.perimeter];
@@ -79,7 +80,7 @@ function broken(facts: Facts, ways: WaysIn, code: string, reason: string): Findi
       .filter((c) => c.firstBreach)
       .map((c) => `perimeter channel ${c.channel}: action ${c.action}, first breach ${c.firstBreach}`),
     ...tokenEvidence(facts),
-    unlockPath(facts, ways),
+    unlockPath(facts, ways, NO_REASON.has(code) ? undefined : code),
   ];
   const v = ways.volume;
   switch (code) {
@@ -349,7 +350,7 @@ export function checkZymkey(facts: Facts): Finding[] {
     return [...findings, ...led(facts)];
   }
   const z = facts.zymkey.value;
-  let fail = failure(facts);
+  let fail = moduleFailure(facts);
   if (!fail && ledSays(facts, 'atecc-unreachable') && z.binding.ok && z.binding.value.mode === 'production') {
     fail = {
       code: 'self-destructed',

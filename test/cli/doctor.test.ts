@@ -6,6 +6,17 @@ import { zkluks } from '../helpers/cli.ts';
 
 const empty = mkdtempSync(join(tmpdir(), 'zkluks-doctor-cli-'));
 afterAll(() => rmSync(empty, { recursive: true, force: true }));
+/** `zkluks doctor` on the empty tree with its own simulator state, then `more`. */
+const onEmpty = (...more: string[]) => [
+  'doctor',
+  '--root',
+  empty,
+  '--backend',
+  'sim',
+  '--sim-state',
+  join(empty, 'sim'),
+  ...more,
+];
 
 describe('zkluks doctor (CLI)', () => {
   it('lists the documented LED patterns in its help', async () => {
@@ -16,16 +27,7 @@ describe('zkluks doctor (CLI)', () => {
   });
 
   it('on an empty tree reports every missing source as a finding, never a crash, with the stable JSON schema', async () => {
-    const r = await zkluks([
-      'doctor',
-      '--root',
-      empty,
-      '--backend',
-      'sim',
-      '--sim-state',
-      join(empty, 'sim'),
-      '--json',
-    ]);
+    const r = await zkluks(onEmpty('--json'));
     expect(r.stderr).not.toMatch(/internal error/);
     const out = JSON.parse(r.stdout) as {
       version: number;
@@ -73,18 +75,7 @@ describe('zkluks doctor (CLI)', () => {
       ['4 flashes, then 1', 'low-battery', 'zkluks recovery add VOLUME'],
     ] as const;
     for (const [typed, name, hint] of cases) {
-      const r = await zkluks([
-        'doctor',
-        '--root',
-        empty,
-        '--backend',
-        'sim',
-        '--sim-state',
-        join(empty, 'sim'),
-        '--led',
-        typed,
-        '--json',
-      ]);
+      const r = await zkluks(onEmpty('--led', typed, '--json'));
       expect(r.exitCode, r.stderr).toBe(1);
       const finding = (
         JSON.parse(r.stdout) as { findings: { id: string; severity: string; hint: string }[] }
@@ -95,22 +86,9 @@ describe('zkluks doctor (CLI)', () => {
   });
 
   it('prints no colour when NO_COLOR is set, even with --led', async () => {
-    const r = await zkluks(
-      [
-        'doctor',
-        '--root',
-        empty,
-        '--backend',
-        'sim',
-        '--sim-state',
-        join(empty, 'sim'),
-        '--led',
-        'dev-bound',
-      ],
-      {
-        env: { NO_COLOR: '1' },
-      },
-    );
+    const r = await zkluks(onEmpty('--led', 'dev-bound'), {
+      env: { NO_COLOR: '1' },
+    });
     expect(r.stdout).not.toContain('\x1b[');
     expect(r.stdout).toMatch(/ok {4}The LED shows one blink every 3 seconds/);
   });

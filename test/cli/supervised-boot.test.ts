@@ -20,6 +20,17 @@ import { buildZymbitPi } from '../migrate/zymbit-pi.ts';
 import { plainRootImage, stagePiTree } from '../migrate/encrypt-root-fixture.ts';
 import { simScmAddOrUpdate, simScmBootDir, simScmManifest, simScmRemove } from '../../src/device/sim-scm.ts';
 
+/** A staged Pi tree (under W/pi) with an SCM simulator (W/sim-pi) and a plain root image to encrypt. */
+async function scmPiWithPlainRoot(): Promise<{ pi: string; image: string; sim: string }> {
+  const pi = join(W, 'pi');
+  mkdirSync(pi);
+  stagePiTree(pi);
+  const image = (await plainRootImage(W, { sizeMiB: 64, fsMiB: 64, dataMiB: 4 })).path;
+  const sim = join(W, 'sim-pi');
+  simInit(sim, { model: 'SCM', boot: join(pi, 'boot/firmware') });
+  return { pi, image, sim };
+}
+
 // The stand-in for `chroot ROOT update-initramfs …`: writes a new /boot/initrd.img (different bytes
 // every time) listing what a real build would put in; lsinitramfs lists it.
 const CHROOT = `#!/bin/sh
@@ -268,12 +279,7 @@ describe('Supervised Boot (SCM)', () => {
   }, 120_000);
 
   it('encrypt-root on an SCM signs the cmdline.txt it switches; --disarm signs it back', async () => {
-    const pi = join(W, 'pi');
-    mkdirSync(pi);
-    stagePiTree(pi);
-    const image = (await plainRootImage(W, { sizeMiB: 64, fsMiB: 64, dataMiB: 4 })).path;
-    const sim = join(W, 'sim-pi');
-    simInit(sim, { model: 'SCM', boot: join(pi, 'boot/firmware') });
+    const { pi, image, sim } = await scmPiWithPlainRoot();
     writeFileSync(join(pi, 'boot/firmware/initramfs8'), '# the image as shipped\n');
     simScmAddOrUpdate(sim, 'initramfs8');
     simBindLock(sim);
@@ -406,12 +412,7 @@ describe('Supervised Boot (SCM): every --dry-run says what the run would sign, o
   }, 120_000);
 
   it('encrypt-root --dry-run on an SCM names the cmdline.txt it switches; --disarm --dry-run the one it restores', async () => {
-    const pi = join(W, 'pi');
-    mkdirSync(pi);
-    stagePiTree(pi);
-    const image = (await plainRootImage(W, { sizeMiB: 64, fsMiB: 64, dataMiB: 4 })).path;
-    const sim = join(W, 'sim-pi');
-    simInit(sim, { model: 'SCM', boot: join(pi, 'boot/firmware') });
+    const { pi, image, sim } = await scmPiWithPlainRoot();
     simBindLock(sim);
     const args = ['--root', pi, '--device', image, '--backend', 'sim', '--sim-state', sim];
     const dry = await zkluks(['encrypt-root', ...args, '--dry-run']);

@@ -14,6 +14,19 @@ import { opens } from '../helpers/luks.ts';
 import { bootPaths } from './boot-paths.ts';
 import { buildZymbitPi, ZYMBIT_CRYPTTAB, ZYMBIT_POSTINST, type ZymbitPi } from './zymbit-pi.ts';
 
+/** The steps of a full adoption up to the initramfs rebuild, recovery key first. */
+const UP_TO_THE_REBUILD = [
+  'recovery-add',
+  'enroll',
+  'verify-zymkey',
+  'keep',
+  'keep',
+  'keep',
+  'install-boot-files',
+  'restore-kernel-hook',
+  'rebuild-initramfs',
+];
+
 let pi: ZymbitPi | undefined;
 afterEach(() => {
   pi?.cleanup();
@@ -52,15 +65,7 @@ describe('zkluks adopt (--root tier)', () => {
     const out = JSON.parse(r.stdout) as { changed: boolean; plan: { steps: Array<{ kind: string }> } };
     expect(out.changed).toBe(false);
     expect(out.plan.steps.map((s) => s.kind)).toEqual([
-      'recovery-add',
-      'enroll',
-      'verify-zymkey',
-      'keep',
-      'keep',
-      'keep',
-      'install-boot-files',
-      'restore-kernel-hook',
-      'rebuild-initramfs',
+      ...UP_TO_THE_REBUILD,
       'switch-config-txt',
       'verify-boot',
     ]);
@@ -234,15 +239,7 @@ describe('the adopt planner', () => {
             : x.kind,
       );
     expect(kinds(planAdopt(state({ supervisedBoot: sb }), opts).steps)).toEqual([
-      'recovery-add',
-      'enroll',
-      'verify-zymkey',
-      'keep',
-      'keep',
-      'keep',
-      'install-boot-files',
-      'restore-kernel-hook',
-      'rebuild-initramfs',
+      ...UP_TO_THE_REBUILD,
       'in initramfs8 adding initramfs8',
       'out config.txt',
       'switch-config-txt',

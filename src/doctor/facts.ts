@@ -191,6 +191,8 @@ export interface SupervisedBootFacts {
     state: 'matches' | 'changed' | 'missing' | 'unrecorded';
     recorded: { sha256: string; at: string; how: 'signed' | 'seen' } | null;
   }[];
+  /** Files an interrupted `zkluks adopt` took out of the manifest and has yet to sign again. */
+  takenOut: string[];
 }
 
 export interface I2cProbeFacts {

@@ -116,5 +116,5 @@ export async function gatherSupervisedBoot(
   if (state.status === 'none')
     return unavailable('no Zymbit SCM: nothing verifies the boot files before boot');
   if (state.status === 'unreadable') return unreadable(state.reason);
-  return known({ bootPartition: state.bootPartition, entries: state.entries });
+  return known({ bootPartition: state.bootPartition, entries: state.entries, takenOut: state.takenOut });
 }

@@ -3,9 +3,12 @@
 // check` report. Zymbit's API gives the paths back, never the signatures, so a file counts as
 // changed against zkluks's record of its digest.
 import type { ZymkeyPort } from '../device/port.ts';
+import { zkluksCommand } from '../hint.ts';
 import {
   bootPartitionOf,
+  MANIFEST_OUT,
   manifestEntries,
+  readManifestOut,
   signCommand,
   supervisedBootInfo,
   zymbitSignCommand,
@@ -17,7 +20,13 @@ export type ManifestState =
   | { status: 'none' }
   /** An SCM whose manifest cannot be read (zkifc stopped, Python API missing, …). */
   | { status: 'unreadable'; reason: string }
-  | { status: 'read'; bootPartition: string; entries: ManifestEntry[] };
+  | {
+      status: 'read';
+      bootPartition: string;
+      entries: ManifestEntry[];
+      /** Files an interrupted `zkluks adopt` took out of the manifest and has yet to sign again. */
+      takenOut: string[];
+    };
 
 /** Read-only: the SCM's manifest (if any) against the files on disk. */
 export async function readManifestState(port: ZymkeyPort, root: string): Promise<ManifestState> {
@@ -33,6 +42,7 @@ export async function readManifestState(port: ZymkeyPort, root: string): Promise
     status: 'read',
     bootPartition: bootPartitionOf(root),
     entries: manifestEntries(root, info.manifest),
+    takenOut: readManifestOut(root).filter((f) => !info.manifest?.includes(f)),
   };
 }
 
@@ -50,6 +60,7 @@ export interface ManifestVerdict {
     | 'supervised-boot.changed'
     | 'supervised-boot.missing'
     | 'supervised-boot.unrecorded'
+    | 'supervised-boot.taken-out'
     | 'supervised-boot.ok';
   severity: 'ok' | 'info' | 'warning' | 'error';
   summary: string;
@@ -109,6 +120,16 @@ export function manifestVerdicts(
       summary: `${missing.map((e) => e.path).join(', ')} ${missing.length === 1 ? 'is' : 'are'} in the SCM's Supervised Boot manifest but not on disk, so the next boot fails verification; ${consequence}.`,
       evidence: missing.map((e) => `${e.path}: missing`),
       hint: `put ${missing.map((e) => e.path).join(', ')} back before any reboot, or take it out of the manifest: python3 -c 'import zymkey; zymkey.client.remove_supervised_boot_file("${missing[0]?.file ?? ''}")'`,
+    });
+  }
+  if (state.takenOut.length > 0) {
+    const files = state.takenOut;
+    out.push({
+      id: 'supervised-boot.taken-out',
+      severity: 'warning',
+      summary: `${files.join(', ')} ${files.length === 1 ? 'is' : 'are'} out of the SCM's Supervised Boot manifest: an adopt that did not finish took ${files.length === 1 ? 'it' : 'them'} out while rewriting ${files.length === 1 ? 'it' : 'them'}, so the SCM does not verify ${files.length === 1 ? 'it' : 'them'} before boot (the boot itself is safe).`,
+      evidence: [`${MANIFEST_OUT}: ${files.join(' ')}`],
+      hint: `${zkluksCommand(root, 'adopt')} (it signs them back in first; --dry-run shows the plan)`,
     });
   }
   const unrecorded = entries.filter((e) => e.state === 'unrecorded');

@@ -20,6 +20,22 @@ import { BOOT_PATHS } from './boot-files.ts';
 /** zkluks's record of the manifest files' digests. */
 export const SUPERVISED_BOOT_RECORD = BOOT_PATHS.supervisedBootRecord;
 
+/**
+ * The files `zkluks adopt` took out of the SCM's manifest while it rewrites them and has yet to sign
+ * again, one a line: until they are back in, the SCM does not verify them before boot.
+ */
+export const MANIFEST_OUT = '/var/lib/zkluks/adopt/supervised-boot-out';
+
+export function readManifestOut(root: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(under(root, MANIFEST_OUT), 'utf8');
+  } catch {
+    return [];
+  }
+  return text.split('\n').filter((f) => f !== '');
+}
+
 export interface RecordEntry {
   sha256: string;
   at: string;

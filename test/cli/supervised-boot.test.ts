@@ -6,11 +6,12 @@
 import { execa } from 'execa';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { simBindLock, simBoot, simInit, simZkifc } from '../../src/device/sim-control.ts';
 import { SimZymkey } from '../../src/device/sim.ts';
 import { BOOT_PATHS, kernelPostinstVars } from '../../src/initramfs/boot-files.ts';
+import { MANIFEST_OUT } from '../../src/initramfs/supervised-boot.ts';
 import { render } from '../../src/initramfs/render.ts';
 import { readTemplate } from '../../src/initramfs/templates.ts';
 import { bundle, nodeBin, zkluks } from '../helpers/cli.ts';
@@ -273,6 +274,61 @@ describe('Supervised Boot (SCM)', () => {
       expect(simScmManifest(pi.simState)).toContain('initramfs8');
       expect(pi.read('/boot/firmware/config.txt')).toBe(config);
       expect(simBoot(pi.simState).supervisedBoot.result).toBe('verified');
+    } finally {
+      pi.cleanup();
+    }
+  }, 120_000);
+
+  it('a file an interrupted adopt left out of the manifest is a warning in check and doctor; adopt, as hinted, signs it back in', async () => {
+    const pi = await buildZymbitPi({ model: 'SCM' });
+    try {
+      simScmBootDir(pi.simState, join(pi.root, 'boot/firmware'));
+      for (const f of ['cmdline.txt', 'config.txt', 'initrd.img', 'kernel8.img'])
+        simScmAddOrUpdate(pi.simState, f);
+      simBindLock(pi.simState);
+      const args = ['adopt', '--root', pi.root, '--yes', '--recovery-key-file', join(pi.dir, 'rk')];
+      expect((await pi.zkluks(args)).exitCode).toBe(0);
+      // Killed between taking config.txt out of the manifest and signing it back in.
+      simScmRemove(pi.simState, 'config.txt');
+      mkdirSync(dirname(join(pi.root, MANIFEST_OUT)), { recursive: true });
+      writeFileSync(join(pi.root, MANIFEST_OUT), 'config.txt\n');
+      const check = await pi.zkluks(['initramfs', 'check', '--root', pi.root, '--json']);
+      const findings = (
+        JSON.parse(check.stdout) as { findings: { level: string; message: string; hint?: string }[] }
+      ).findings;
+      const hinted = `zkluks adopt --root ${pi.root}`;
+      expect(findings).toContainEqual(
+        expect.objectContaining({
+          level: 'warning',
+          message: expect.stringMatching(
+            /^config\.txt is out of the SCM's Supervised Boot manifest: an adopt that did not finish/,
+          ),
+          hint: expect.stringContaining(hinted),
+        }),
+      );
+      const doctor = await pi.zkluks(['doctor', '--root', pi.root, '--json']);
+      const found = (
+        JSON.parse(doctor.stdout) as { findings: { id: string; severity: string; hint: string }[] }
+      ).findings;
+      expect(found).toContainEqual(
+        expect.objectContaining({
+          id: 'supervised-boot.taken-out',
+          severity: 'warning',
+          hint: expect.stringContaining(hinted),
+        }),
+      );
+      // The hint as written, with what a run without a terminal adds: --yes and where the new
+      // recovery key goes.
+      const hint = found.find((f) => f.id === 'supervised-boot.taken-out')?.hint ?? '';
+      await follow(hint, {
+        env: pi.env,
+        extra: () => ['--yes', '--recovery-key-file', join(pi.dir, 'rk2')],
+      });
+      expect(simScmManifest(pi.simState)).toContain('config.txt');
+      expect(pi.exists(MANIFEST_OUT)).toBe(false);
+      expect(simBoot(pi.simState).supervisedBoot.result).toBe('verified');
+      const after = await pi.zkluks(['initramfs', 'check', '--root', pi.root]);
+      expect(after.stdout + after.stderr).not.toContain('out of the SCM');
     } finally {
       pi.cleanup();
     }

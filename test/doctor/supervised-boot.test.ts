@@ -21,7 +21,7 @@ function facts(entries: Entry[], mode: 'developer' | 'production' = 'production'
   return {
     root: '/',
     zymkey: known({ binding: known({ mode, bound: true }) }),
-    supervisedBoot: known({ bootPartition: '/boot/firmware', entries }),
+    supervisedBoot: known({ bootPartition: '/boot/firmware', entries, takenOut: [] }),
   } as unknown as Facts;
 }
 

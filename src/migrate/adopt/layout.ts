@@ -39,12 +39,9 @@ export const ADOPT_DIR = '/var/lib/zkluks/adopt';
 export const RASPI_FIRMWARE_HOOK = '/etc/initramfs/post-update.d/z50-raspi-firmware';
 export const ZYMBIT_INITRAMFS_HOOK = '/etc/initramfs-tools/hooks/zymkey_cryptfs_cfg';
 
-/** The files adopt took out of an SCM's Supervised Boot manifest and has yet to sign again, one a line. */
-export const MANIFEST_OUT = `${ADOPT_DIR}/supervised-boot-out`;
-
-export function readManifestOut(root: string): string[] {
-  return (readText(under(root, MANIFEST_OUT)) ?? '').split('\n').filter((f) => f !== '');
-}
+// The list of files adopt took out of an SCM's manifest lives with the rest of Supervised Boot, where
+// `initramfs check` and the doctor read it too.
+export { MANIFEST_OUT, readManifestOut } from '../../initramfs/supervised-boot.ts';
 
 export function keptCopy(path: string): string {
   return `${ADOPT_DIR}/${path.replace(/^\//, '').replace(/\//g, '_')}`;

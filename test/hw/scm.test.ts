@@ -24,6 +24,9 @@ const signFile = process.env.ZKLUKS_HW_SCM_SIGN ?? '';
 const devices = scmDevices('/dev');
 const reportFile = resolve(process.env.ZKLUKS_HW_SCM_REPORT ?? 'zkluks-hw-scm.json');
 const zymbit = ['--backend', 'zymbit', '--json'];
+// The one step that changes the module runs only when asked; skipped, vitest counts it as skipped
+// (never as passed) and the shared report says it was not tried.
+const signing = signFile === '' ? 'not tried (ZKLUKS_HW_SCM_SIGN unset)' : `asked for: ${signFile}`;
 
 interface Entry {
   file: string;
@@ -95,7 +98,7 @@ if (devices.length === 0) {
       const answer = JSON.parse(raw.stdout) as { type: string; repr: string };
       writeFileSync(
         reportFile,
-        `${JSON.stringify({ created: new Date().toISOString(), devices, answer, manifest }, null, 2)}\n`,
+        `${JSON.stringify({ created: new Date().toISOString(), devices, answer, manifest, signing }, null, 2)}\n`,
       );
       for (const file of manifest) expect(answer.repr, file).toContain(file);
       // An answer naming any file is a manifest zkluks must not read as empty.

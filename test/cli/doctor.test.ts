@@ -52,16 +52,7 @@ describe('zkluks doctor (CLI)', () => {
   });
 
   it('names a volume that is not LUKS in a finding and exits 1', async () => {
-    const r = await zkluks([
-      'doctor',
-      join(empty, 'nothing.img'),
-      '--root',
-      empty,
-      '--backend',
-      'sim',
-      '--sim-state',
-      join(empty, 'sim'),
-    ]);
+    const r = await zkluks(onEmpty(join(empty, 'nothing.img')));
     expect(r.exitCode).toBe(1);
     expect(r.stdout).toMatch(/ERROR The LUKS2 header of '.*nothing\.img' cannot be read/);
     expect(r.stdout.split('\n')[0]).toMatch(/^verdict: ERROR /);

@@ -17,9 +17,32 @@ import { readTemplate } from '../../src/initramfs/templates.ts';
 import { bundle, nodeBin, zkluks } from '../helpers/cli.ts';
 import { luksImage, type TestImage } from '../helpers/luks.ts';
 import { follow } from '../hints/follow.ts';
-import { buildZymbitPi } from '../migrate/zymbit-pi.ts';
+import { buildZymbitPi, type ZymbitPi } from '../migrate/zymbit-pi.ts';
 import { plainRootImage, stagePiTree } from '../migrate/encrypt-root-fixture.ts';
 import { simScmAddOrUpdate, simScmBootDir, simScmManifest, simScmRemove } from '../../src/device/sim-scm.ts';
+
+/**
+ * Zymbit's layout on a Pi with an SCM in production mode, its manifest holding the boot files
+ * Zymbit's own set-up signs.
+ */
+async function zymbitScmPi(): Promise<ZymbitPi> {
+  const pi = await buildZymbitPi({ model: 'SCM' });
+  simScmBootDir(pi.simState, join(pi.root, 'boot/firmware'));
+  for (const f of ['cmdline.txt', 'config.txt', 'initrd.img', 'kernel8.img'])
+    simScmAddOrUpdate(pi.simState, f);
+  simBindLock(pi.simState);
+  return pi;
+}
+
+/** `zkluks adopt` on that Pi, confirmed, its recovery key written to `keyFile` in the Pi's directory. */
+const adoptArgs = (pi: ZymbitPi, keyFile: string) => [
+  'adopt',
+  '--root',
+  pi.root,
+  '--yes',
+  '--recovery-key-file',
+  join(pi.dir, keyFile),
+];
 
 /** A staged Pi tree (under W/pi) with an SCM simulator (W/sim-pi) and a plain root image to encrypt. */
 async function scmPiWithPlainRoot(): Promise<{ pi: string; image: string; sim: string }> {
@@ -222,22 +245,10 @@ describe('Supervised Boot (SCM)', () => {
   });
 
   it("adopt on an SCM signs the config.txt it switches: the next boot verifies and Zymbit's sealed key still unseals", async () => {
-    const pi = await buildZymbitPi({ model: 'SCM' });
+    const pi = await zymbitScmPi();
     try {
-      const boot = join(pi.root, 'boot/firmware');
-      simScmBootDir(pi.simState, boot);
-      for (const f of ['cmdline.txt', 'config.txt', 'initrd.img', 'kernel8.img'])
-        simScmAddOrUpdate(pi.simState, f);
-      simBindLock(pi.simState);
       const lock = readFileSync(pi.lock);
-      const r = await pi.zkluks([
-        'adopt',
-        '--root',
-        pi.root,
-        '--yes',
-        '--recovery-key-file',
-        join(pi.dir, 'recovery.txt'),
-      ]);
+      const r = await pi.zkluks(adoptArgs(pi, 'recovery.txt'));
       expect(r.exitCode, r.stderr).toBe(0);
       expect(r.stderr).toContain("supervised boot: signed config.txt in the SCM's manifest");
       expect(simBoot(pi.simState).supervisedBoot.result).toBe('verified');
@@ -254,17 +265,12 @@ describe('Supervised Boot (SCM)', () => {
   }, 120_000);
 
   it('adopt run again on an SCM adopted without the loaded image in its manifest adds it, and changes nothing else', async () => {
-    const pi = await buildZymbitPi({ model: 'SCM' });
+    const pi = await zymbitScmPi();
     try {
-      simScmBootDir(pi.simState, join(pi.root, 'boot/firmware'));
-      for (const f of ['cmdline.txt', 'config.txt', 'initrd.img', 'kernel8.img'])
-        simScmAddOrUpdate(pi.simState, f);
-      simBindLock(pi.simState);
-      const args = ['adopt', '--root', pi.root, '--yes', '--recovery-key-file', join(pi.dir, 'rk')];
-      expect((await pi.zkluks(args)).exitCode).toBe(0);
+      expect((await pi.zkluks(adoptArgs(pi, 'rk'))).exitCode).toBe(0);
       simScmRemove(pi.simState, 'initramfs8');
       const config = pi.read('/boot/firmware/config.txt');
-      const again = await pi.zkluks([...args.slice(0, -1), join(pi.dir, 'rk2')]);
+      const again = await pi.zkluks(adoptArgs(pi, 'rk2'));
       expect(again.exitCode, again.stderr).toBe(0);
       const done = again.stdout.split('\n').filter((l) => l.includes('done:'));
       expect(done).toEqual([
@@ -280,14 +286,9 @@ describe('Supervised Boot (SCM)', () => {
   }, 120_000);
 
   it('a file an interrupted adopt left out of the manifest is a warning in check and doctor; adopt, as hinted, signs it back in', async () => {
-    const pi = await buildZymbitPi({ model: 'SCM' });
+    const pi = await zymbitScmPi();
     try {
-      simScmBootDir(pi.simState, join(pi.root, 'boot/firmware'));
-      for (const f of ['cmdline.txt', 'config.txt', 'initrd.img', 'kernel8.img'])
-        simScmAddOrUpdate(pi.simState, f);
-      simBindLock(pi.simState);
-      const args = ['adopt', '--root', pi.root, '--yes', '--recovery-key-file', join(pi.dir, 'rk')];
-      expect((await pi.zkluks(args)).exitCode).toBe(0);
+      expect((await pi.zkluks(adoptArgs(pi, 'rk'))).exitCode).toBe(0);
       // Killed between taking config.txt out of the manifest and signing it back in.
       simScmRemove(pi.simState, 'config.txt');
       mkdirSync(dirname(join(pi.root, MANIFEST_OUT)), { recursive: true });

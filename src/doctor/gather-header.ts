@@ -19,7 +19,7 @@ function problemOf(error: unknown): string {
 export async function gatherHeader(runner: Runner, volume: string): Promise<Fact<HeaderFacts>> {
   let header;
   try {
-    header = await readHeader(runner, volume);
+    header = await readHeader(runner, volume, { concurrent: true });
   } catch (error) {
     return unreadable(error instanceof Error ? error.message : String(error));
   }

@@ -184,17 +184,39 @@ export function notLuks2Error(volume: string, kind: Exclude<LuksKind, 'luks2'>):
   }
 }
 
+export interface ReadHeaderOptions {
+  /**
+   * Ask for the UUID while the dump runs, not after it: for reports that only read (`list`, the
+   * doctor). A change keeps its cryptsetup calls one after another, in one fixed order.
+   */
+  concurrent?: boolean;
+}
+
 /** Read the header facts of a LUKS2 volume; a clear error for a missing path, non-LUKS or LUKS1. */
-export async function readHeader(runner: Runner, volume: string): Promise<HeaderFacts> {
+export async function readHeader(
+  runner: Runner,
+  volume: string,
+  options: ReadHeaderOptions = {},
+): Promise<HeaderFacts> {
   // The dump answers for a good LUKS2 header; only when it fails is the volume asked what it is.
-  const dump = await runner('cryptsetup', ['luksDump', '--dump-json-metadata', volume], { reject: false });
+  const dumping = runner('cryptsetup', ['luksDump', '--dump-json-metadata', volume], { reject: false });
+  const askUuid = () => runner('cryptsetup', ['luksUUID', volume]);
+  const early = options.concurrent ? askUuid() : undefined;
+  // An early UUID counts only once the dump has succeeded; until then its failure is held here.
+  const earlySettled = early?.then(
+    () => {},
+    () => {},
+  );
+  const dump = await dumping;
   if (dump.exitCode !== 0) {
+    // No luksUUID is left running while the volume is asked what it is.
+    await earlySettled;
     const kind = await isLuks(runner, volume);
     if (kind !== 'luks2') throw notLuks2Error(volume, kind);
     throw badHeader(volume, dump.stderr.trim() || `cryptsetup exited ${dump.exitCode}`);
   }
   try {
-    const uuid = await runner('cryptsetup', ['luksUUID', volume]);
+    const uuid = await (early ?? askUuid());
     return parseHeader(dump.stdout, { volume, uuid: uuid.stdout.trim() });
   } catch (error) {
     if (error instanceof CommandFailedError) {

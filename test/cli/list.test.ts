@@ -1,5 +1,8 @@
-import { writeFile } from 'node:fs/promises';
-import { describe, expect, it } from 'vitest';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { createRunner } from '../../src/exec.ts';
 import { zkluks } from '../helpers/cli.ts';
 import { addKey, luksImage } from '../helpers/luks.ts';
@@ -105,5 +108,28 @@ describe('zkluks list', () => {
     const r = await zkluks(['list', img.path]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/not a LUKS volume/);
+  });
+
+  it('asks cryptsetup for the UUID while the JSON dump still runs', async () => {
+    const img = await luksImage();
+    const dir = await mkdtemp(join(tmpdir(), 'zkluks-trace-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const real = ['/usr/sbin/cryptsetup', '/sbin/cryptsetup', '/usr/bin/cryptsetup'].find(
+      existsSync,
+    ) as string;
+    const log = join(dir, 'calls');
+    await writeFile(
+      join(dir, 'cryptsetup'),
+      `#!/bin/sh\necho "start $1" >>'${log}'\nsleep 0.3\n'${real}' "$@"\nrc=$?\necho "end $1" >>'${log}'\nexit $rc\n`,
+    );
+    await chmod(join(dir, 'cryptsetup'), 0o755);
+    const r = await zkluks(['list', img.path, '--json'], {
+      env: { PATH: `${dir}:${process.env.PATH ?? '/usr/bin:/bin'}` },
+    });
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout).uuid).toMatch(/^[0-9a-f-]{36}$/);
+    const calls = (await readFile(log, 'utf8')).trim().split('\n');
+    expect(calls).toHaveLength(4);
+    expect(calls.slice(0, 2).sort()).toEqual(['start luksDump', 'start luksUUID']);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRunner, type RunRecord } from '../../src/exec.ts';
+import { createRunner, failingRunner, type Runner, type RunRecord } from '../../src/exec.ts';
 import { isLuks, parseHeader, readHeader } from '../../src/keyslot/header.ts';
 import { addKey, luksImage } from '../helpers/luks.ts';
 
@@ -137,5 +137,66 @@ describe('readHeader on real images', () => {
       message: expect.stringMatching(/it is LUKS1/),
       hint: expect.stringMatching(/luksHeaderBackup.*cryptsetup convert --type luks2/),
     });
+  });
+
+  it('reads the same facts and gives the same errors when the UUID is asked for during the dump', async () => {
+    const img = await luksImage();
+    const none = await luksImage({ type: 'none' });
+    const v1 = await luksImage({ type: 'luks1' });
+    const concurrent = { concurrent: true };
+    expect(await readHeader(runner, img.path, concurrent)).toEqual(await readHeader(runner, img.path));
+    await expect(readHeader(runner, `${none.dir}/absent.img`, concurrent)).rejects.toThrow(
+      /no such file or device/,
+    );
+    await expect(readHeader(runner, none.path, concurrent)).rejects.toThrow(/not a LUKS volume/);
+    await expect(readHeader(runner, v1.path, concurrent)).rejects.toMatchObject({
+      message: expect.stringMatching(/it is LUKS1/),
+      hint: expect.stringMatching(/luksHeaderBackup.*cryptsetup convert --type luks2/),
+    });
+  });
+
+  it('turns a failing luksUUID into a header error, asked for during the dump or after it', async () => {
+    const img = await luksImage();
+    const failing = failingRunner(runner, (_file, args) => args[0] === 'luksUUID', 'uuid unreadable');
+    for (const options of [{}, { concurrent: true }]) {
+      await expect(readHeader(failing, img.path, options)).rejects.toMatchObject({
+        message: `Failed to read LUKS header of '${img.path}': uuid unreadable`,
+      });
+    }
+  });
+});
+
+/** A runner that answers a good header after `delayMs` and notes when each call starts and ends. */
+function timedRunner(events: string[], delayMs: number): Runner {
+  const dump = JSON.stringify({ keyslots: {}, tokens: {}, config: { json_size: '12288' } });
+  return async (file, args) => {
+    const verb = args[0] as string;
+    events.push(`start ${verb}`);
+    await new Promise((r) => setTimeout(r, delayMs));
+    events.push(`end ${verb}`);
+    const stdout = verb === 'luksUUID' ? 'u-1\n' : dump;
+    return {
+      command: `${file} ${verb}`,
+      exitCode: 0,
+      stdout,
+      stdoutBytes: Buffer.from(stdout),
+      stderr: '',
+      timedOut: false,
+    };
+  };
+}
+
+describe('readHeader call order', () => {
+  it('runs the dump and then the UUID, one at a time, for a change', async () => {
+    const events: string[] = [];
+    await readHeader(timedRunner(events, 20), 'v.img');
+    expect(events).toEqual(['start luksDump', 'end luksDump', 'start luksUUID', 'end luksUUID']);
+  });
+
+  it('starts the UUID before the dump ends when asked to read concurrently (list, doctor)', async () => {
+    const events: string[] = [];
+    const h = await readHeader(timedRunner(events, 20), 'v.img', { concurrent: true });
+    expect(h.uuid).toBe('u-1');
+    expect(events.slice(0, 2).sort()).toEqual(['start luksDump', 'start luksUUID']);
   });
 });

@@ -16,7 +16,7 @@ export const listCommand: CommandBody = {
   handler: async (argv) => {
     const g = globalOptions(argv);
     const volume = volumeOf(argv);
-    const header = await readHeader(createRunner(), volume);
+    const header = await readHeader(createRunner(), volume, { concurrent: true });
     const view = viewVolume(header);
     const pending = findPending(header);
     const slots = view.slots.map((s) => ({

@@ -19,6 +19,11 @@ export const BOOT_PATHS = {
   runDir: '/run/zkluks',
   /** The keyscript's private (0700) scratch directory for the sealed and unsealed key, in the initramfs's own root. */
   workDir: '/.zkluks',
+  /**
+   * In the image only: the hook's copy of each volume's token (<name>.sealed, <name>.copy with the
+   * header checksum it was read under), used at boot while the header still carries that checksum.
+   */
+  tokenCopyDir: '/etc/zkluks/tokens',
   zymbitState: '/var/lib/zymbit',
   zkenv: '/var/lib/zymbit/zkenv.conf',
   /** Digests of the SCM's Supervised Boot manifest files, as zkluks signed or first saw them. */
@@ -97,6 +102,7 @@ export function keyscriptVars(opts: BootFileOptions): Record<string, string> {
     ZKUNLOCKIFS: opts.zkunlockifs,
     RUN_DIR: BOOT_PATHS.runDir,
     WORK_DIR: BOOT_PATHS.workDir,
+    TOKEN_COPY_DIR: BOOT_PATHS.tokenCopyDir,
     BOOT_CONF: BOOT_PATHS.bootConf,
     ZKENV: BOOT_PATHS.zkenv,
     TOKEN_TYPE,
@@ -115,6 +121,7 @@ export function hookVars(opts: BootFileOptions): Record<string, string> {
     I2C_MODULES: I2C_MODULES.join(' '),
     ZYMBIT_LIB_DIRS,
     WORK_DIR: BOOT_PATHS.workDir,
+    TOKEN_COPY_DIR: BOOT_PATHS.tokenCopyDir,
   });
 }
 

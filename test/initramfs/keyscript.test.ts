@@ -5,11 +5,14 @@ import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
+  closeSync,
   cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readFileSync,
+  readSync,
   readdirSync,
   rmSync,
   writeFileSync,
@@ -94,6 +97,13 @@ beforeAll(async () => {
     join(W, 'modprobe'),
     'printf \'%s\\n\' "$*" >>"$ZKLUKS_RUN_DIR/../modprobe.log"\n' +
       'case $ZKLUKS_I2C_SYSFS in */sys) mkdir -p "$ZKLUKS_I2C_SYSFS/i2c-1" ;; esac',
+  );
+  // A cryptsetup that notes each call, then runs the real one.
+  writeScript(join(W, 'spy-cryptsetup'), 'echo "$*" >>"$ZKLUKS_TEST_CALLS"; exec cryptsetup "$@"');
+  // A cryptsetup that changes the header (its label) before it reads it: a write during the copy.
+  writeScript(
+    join(W, 'relabel-cryptsetup'),
+    'for v; do :; done; cryptsetup config --label "moved $$" "$v"; exec cryptsetup "$@"',
   );
   // A cryptsetup that takes 20 s before it reads the header.
   writeScript(join(W, 'slow-cryptsetup'), 'sleep 20; exec cryptsetup "$@"');
@@ -225,6 +235,8 @@ interface Run {
   workFiles: string[];
   /** The modprobe calls, one per line. */
   modprobe: string;
+  /** What the spy-cryptsetup was asked to do, one call per line. */
+  calls: string;
   kmsg: string;
   elapsedMs: number;
   /** With `trace`: processes forked, and the programs run (by name, in order). */
@@ -250,6 +262,8 @@ interface RunOptions {
   trace?: boolean;
   /** The simulator's tools fail opaquely, as an unknown real zkunlockifs might. */
   opaque?: SimOpaqueMode;
+  /** The image's token copies (the hook's ZKLUKS_MAKE_COPY output); none by default. */
+  copy?: string;
 }
 
 let caseNo = 0;
@@ -304,11 +318,13 @@ async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> 
       ZKLUKS_MODPROBE: opts.modprobe ?? join(W, 'modprobe'),
       ZKLUKS_RUN_DIR: runDir,
       ZKLUKS_WORK_DIR: workDir,
+      ZKLUKS_TOKEN_COPY_DIR: opts.copy ?? join(dir, 'no-copy'),
       ZKLUKS_CONF: join(dir, 'boot.conf'),
       ZKLUKS_ZKENV: join(W, 'zkenv.conf'),
       ZKLUKS_I2C_SYSFS: sysfs,
       ZKLUKS_KMSG: join(dir, 'kmsg'),
       ZKLUKS_TEST_PROMPT: join(dir, 'prompt'),
+      ZKLUKS_TEST_CALLS: join(dir, 'calls'),
     },
     extendEnv: false,
     encoding: 'buffer',
@@ -338,6 +354,7 @@ async function runKeyscript(shell: string, opts: RunOptions = {}): Promise<Run> 
     workFiles: existsSync(workDir) ? readdirSync(workDir) : [],
     kmsg: read(join(dir, 'kmsg')) ?? '',
     modprobe: read(join(dir, 'modprobe.log')) ?? '',
+    calls: read(join(dir, 'calls')) ?? '',
     elapsedMs,
     ...traced(opts.trace ? readFileSync(traceFile, 'utf8') : ''),
   };
@@ -354,6 +371,41 @@ function traced(log: string): { forks: number; programs: string[] } {
     .filter((p): p is string => p !== undefined)
     .slice(1); // the shell itself
   return { forks, programs };
+}
+
+/** The keyscript's build-time mode, as the hook runs it: the copy of `source`'s token into `out`. */
+async function makeCopy(shell: string, source: string, out: string, cryptsetup?: string) {
+  const argv: [string, string[]] =
+    shell === 'busybox' ? ['busybox', ['sh', keyscript, 'none']] : ['dash', [keyscript, 'none']];
+  return execa(argv[0], argv[1], {
+    env: {
+      PATH: [shell === 'busybox' ? bb : null, '/usr/sbin', '/usr/bin', '/sbin', '/bin']
+        .filter((p) => p !== null)
+        .join(':'),
+      CRYPTTAB_NAME: 'cryptroot',
+      CRYPTTAB_SOURCE: source,
+      CRYPTTAB_TRIED: '0',
+      ZKLUKS_MAKE_COPY: out,
+      ...(cryptsetup ? { ZKLUKS_CRYPTSETUP: cryptsetup } : {}),
+      ZKLUKS_CONF: '/nonexistent',
+      ZKLUKS_ZKENV: '/nonexistent',
+    },
+    extendEnv: false,
+    reject: false,
+    timeout: 30_000,
+  });
+}
+
+/** The checksum field of the primary LUKS2 header of `volume` (64 bytes at offset 448), as hex. */
+function headerChecksum(volume: string): string {
+  const fd = openSync(volume, 'r');
+  try {
+    const b = Buffer.alloc(64);
+    readSync(fd, b, 0, 64, 448);
+    return b.toString('hex');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function expectFallback(run: Run, reason: string, withinMs: number): void {
@@ -637,5 +689,143 @@ describe.each(['busybox', 'dash'])('the keyscript under %s', (shell) => {
     expect(run.stderr).toBe(
       'zkluks: cryptroot: Zymkey unlock failed: self-destructed: zkunlockifs: self-destructed: gone; asking for the passphrase\n',
     );
+  });
+});
+
+// The hook's copy of the token (the keyscript's ZKLUKS_MAKE_COPY mode), used at boot only while the
+// header still carries the checksum the copy was read under.
+describe.each(['busybox', 'dash'])("the image's copy of the token under %s", (shell) => {
+  let n = 0;
+  const outDir = () => join(W, `copy-${shell}-${++n}`);
+
+  it('is made from the lowest-numbered token, as a boot reads it, with the header checksum', async () => {
+    const out = outDir();
+    const made = await makeCopy(shell, image.path, out);
+    expect(made.exitCode, made.stderr).toBe(0);
+    expect(readFileSync(join(out, 'cryptroot.copy'), 'utf8')).toBe(
+      `csum=${headerChecksum(image.path)}\ntoken=3\n`,
+    );
+    expect(readFileSync(join(out, 'cryptroot.sealed')).equals(Buffer.from(sealedB64, 'base64'))).toBe(true);
+    const decoys = outDir();
+    expect((await makeCopy(shell, craftedPath('nested-decoys'), decoys)).exitCode).toBe(0);
+    expect(readFileSync(join(decoys, 'cryptroot.copy'), 'utf8')).toMatch(/\ntoken=2\n$/);
+    expect(readFileSync(join(decoys, 'cryptroot.sealed')).equals(Buffer.from(sealedB64, 'base64'))).toBe(
+      true,
+    );
+  });
+
+  it.each([
+    ['no token', () => noToken, /no zkluks-zymkey token in the LUKS2 header/],
+    ['a sealed key that is not base64', () => corruptToken, /is not valid base64/],
+    ['a sealed key over 8192 characters', () => craftedPath('huge'), /holds no usable sealed key/],
+    ['a header written while it is read', () => image.path, /changed while it was read/],
+  ])('is not made from a header with %s', async (what, source, message) => {
+    const volume = join(W, `copy-source-${shell}-${++n}.img`);
+    cpSync(source(), volume);
+    const out = outDir();
+    const relabel = what === 'a header written while it is read';
+    const made = await makeCopy(shell, volume, out, relabel ? join(W, 'relabel-cryptsetup') : undefined);
+    expect(made.exitCode).not.toBe(0);
+    expect(made.stderr).toMatch(message);
+    expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
+    rmSync(volume);
+  });
+
+  it('unseals from the copy while the header is unchanged: no cryptsetup at all', async () => {
+    const out = outDir();
+    expect((await makeCopy(shell, image.path, out)).exitCode).toBe(0);
+    const run = await runKeyscript(shell, { copy: out, cryptsetup: join(W, 'spy-cryptsetup') });
+    expect(run.stdout.equals(key), run.stderr).toBe(true);
+    expect(run.record).toMatchObject({
+      method: 'zymkey',
+      reason: 'ok',
+      detail: "unsealed with token 3 (the image's copy of the header)",
+    });
+    expect(run.calls).toBe('');
+    expect(run.workFiles).toEqual([]);
+    // The copy stays in the image for the next try and boot.
+    expect(readdirSync(out).sort()).toEqual(['cryptroot.copy', 'cryptroot.sealed']);
+  });
+
+  it('reads the header once it has changed since the copy was made (a rotate, a new key)', async () => {
+    const volume = join(W, `rotated-${shell}.img`);
+    cpSync(image.path, volume);
+    const out = outDir();
+    expect((await makeCopy(shell, volume, out)).exitCode).toBe(0);
+    // A stale copy that would unseal to a key the header no longer holds: its sealed key is another
+    // module's, so using it would end in unseal-failed.
+    writeFileSync(join(out, 'cryptroot.sealed'), 'not this module');
+    await execa('cryptsetup', ['config', '--label', 'rotated', volume]);
+    const run = await runKeyscript(shell, {
+      source: volume,
+      copy: out,
+      cryptsetup: join(W, 'spy-cryptsetup'),
+    });
+    expect(run.stdout.equals(key), run.stderr).toBe(true);
+    expect(run.record.detail).toBe('unsealed with token 3');
+    expect(run.calls).toMatch(/^luksDump --dump-json-metadata /);
+    rmSync(volume);
+  });
+
+  it("never takes another volume's copy: its header checksum differs", async () => {
+    const out = outDir();
+    expect((await makeCopy(shell, image.path, out)).exitCode).toBe(0);
+    const run = await runKeyscript(shell, { source: noToken, copy: out });
+    expectFallback(run, 'no-token', 10_000);
+  });
+
+  it.each([
+    ['without its sealed key', (out: string) => rmSync(join(out, 'cryptroot.sealed'))],
+    [
+      'with a cut checksum',
+      (out: string) =>
+        writeFileSync(
+          join(out, 'cryptroot.copy'),
+          readFileSync(join(out, 'cryptroot.copy'), 'utf8').replace(/^(csum=.*).\n/m, '$1\n'),
+        ),
+    ],
+    [
+      'with a token id that is no number',
+      (out: string) =>
+        writeFileSync(
+          join(out, 'cryptroot.copy'),
+          readFileSync(join(out, 'cryptroot.copy'), 'utf8').replace(/token=3/, 'token=3;x'),
+        ),
+    ],
+  ])('reads the header instead of a copy %s', async (_, damage) => {
+    const out = outDir();
+    expect((await makeCopy(shell, image.path, out)).exitCode).toBe(0);
+    damage(out);
+    const run = await runKeyscript(shell, { copy: out, cryptsetup: join(W, 'spy-cryptsetup') });
+    expect(run.stdout.equals(key), run.stderr).toBe(true);
+    expect(run.record.detail).toBe('unsealed with token 3');
+    expect(run.calls).toMatch(/^luksDump /);
+  });
+
+  it('bounds the checksum read too: a source that never answers gives way to the prompt', async () => {
+    const out = outDir();
+    expect((await makeCopy(shell, image.path, out)).exitCode).toBe(0);
+    const fifo = join(W, `fifo-${shell}`);
+    await execa('mkfifo', [fifo]);
+    const run = await runKeyscript(shell, { source: fifo, copy: out, conf: 'ZKLUKS_TIMEOUT=2\n' });
+    expectFallback(run, 'timeout', 2000 + 700);
+    expect(run.record.detail).toMatch(
+      /^the LUKS2 header of .* could not be read within [12]\.\d s: od gave no answer by the deadline \(ZKLUKS_TIMEOUT=2\) and was stopped$/,
+    );
+  });
+
+  it('forks 5 processes on the success path: od in the place of cryptsetup', async () => {
+    const out = outDir();
+    expect((await makeCopy(shell, image.path, out)).exitCode).toBe(0);
+    const run = await runKeyscript(shell, {
+      unlock: join(W, 'standin-zkunlockifs'),
+      trace: true,
+      shipped: true,
+      copy: out,
+    });
+    expect(run.stdout.equals(key), run.stderr).toBe(true);
+    expect(run.programs.sort()).toEqual(['cat', 'cat', 'mkdir', 'od', 'rm', 'sleep', 'standin-zkunlockifs']);
+    expect(run.forks).toBe(5);
+    console.log(`keyscript under ${shell} with the image's token copy: ${run.forks} processes forked`);
   });
 });

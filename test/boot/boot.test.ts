@@ -13,7 +13,13 @@ import { simArm, simBindLock, simBreach, simInit } from '../../src/device/sim-co
 import { simToolFailure, type SimOpaqueMode } from '../../src/device/sim-opaque.ts';
 import { BOOT_PATHS, DEFAULT_TIMEOUT_S } from '../../src/initramfs/boot-files.ts';
 import { zkluks } from '../helpers/cli.ts';
-import { makeBootDisk, PASSPHRASE, withForeignSealedKey, type BootDisk } from './disk.ts';
+import {
+  makeBootDisk,
+  PASSPHRASE,
+  withForeignSealedKey,
+  withPartitionDevice,
+  type BootDisk,
+} from './disk.ts';
 import { buildInitramfs, stageTree } from './initramfs-build.ts';
 import { testKernel, type TestKernel } from './kernel.ts';
 import { bootVm, withSimulator as withSimServe, type BootResult } from './qemu.ts';
@@ -59,7 +65,11 @@ beforeAll(async () => {
   ]);
   expect(installed.exitCode, installed.stderr).toBe(0);
   initrd = join(stage, 'boot', `initrd.img-${kernel.version}`);
-  await buildInitramfs({ kernel, stage, out: initrd, withNode: true });
+  // The volume is a block device of the build host, as on a Pi: the image carries its token's copy.
+  const built = await withPartitionDevice(disk.path, () =>
+    buildInitramfs({ kernel, stage, out: initrd, withNode: true }),
+  );
+  expect(built.stderr).not.toMatch(/I: zkluks: cryptroot:/);
   const check = await zkluks(['initramfs', 'check', '--root', stage]);
   expect(check.exitCode, check.stdout).toBe(0);
   timeoutS = Number(
@@ -134,7 +144,14 @@ describe('booting a LUKS2 root with the zkluks keyscript', () => {
     expect(boot.console, boot.console).toContain('MARKER-ROOT-REACHED');
     expect(boot.console).toContain('cryptroot: set up successfully');
     expect(boot.console).not.toContain('Please unlock disk');
-    expect(records(boot)).toMatchObject({ name: 'cryptroot', method: 'zymkey', reason: 'ok', tried: '0' });
+    expect(records(boot)).toMatchObject({
+      name: 'cryptroot',
+      method: 'zymkey',
+      reason: 'ok',
+      tried: '0',
+    });
+    // The header is the one the image's copy was made from: no cryptsetup before the unlock.
+    expect(records(boot).detail).toMatch(/^unsealed with token \d+ \(the image's copy of the header\)$/);
     expect(log).toMatch(/UNSEAL.*ok/i);
   });
 
@@ -166,6 +183,8 @@ describe('booting a LUKS2 root with the zkluks keyscript', () => {
     expect(elapsed).toBeLessThanOrEqual(timeoutS * 1000 + 1500);
   });
 
+  // This disk's header differs from the one the image's copy was made from (its token holds another
+  // key), so the keyscript reads the header: had it taken the copy, the root would have opened.
   it('asks for the passphrase with reason key-rejected when cryptsetup rejects the key the Zymkey unsealed', async () => {
     const { value: boot, log } = await withSimulator(simState, (socket) =>
       bootTypingPassphrase('key-rejected', foreignDisk.path, socket),

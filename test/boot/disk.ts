@@ -89,6 +89,29 @@ export async function makeBootDisk(dir: string, simState: string): Promise<BootD
   return { path: disk, uuid };
 }
 
+/**
+ * Runs `fn` while the disk's partition is a read-only loop device of this host, so that an initramfs
+ * built here finds the volume by its UUID (blkid), as a build on the machine that boots it does.
+ */
+export async function withPartitionDevice<T>(diskPath: string, fn: () => Promise<T>): Promise<T> {
+  const MiB = 1024 * 1024;
+  const { stdout } = await execa('losetup', [
+    '--find',
+    '--show',
+    '--read-only',
+    '--offset',
+    String(PART_OFFSET_MIB * MiB),
+    '--sizelimit',
+    String(PART_SIZE_MIB * MiB),
+    diskPath,
+  ]);
+  try {
+    return await fn();
+  } finally {
+    await execa('losetup', ['--detach', stdout.trim()], { reject: false });
+  }
+}
+
 /** A GPT disk image `out` whose one partition (the guest's /dev/vda1) holds the 48 MiB image `part`. */
 export async function diskWithPartition(part: string, out: string): Promise<string> {
   await run('truncate', ['-s', '50M', out]);

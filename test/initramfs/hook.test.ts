@@ -127,7 +127,27 @@ describe.each([['dash'], ['busybox', 'sh']])('the hook under %s', (...shell) => 
     closeSync(fd);
     expect(readFileSync(join(dir, 'cryptroot.copy'), 'utf8')).toBe(`csum=${csum.toString('hex')}\ntoken=1\n`);
     expect(readFileSync(join(dir, 'cryptroot.sealed'), 'utf8')).toBe('sealed');
-    // A source this system cannot read: a note, no copy, and the build goes on.
+    // A source this system cannot find: a note, no copy, and the build goes on.
     expect(r.stderr).toMatch(/I: zkluks: gone: .*no-such-disk\.img is not found on this system/);
+  });
+
+  it('never runs a keyscript that makes no token copies: it would take the build for a boot', async () => {
+    const dest = join(W, `dest-old-${cmd}`);
+    mkdirSync(join(dest, 'cryptroot'), { recursive: true });
+    const old = join(W, `old-keyscript-${cmd}`);
+    writeFileSync(old, `#!/bin/sh\necho ran >'${join(W, `old-ran-${cmd}`)}'\n`);
+    chmodSync(old, 0o755);
+    writeFileSync(join(dest, 'cryptroot/crypttab'), `cryptroot UUID=x none luks,keyscript=${old}\n`);
+    const crypttab = join(W, `crypttab-old-${cmd}`);
+    writeFileSync(crypttab, `cryptroot ${volume.path} none luks,keyscript=${old}\n`);
+    const r = await run(hook({ zkunlockifs: tool, zymbitState: state }, old), [], dest, {
+      ZKLUKS_CRYPTTAB: crypttab,
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(existsSync(join(W, `old-ran-${cmd}`))).toBe(false);
+    expect(existsSync(join(dest, BOOT_PATHS.tokenCopyDir))).toBe(false);
+    expect(r.stderr).toMatch(
+      /I: zkluks: cryptroot: .* makes no token copies \(run: zkluks initramfs install\)/,
+    );
   });
 });

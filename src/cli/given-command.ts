@@ -26,3 +26,21 @@ export function givenCommandWithout(drop: readonly string[], ...extra: string[])
   }
   return ['zkluks', ...words.map(shellWord), ...extra].join(' ');
 }
+
+/**
+ * The options named in `names` (kebab-case) exactly as the admin gave them, value included (`--backend
+ * sim`, `--sim-state=/x`): for a hint that names another command on the same module or tree.
+ */
+export function givenOptions(names: readonly string[]): string[] {
+  const words: string[] = [];
+  const args = process.argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? '';
+    if (a === '--') break;
+    const name = names.find((n) => a === `--${n}` || a.startsWith(`--${n}=`));
+    if (name === undefined) continue;
+    words.push(shellWord(a));
+    if (!a.includes('=') && i + 1 < args.length) words.push(shellWord(args[++i] ?? ''));
+  }
+  return words;
+}

@@ -101,4 +101,14 @@ describe('zkluks verify', () => {
     expect(r.stdout).toMatch(/^no-token: .* not enrolled/);
     expect(r.stderr).toMatch(/hint: zkluks enroll/);
   });
+
+  it('names the module it was given in its hint: --backend and --sim-state as typed', async () => {
+    const img = await luksImage();
+    const sim = await simStateDir();
+    const r = await zkluks(['verify', img.path, '--backend', 'sim', `--sim-state=${sim}`]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.trim().split('\n').at(-1)).toBe(
+      `hint: zkluks enroll '${img.path}' --backend sim --sim-state=${sim}`,
+    );
+  });
 });

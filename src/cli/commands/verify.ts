@@ -3,6 +3,7 @@
 import type { CommandBody } from '../commands.ts';
 import { ExitCode } from '../../errors.ts';
 import { verifyZymkey } from '../../keyslot/operations.ts';
+import { givenOptions } from '../given-command.ts';
 import { globalOptions } from '../global-options.ts';
 import { createOutput } from '../output.ts';
 import { keyslotDeps } from '../keyslot-command.ts';
@@ -34,7 +35,7 @@ export const verifyCommand: CommandBody = {
     if (!g.json) {
       out.info(`Failed to verify the Zymkey keyslot of '${volume}': ${report.reason}`);
       out.info(
-        `hint: ${report.hint ?? (HINTS[report.reason] ?? 'zkluks doctor').replace('VOLUME', `'${volume}'`)}`,
+        `hint: ${report.hint ?? (HINTS[report.reason] ?? 'zkluks doctor VOLUME').replace('VOLUME', [`'${volume}'`, ...givenOptions(['backend', 'sim-state'])].join(' '))}`,
       );
     }
     process.exitCode = report.reason === 'zymkey-unavailable' ? ExitCode.zymkeyUnavailable : ExitCode.failed;

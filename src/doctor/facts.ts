@@ -93,6 +93,19 @@ export interface HeaderFacts {
   uuid: string;
   keyslots: KeyslotFacts[];
   tokens: TokenFacts[];
+  /** The primary header's checksum field (hex), which every header write changes; null if unread. */
+  checksum?: string | null;
+}
+
+/** The image's copy of a volume's token (the hook's, see the keyscript's make_copy). */
+export interface TokenCopyFacts {
+  /** The crypttab name it was made for. */
+  name: string;
+  /** The header checksum it was read under (hex). */
+  csum: string;
+  token: number;
+  /** The sealed key it holds, as base64 (as the token stores it). */
+  sealed: string;
 }
 
 export interface FileDigest {
@@ -114,6 +127,8 @@ export interface InitramfsFacts {
   builtinModules?: string[];
   /** Digests of the Zymbit state inside the image (var/lib/zymbit/**). */
   zymbitState: FileDigest[];
+  /** The token copies inside the image (etc/zkluks/tokens), whole ones only. */
+  tokenCopies?: TokenCopyFacts[];
 }
 
 /** A file that may hold a key in plaintext: where it was found and whether it opens the volume. */

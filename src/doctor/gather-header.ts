@@ -1,6 +1,6 @@
 // The LUKS2 header through the keyslot subsystem's reader and token parsers, reduced to the doctor's view.
 import type { Runner } from '../exec.ts';
-import { readHeader } from '../keyslot/header.ts';
+import { readHeader, readHeaderChecksum } from '../keyslot/header.ts';
 import { describePending, findPending, PENDING_TOKEN_TYPE, pendingSlots } from '../keyslot/pending.ts';
 import {
   parseRecoveryToken,
@@ -63,5 +63,6 @@ export async function gatherHeader(runner: Runner, volume: string): Promise<Fact
     uuid: header.uuid,
     keyslots: header.keyslots.map((k) => ({ id: k.id, kdf: k.kdf, priority: k.priority })),
     tokens,
+    checksum: await readHeaderChecksum(volume),
   });
 }

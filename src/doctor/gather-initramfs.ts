@@ -3,10 +3,11 @@
 // alone (the image is read once): its file list, the kernel it was built for and the modules built
 // into it, digests of the Zymbit state inside it, and files that look like plaintext keys, each
 // tested against the header.
-import { existsSync, readdirSync, lstatSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, lstatSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Runner } from '../exec.ts';
 import { withPrivateTmpfsDir } from '../device/tmpfs-dir.ts';
+import { BOOT_PATHS } from '../initramfs/boot-files.ts';
 import { builtinModules } from '../initramfs/inspect.ts';
 import { installedKernels } from '../initramfs/install-facts.ts';
 import { under } from '../root-path.ts';
@@ -17,11 +18,38 @@ import {
   type Fact,
   type InitramfsFacts,
   type KeyMaterialFacts,
+  type TokenCopyFacts,
 } from './facts.ts';
 import { zymbitStateDigests } from './gather-system.ts';
 
 /** Names that hold a LUKS key in plaintext by convention (Zymbit's key.bin, crypttab key files). */
 const KEY_NAME = /(^|\/)(key\.bin|[^/]*\.key|keyfile[^/]*)$|(^|\/)cryptroot\/keyfiles\//;
+
+/** The whole token copies in the unpacked image `dir`: <name>.copy (csum=, token=) with <name>.sealed. */
+export function tokenCopies(dir: string): TokenCopyFacts[] {
+  const copies = join(dir, BOOT_PATHS.tokenCopyDir);
+  if (!existsSync(copies)) return [];
+  const out: TokenCopyFacts[] = [];
+  for (const file of readdirSync(copies).sort()) {
+    if (!file.endsWith('.copy')) continue;
+    const name = file.slice(0, -'.copy'.length);
+    try {
+      const fields = new Map(
+        readFileSync(join(copies, file), 'utf8')
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+      );
+      const csum = fields.get('csum') ?? '';
+      const token = fields.get('token') ?? '';
+      if (!/^[0-9a-f]{128}$/.test(csum) || !/^\d+$/.test(token)) continue;
+      const sealed = readFileSync(join(copies, `${name}.sealed`)).toString('base64');
+      out.push({ name, csum, token: Number(token), sealed });
+    } catch {
+      // not whole: a boot would not take it either
+    }
+  }
+  return out;
+}
 
 function walk(dir: string): string[] {
   const out: string[] = [];
@@ -100,6 +128,7 @@ export async function gatherInitramfs(opts: {
         kernelVersions: versions,
         builtinModules: versions.flatMap((v) => builtinModules(dir, v) ?? []),
         zymbitState,
+        tokenCopies: tokenCopies(dir),
       }),
       keyMaterial,
     };

@@ -1,6 +1,6 @@
 // Facts about a LUKS2 header, read through `cryptsetup luksDump --dump-json-metadata` (never the
 // text dump). Plain data: planners, `list`, the doctor and the boot installer all read these.
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { CommandFailedError, UsageError, ZkluksError } from '../errors.ts';
 import type { Runner } from '../exec.ts';
@@ -190,6 +190,30 @@ export interface ReadHeaderOptions {
    * doctor). A change keeps its cryptsetup calls one after another, in one fixed order.
    */
   concurrent?: boolean;
+}
+
+/** Where the primary LUKS2 header keeps its checksum field, and how long it is. */
+const CHECKSUM_OFFSET = 448;
+const CHECKSUM_BYTES = 64;
+
+/**
+ * The primary header's checksum field as hex: cryptsetup rewrites it with every header write, so it
+ * tells whether the header is still the one read earlier (the image's token copy keys on it). Null
+ * when the volume cannot be read.
+ */
+export async function readHeaderChecksum(volume: string): Promise<string | null> {
+  try {
+    const file = await open(volume, 'r');
+    try {
+      const buf = Buffer.alloc(CHECKSUM_BYTES);
+      const { bytesRead } = await file.read(buf, 0, CHECKSUM_BYTES, CHECKSUM_OFFSET);
+      return bytesRead === CHECKSUM_BYTES ? buf.toString('hex') : null;
+    } finally {
+      await file.close();
+    }
+  } catch {
+    return null;
+  }
 }
 
 /** Read the header facts of a LUKS2 volume; a clear error for a missing path, non-LUKS or LUKS1. */

@@ -369,4 +369,41 @@ describe('doctor checks', () => {
     expect(header?.summary).toContain('reading the LUKS2 header took longer than 10.0 s');
     expect(header?.hint).toMatch(/^zkluks verify '\S+mmcblk0p2'$/);
   });
+
+  it("the image's token copy: nothing when current, info when the header changed since, a warning when it was altered", () => {
+    const f = healthy();
+    const csum = 'ab'.repeat(64);
+    const withCopy = (copy: { csum: string; token: number; sealed: string }, checksum: string | null) => {
+      f.initramfs = known({
+        image: '/boot/firmware/initramfs8',
+        chosenBecause: 'auto',
+        files: [],
+        kernelVersions: ['6.6.51+rpt-rpi-v8'],
+        zymbitState: [],
+        tokenCopies: [{ name: 'cryptroot', ...copy }],
+      });
+      if (f.header.ok) f.header.value.checksum = checksum;
+      return ids(f).filter((i) => i.startsWith('initramfs.token-copy'));
+    };
+    expect(withCopy({ csum, token: 0, sealed: 'AA==' }, csum)).toEqual([]);
+    expect(withCopy({ csum, token: 0, sealed: 'AA==' }, 'cd'.repeat(64))).toEqual([
+      'initramfs.token-copy-stale:info',
+    ]);
+    expect(withCopy({ csum, token: 0, sealed: 'QUJD' }, csum)).toEqual([
+      'initramfs.token-copy-altered:warning',
+    ]);
+    expect(withCopy({ csum, token: 3, sealed: 'AA==' }, csum)).toEqual([
+      'initramfs.token-copy-altered:warning',
+    ]);
+    // No checksum read (the volume is not here): nothing said either way.
+    expect(withCopy({ csum, token: 0, sealed: 'QUJD' }, null)).toEqual([]);
+    const altered = diagnose(f).findings;
+    expect(altered.every((x) => !x.id.startsWith('initramfs.token-copy'))).toBe(true);
+    withCopy({ csum, token: 0, sealed: 'QUJD' }, csum);
+    const warning = diagnose(f).findings.find((x) => x.id === 'initramfs.token-copy-altered');
+    expect(warning?.hint).toBe(
+      'chroot /mnt/pi update-initramfs -c -k all, then zkluks initramfs check --root /mnt/pi',
+    );
+    expect(warning?.evidence.at(-1)).toBe('token 0 holds another sealed key');
+  });
 });

@@ -21,6 +21,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_PATHS, hookVars, keyscriptVars } from '../../src/initramfs/boot-files.ts';
 import { render } from '../../src/initramfs/render.ts';
 import { readTemplate } from '../../src/initramfs/templates.ts';
+import { tokenCopies } from '../../src/doctor/gather-initramfs.ts';
+import { readHeaderChecksum } from '../../src/keyslot/header.ts';
 import { makeLuksImage, type TestImage } from '../helpers/luks.ts';
 
 const W = mkdtempSync(join(tmpdir(), 'zkluks-hook-'));
@@ -127,6 +129,17 @@ describe.each([['dash'], ['busybox', 'sh']])('the hook under %s', (...shell) => 
     closeSync(fd);
     expect(readFileSync(join(dir, 'cryptroot.copy'), 'utf8')).toBe(`csum=${csum.toString('hex')}\ntoken=1\n`);
     expect(readFileSync(join(dir, 'cryptroot.sealed'), 'utf8')).toBe('sealed');
+    // What the doctor reads back from an unpacked image, and the checksum it compares with.
+    expect(tokenCopies(dest)).toEqual([
+      {
+        name: 'cryptroot',
+        csum: csum.toString('hex'),
+        token: 1,
+        sealed: Buffer.from('sealed').toString('base64'),
+      },
+    ]);
+    expect(await readHeaderChecksum(volume.path)).toBe(csum.toString('hex'));
+    expect(await readHeaderChecksum(join(W, 'no-such-disk.img'))).toBeNull();
     // A source this system cannot find: a note, no copy, and the build goes on.
     expect(r.stderr).toMatch(/I: zkluks: gone: .*no-such-disk\.img is not found on this system/);
   });

@@ -1,7 +1,7 @@
 // The initramfs image the firmware will load: built for the right kernel, holding what the unlock
 // needs, in step with /var/lib/zymbit, and free of plaintext keys.
 import { inSystem, rebuildInitramfs, systemFile, zkluksCommand } from '../../hint.ts';
-import { I2C_MODULES } from '../../initramfs/boot-files.ts';
+import { BOOT_PATHS, I2C_MODULES } from '../../initramfs/boot-files.ts';
 import { hasFile, moduleName } from '../../initramfs/inspect.ts';
 import { valueOf, type Facts } from '../facts.ts';
 import type { Finding } from '../finding.ts';
@@ -214,5 +214,49 @@ export function checkInitramfs(facts: Facts): Finding[] {
       ...environment(facts),
     ];
   }
-  return [...kernel(facts), ...contents(facts), ...environment(facts)];
+  return [...kernel(facts), ...contents(facts), ...tokenCopy(facts), ...environment(facts)];
+}
+
+/**
+ * The image's copy of this volume's token. A copy made before the header's last change is only
+ * slower (boots read the header); a copy under the header's own checksum that differs from the
+ * token was changed after the image was built, and boots unseal what it holds.
+ */
+function tokenCopy(facts: Facts): Finding[] {
+  const image = valueOf(facts.initramfs);
+  const header = valueOf(facts.header);
+  const name = valueOf(facts.volume)?.crypttabName;
+  const copy = image?.tokenCopies?.find((c) => c.name === name);
+  if (!image || !header?.checksum || !copy) return [];
+  const evidence = [
+    `image: ${image.image}, ${BOOT_PATHS.tokenCopyDir}/${copy.name}.copy: token ${copy.token}, header checksum ${copy.csum.slice(0, 16)}…`,
+    `the header's checksum now: ${header.checksum.slice(0, 16)}…`,
+  ];
+  if (copy.csum !== header.checksum) {
+    return [
+      {
+        id: 'initramfs.token-copy-stale',
+        area,
+        severity: 'info',
+        summary: `The image's copy of the ${copy.name} token predates the header's last change (a rotate, a new key), so each boot reads the LUKS2 header instead, a few milliseconds more, until the image is rebuilt.`,
+        evidence,
+        hint: rebuild(facts),
+      },
+    ];
+  }
+  const token = header.tokens.find((t) => t.id === copy.token);
+  if (token?.sealed === copy.sealed) return [];
+  return [
+    {
+      id: 'initramfs.token-copy-altered',
+      area,
+      severity: 'warning',
+      summary: `The image's copy of the ${copy.name} token differs from token ${copy.token} of the header it was made under: the image was changed after it was built, and boots unseal what the copy holds.`,
+      evidence: [
+        ...evidence,
+        token ? `token ${copy.token} holds another sealed key` : `the header has no token ${copy.token}`,
+      ],
+      hint: rebuild(facts),
+    },
+  ];
 }

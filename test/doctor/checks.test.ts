@@ -1,7 +1,14 @@
 // The checks are pure: facts in, findings out. These cover what the scenario tests do not build.
 import { describe, expect, it } from 'vitest';
 import { diagnose } from '../../src/doctor/diagnose.ts';
-import { known, missing, unavailable, unreadable, type Facts } from '../../src/doctor/facts.ts';
+import {
+  known,
+  missing,
+  unavailable,
+  unreadable,
+  type Facts,
+  type InitramfsFacts,
+} from '../../src/doctor/facts.ts';
 
 function healthy(): Facts {
   return {
@@ -72,6 +79,17 @@ function healthy(): Facts {
 }
 
 const ids = (facts: Facts) => diagnose(facts).findings.map((f) => `${f.id}:${f.severity}`);
+
+/** The image the firmware loads, for the current kernel, with `more` of its facts. */
+const firmwareImage = (more: Partial<InitramfsFacts> = {}) =>
+  known<InitramfsFacts>({
+    image: '/boot/firmware/initramfs8',
+    chosenBecause: 'auto',
+    files: [],
+    kernelVersions: ['6.6.51+rpt-rpi-v8'],
+    zymbitState: [],
+    ...more,
+  });
 
 describe('doctor checks', () => {
   it('finds nothing wrong in healthy facts', () => {
@@ -145,13 +163,7 @@ describe('doctor checks', () => {
 
   it('warns about MODULES=dep, unattended-upgrades, the ondemand governor and a stopped zkifc', () => {
     const f = healthy();
-    f.initramfs = known({
-      image: '/boot/firmware/initramfs8',
-      chosenBecause: 'auto',
-      files: [],
-      kernelVersions: ['6.6.51+rpt-rpi-v8'],
-      zymbitState: [],
-    });
+    f.initramfs = firmwareImage();
     f.initramfsModules = known('dep');
     f.unattendedUpgrades = known(true);
     f.cpuGovernor = known('ondemand');
@@ -244,14 +256,7 @@ describe('doctor checks', () => {
   it('counts I2C drivers built into the image kernel (modules.builtin) as present', () => {
     const f = healthy();
     const image = (builtinModules: string[] | undefined, files: string[] = []) =>
-      known({
-        image: '/boot/firmware/initramfs8',
-        chosenBecause: 'auto',
-        files,
-        kernelVersions: ['6.6.51+rpt-rpi-v8'],
-        ...(builtinModules ? { builtinModules } : {}),
-        zymbitState: [],
-      });
+      firmwareImage({ files, ...(builtinModules ? { builtinModules } : {}) });
     f.initramfs = image(['i2c-dev', 'i2c-bcm2835']);
     expect(ids(f).filter((i) => i.startsWith('initramfs.i2c-modules'))).toEqual([]);
     f.initramfs = image(
@@ -374,14 +379,7 @@ describe('doctor checks', () => {
     const f = healthy();
     const csum = 'ab'.repeat(64);
     const withCopy = (copy: { csum: string; token: number; sealed: string }, checksum: string | null) => {
-      f.initramfs = known({
-        image: '/boot/firmware/initramfs8',
-        chosenBecause: 'auto',
-        files: [],
-        kernelVersions: ['6.6.51+rpt-rpi-v8'],
-        zymbitState: [],
-        tokenCopies: [{ name: 'cryptroot', ...copy }],
-      });
+      f.initramfs = firmwareImage({ tokenCopies: [{ name: 'cryptroot', ...copy }] });
       if (f.header.ok) f.header.value.checksum = checksum;
       return ids(f).filter((i) => i.startsWith('initramfs.token-copy'));
     };

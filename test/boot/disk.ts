@@ -10,6 +10,7 @@ import { createRunner } from '../../src/exec.ts';
 import { readHeader } from '../../src/keyslot/header.ts';
 import { openZymkey } from '../../src/device/open.ts';
 import { repoRoot, zkluks } from '../helpers/cli.ts';
+import { withLoopDevice } from '../helpers/loop.ts';
 
 export const PASSPHRASE = 'zk recovery 2024';
 
@@ -93,23 +94,9 @@ export async function makeBootDisk(dir: string, simState: string): Promise<BootD
  * Runs `fn` while the disk's partition is a read-only loop device of this host, so that an initramfs
  * built here finds the volume by its UUID (blkid), as a build on the machine that boots it does.
  */
-export async function withPartitionDevice<T>(diskPath: string, fn: () => Promise<T>): Promise<T> {
+export function withPartitionDevice<T>(diskPath: string, fn: () => Promise<T>): Promise<T> {
   const MiB = 1024 * 1024;
-  const { stdout } = await execa('losetup', [
-    '--find',
-    '--show',
-    '--read-only',
-    '--offset',
-    String(PART_OFFSET_MIB * MiB),
-    '--sizelimit',
-    String(PART_SIZE_MIB * MiB),
-    diskPath,
-  ]);
-  try {
-    return await fn();
-  } finally {
-    await execa('losetup', ['--detach', stdout.trim()], { reject: false });
-  }
+  return withLoopDevice(diskPath, fn, { offset: PART_OFFSET_MIB * MiB, sizelimit: PART_SIZE_MIB * MiB });
 }
 
 /** A GPT disk image `out` whose one partition (the guest's /dev/vda1) holds the 48 MiB image `part`. */

@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { zkluks } from '../helpers/cli.ts';
+import { simInit } from '../../src/device/sim-control.ts';
+import { serializeToken, zymkeyToken } from '../../src/keyslot/token.ts';
+import { withLoopDevice } from '../helpers/loop.ts';
 import { makeLuksImage, type TestImage } from '../helpers/luks.ts';
 import { mkinitramfsScript, stageTree } from '../boot/initramfs-build.ts';
 import { testKernel, type TestKernel } from '../boot/kernel.ts';
@@ -36,7 +39,7 @@ afterAll(async () => {
  * real mkinitramfs from the tree's files. Once, it fails as a hook would (`fail`) or dies of the
  * signal that stopped zkluks (`kill`: SIGTERM to zkluks, then the exit of a process killed by it).
  */
-function tree(name: string, once: 'fail' | 'kill') {
+function tree(name: string, once?: 'fail' | 'kill') {
   const root = join(W, name);
   stageTree(root, { crypttab: '# staged system\n' });
   symlinkSync(kernel.vmlinuz, join(root, 'boot', `vmlinuz-${kernel.version}`));
@@ -46,8 +49,8 @@ function tree(name: string, once: 'fail' | 'kill') {
   mkdirSync(bin);
   const script = join(bin, 'mkinitramfs.sh');
   writeFileSync(script, mkinitramfsScript(kernel, root, join(root, 'boot', `initrd.img-${kernel.version}`)));
-  const flag = join(bin, once);
-  writeFileSync(flag, '');
+  const flag = join(bin, once ?? 'none');
+  if (once) writeFileSync(flag, '');
   writeFileSync(
     join(bin, 'chroot'),
     `#!/bin/sh
@@ -97,4 +100,59 @@ describe('the interrupted-rebuild hint, followed on a real mkinitramfs build', (
       expect(check.exitCode, check.stdout + check.stderr).toBe(0);
     }, 300_000);
   }
+});
+
+describe("the doctor's stale token copy hint, followed on a real mkinitramfs build", () => {
+  it('a header change after the build: boots read the header, and the rebuild the doctor hints makes the copy current', async () => {
+    const t = tree('tree-copy');
+    const own = await makeLuksImage();
+    try {
+      const token = zymkeyToken({
+        keyslot: 0,
+        sealed: Buffer.from('a sealed key'),
+        backend: 'sim',
+        zymkey: { model: 'ZYMKEY4i', serial: 'SIM-TEST', binding: 'developer' },
+        created: new Date(),
+      });
+      await execa('cryptsetup', ['token', 'import', own.path], { input: serializeToken(token) });
+      const sim = join(W, 'copy-sim');
+      simInit(sim);
+      const installed = await zkluks(['initramfs', 'install', own.path, '--root', t.root, '--no-update']);
+      expect(installed.exitCode, installed.stderr).toBe(0);
+      const copyFindings = async () => {
+        const r = await zkluks([
+          'doctor',
+          own.path,
+          '--root',
+          t.root,
+          '--backend',
+          'sim',
+          '--sim-state',
+          sim,
+          '--json',
+        ]);
+        const report = JSON.parse(r.stdout) as {
+          findings: Array<{ id: string; severity: string; hint: string }>;
+        };
+        return report.findings.filter((f) => f.id.startsWith('initramfs.token-copy'));
+      };
+      // The volume is a block device of the build host while the image is built, as on a Pi.
+      await withLoopDevice(own.path, async () => {
+        const built = await execa('chroot', [t.root, 'update-initramfs', '-c', '-k', 'all'], { env: t.env });
+        expect(built.stderr).not.toMatch(/I: zkluks:/);
+        expect((await execa('lsinitramfs', [t.image])).stdout).toMatch(
+          /etc\/zkluks\/tokens\/cryptroot\.copy/,
+        );
+        expect(await copyFindings()).toEqual([]);
+        // A header change after the build (as a rotate makes).
+        await execa('cryptsetup', ['config', '--label', 'rotated', own.path]);
+        const stale = await copyFindings();
+        expect(stale.map((f) => `${f.id}:${f.severity}`)).toEqual(['initramfs.token-copy-stale:info']);
+        await follow(stale[0]?.hint ?? '', { env: t.env });
+        expect(await copyFindings()).toEqual([]);
+      });
+    } finally {
+      await own.cleanup();
+    }
+  }, 300_000);
 });

@@ -71,6 +71,21 @@ export interface ZkluksInImage {
   i2cModules: string[];
   askpass: boolean;
   cryptsetup: boolean;
+  /**
+   * Crypttab names whose token copy is inside (<name>.copy and <name>.sealed): their boots skip the
+   * header read while the header is unchanged.
+   */
+  tokenCopies: string[];
+}
+
+/** The names with a whole token copy (<name>.copy and <name>.sealed) among the image's files. */
+function tokenCopiesIn(files: readonly string[]): string[] {
+  const dir = `${BOOT_PATHS.tokenCopyDir.replace(/^\//, '')}/`;
+  const names = files
+    .filter((f) => f.startsWith(dir) && f.endsWith('.copy'))
+    .map((f) => f.slice(dir.length, -'.copy'.length))
+    .filter((n) => n !== '' && !n.includes('/'));
+  return names.filter((n) => files.includes(`${dir}${n}.sealed`)).sort();
 }
 
 /** Pure: which of zkluks's and Zymbit's boot files an image holds. */
@@ -96,6 +111,7 @@ export function zkluksInImage(contents: ImageContents, expect: ImageExpectations
     i2cModules: I2C_MODULES.filter((m) => modules.has(m)),
     askpass: hasFile(files, '/lib/cryptsetup/askpass') || hasFile(files, '/usr/lib/cryptsetup/askpass'),
     cryptsetup: hasFile(files, '/sbin/cryptsetup') || hasFile(files, '/usr/sbin/cryptsetup'),
+    tokenCopies: tokenCopiesIn(files),
   };
 }
 

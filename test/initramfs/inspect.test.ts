@@ -35,6 +35,18 @@ describe('image inspection', () => {
     expect(imageFindings(inside, expectations)).toEqual([]);
   });
 
+  it('names the volumes whose token copy is whole inside', () => {
+    const copies = [
+      'etc/zkluks/tokens/cryptroot.copy',
+      'etc/zkluks/tokens/cryptroot.sealed',
+      'etc/zkluks/tokens/data.copy',
+    ];
+    expect(zkluksInImage(contents([...COMPLETE, ...copies]), expectations).tokenCopies).toEqual([
+      'cryptroot',
+    ]);
+    expect(zkluksInImage(contents(COMPLETE), expectations).tokenCopies).toEqual([]);
+  });
+
   it.each([
     ['usr/lib/cryptsetup/scripts/zkluks', /keyscript/],
     ['usr/sbin/zkunlockifs', /zkunlockifs is missing/],

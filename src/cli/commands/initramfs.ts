@@ -88,6 +88,13 @@ function imageLines(images: ImageCheck[], withFindings: boolean): string[] {
       : withFindings
         ? i.findings.map((f) => `           ${f.level}: ${f.message}`)
         : []),
+    ...(i.inside === null
+      ? []
+      : [
+          i.inside.tokenCopies.length > 0
+            ? `           token copy: ${i.inside.tokenCopies.join(', ')} (boots skip the header read while the header is unchanged)`
+            : '           token copy: none (boots read the LUKS2 header; the hook makes one when it finds the volume on the build system)',
+        ]),
   ]);
 }
 

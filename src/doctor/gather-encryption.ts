@@ -1,7 +1,7 @@
 // Facts about the encrypt-root journey: the armed boot's plan, the record the encrypting boot left
 // in /run/zkluks, whether cmdline.txt commits the next boot, which of the encrypting boot's files are
 // still there, and whether the volume's header says the in-place encryption is unfinished.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Runner } from '../exec.ts';
 import { parsePlanConf } from '../migrate/encrypt-root/boot-files.ts';
 import { reencryptionPending } from '../migrate/encrypt-root/finish.ts';
@@ -9,6 +9,7 @@ import { ENCRYPT_PATHS, LEFTOVERS } from '../migrate/encrypt-root/layout.ts';
 import { cmdlineRoot } from '../migrate/encrypt-root/root-files.ts';
 import { under } from '../root-path.ts';
 import { parseBootRecord } from './gather-boot-record.ts';
+import { readText } from '../read-text.ts';
 
 export interface EncryptionFacts {
   /** plan.conf's values; null when the next boot is not armed (or --finish removed it). */
@@ -23,14 +24,6 @@ export interface EncryptionFacts {
   volumeUuid: string | null;
   /** The header records an unfinished in-place encryption (LUKS2 online-reencrypt requirement). */
   reencrypting: boolean;
-}
-
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
 }
 
 export async function gatherEncryption(opts: {

@@ -8,7 +8,8 @@ import { join, relative } from 'node:path';
 import type { Runner } from '../exec.ts';
 import { withPrivateTmpfsDir } from '../device/tmpfs-dir.ts';
 import { BOOT_PATHS } from '../initramfs/boot-files.ts';
-import { builtinModules } from '../initramfs/inspect.ts';
+import { builtinModules, tokenCopiesIn } from '../initramfs/inspect.ts';
+import { readText } from '../read-text.ts';
 import { installedKernels } from '../initramfs/install-facts.ts';
 import { under } from '../root-path.ts';
 import {
@@ -25,28 +26,23 @@ import { zymbitStateDigests } from './gather-system.ts';
 /** Names that hold a LUKS key in plaintext by convention (Zymbit's key.bin, crypttab key files). */
 const KEY_NAME = /(^|\/)(key\.bin|[^/]*\.key|keyfile[^/]*)$|(^|\/)cryptroot\/keyfiles\//;
 
-/** The whole token copies in the unpacked image `dir`: <name>.copy (csum=, token=) with <name>.sealed. */
-export function tokenCopies(dir: string): TokenCopyFacts[] {
-  const copies = join(dir, BOOT_PATHS.tokenCopyDir);
-  if (!existsSync(copies)) return [];
+/**
+ * The token copies among `files` of the unpacked image `dir` (whole ones, as inspect names them),
+ * with what each holds; one that does not read as a boot would take it is left out.
+ */
+export function tokenCopies(dir: string, files: readonly string[]): TokenCopyFacts[] {
   const out: TokenCopyFacts[] = [];
-  for (const file of readdirSync(copies).sort()) {
-    if (!file.endsWith('.copy')) continue;
-    const name = file.slice(0, -'.copy'.length);
-    try {
-      const fields = new Map(
-        readFileSync(join(copies, file), 'utf8')
-          .split('\n')
-          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
-      );
-      const csum = fields.get('csum') ?? '';
-      const token = fields.get('token') ?? '';
-      if (!/^[0-9a-f]{128}$/.test(csum) || !/^\d+$/.test(token)) continue;
-      const sealed = readFileSync(join(copies, `${name}.sealed`)).toString('base64');
-      out.push({ name, csum, token: Number(token), sealed });
-    } catch {
-      // not whole: a boot would not take it either
-    }
+  for (const name of tokenCopiesIn(files)) {
+    const copy = join(dir, BOOT_PATHS.tokenCopyDir, name);
+    const fields = new Map(
+      (readText(`${copy}.copy`) ?? '')
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    const csum = fields.get('csum') ?? '';
+    const token = fields.get('token') ?? '';
+    if (!/^[0-9a-f]{128}$/.test(csum) || !/^\d+$/.test(token)) continue;
+    out.push({ name, csum, token: Number(token), sealed: readFileSync(`${copy}.sealed`).toString('base64') });
   }
   return out;
 }
@@ -128,7 +124,7 @@ export async function gatherInitramfs(opts: {
         kernelVersions: versions,
         builtinModules: versions.flatMap((v) => builtinModules(dir, v) ?? []),
         zymbitState,
-        tokenCopies: tokenCopies(dir),
+        tokenCopies: tokenCopies(dir, files),
       }),
       keyMaterial,
     };

@@ -79,7 +79,7 @@ export interface ZkluksInImage {
 }
 
 /** The names with a whole token copy (<name>.copy and <name>.sealed) among the image's files. */
-function tokenCopiesIn(files: readonly string[]): string[] {
+export function tokenCopiesIn(files: readonly string[]): string[] {
   const dir = `${BOOT_PATHS.tokenCopyDir.replace(/^\//, '')}/`;
   const names = files
     .filter((f) => f.startsWith(dir) && f.endsWith('.copy'))

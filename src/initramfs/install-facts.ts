@@ -1,7 +1,7 @@
 // Everything install, check and remove need to know about the system tree, read once: crypttab and
 // its backup, our installed files, zkunlockifs, Zymbit's state, the volume's LUKS header, the
 // initramfs-tools MODULES setting, the boot images and the prompt's console. Reads only.
-import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { followLinks } from '../atomic-write.ts';
 import type { Runner } from '../exec.ts';
@@ -24,6 +24,7 @@ import {
   type Crypttab,
   type CrypttabEntry,
 } from './crypttab.ts';
+import { readText } from '../read-text.ts';
 
 export interface VolumeFacts {
   /** The crypttab name, when a line for the volume exists or --name was given. */
@@ -61,14 +62,6 @@ export interface InstallFacts {
   /** Kernel versions with a modules directory in the tree. */
   kernels: string[];
   console: PromptConsole | null;
-}
-
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
 }
 
 function isExecutable(path: string): boolean {

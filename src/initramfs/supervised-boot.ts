@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../atomic-write.ts';
 import type { SupervisedBootInfo, ZymkeyPort } from '../device/port.ts';
 import { RefusedError, ZkluksError } from '../errors.ts';
 import { shellWord, zkluksCommand } from '../hint.ts';
+import { readText } from '../read-text.ts';
 import { under } from '../root-path.ts';
 import { findBootImages } from './boot-image.ts';
 import { BOOT_PATHS } from './boot-files.ts';
@@ -27,13 +28,7 @@ export const SUPERVISED_BOOT_RECORD = BOOT_PATHS.supervisedBootRecord;
 export const MANIFEST_OUT = '/var/lib/zkluks/adopt/supervised-boot-out';
 
 export function readManifestOut(root: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(under(root, MANIFEST_OUT), 'utf8');
-  } catch {
-    return [];
-  }
-  return text.split('\n').filter((f) => f !== '');
+  return (readText(under(root, MANIFEST_OUT)) ?? '').split('\n').filter((f) => f !== '');
 }
 
 export interface RecordEntry {

@@ -16,6 +16,7 @@ import {
 } from '../../initramfs/crypttab.ts';
 import { ZYMBIT_KEY_LOCK } from '../../keyslot/authority-zymbit.ts';
 import { under } from '../../root-path.ts';
+import { readText } from '../../read-text.ts';
 
 /** The distro's kernel hook that Zymbit's script overwrites (a conffile of initramfs-tools). */
 export const KERNEL_HOOK = '/etc/kernel/postinst.d/initramfs-tools';
@@ -71,14 +72,6 @@ export interface Layout {
   started: boolean;
   /** What was found, one line each, for a refusal or the plan. */
   found: string[];
-}
-
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
 }
 
 /** The md5 dpkg recorded for a conffile, from the tree's /var/lib/dpkg/status. */

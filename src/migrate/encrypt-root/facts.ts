@@ -3,7 +3,7 @@
 // state and minimum size), the packages, zkunlockifs, whether the Zymkey seals and unseals, and the
 // device's measured read and write rate. Reads only (the rate test writes and removes a scratch file).
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ZymkeyPort } from '../../device/port.ts';
 import { gatherPackageInstalled } from '../../doctor/gather-system.ts';
@@ -13,6 +13,7 @@ import { findZkunlockifs, gatherInstallFacts, type InstallFacts } from '../../in
 import { under } from '../../root-path.ts';
 import { ENCRYPT_PATHS, MIB } from './layout.ts';
 import { cmdlineRoot, findFstabRoot, type FstabRoot } from './root-files.ts';
+import { readText } from '../../read-text.ts';
 
 export const REQUIRED_PACKAGES = ['cryptsetup', 'cryptsetup-initramfs', 'initramfs-tools'] as const;
 export type RequiredPackage = (typeof REQUIRED_PACKAGES)[number];
@@ -62,14 +63,6 @@ export interface EncryptFacts {
   /** plan.conf of an earlier arming, when present. */
   armed: string | null;
   install: InstallFacts;
-}
-
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
 }
 
 const BOOT_DIRS = ['/boot/firmware', '/boot'];

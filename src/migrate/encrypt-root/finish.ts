@@ -3,7 +3,7 @@
 // only the encrypting boot needed (its plan, the sealed keys, the hook and boot script, the unit)
 // and rebuild the initramfs for the normal unlock path. --disarm, before the encryption began: put
 // cmdline.txt, fstab and crypttab back as they were and remove everything arming added.
-import { existsSync, lstatSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { writeFileAtomic } from '../../atomic-write.ts';
 import { RefusedError, ZkluksError } from '../../errors.ts';
 import { zkluksCommand } from '../../hint.ts';
@@ -17,6 +17,7 @@ import { RECOVERY_TOKEN_TYPE, ZYMKEY_TOKEN_TYPE } from '../../keyslot/token.ts';
 import { under } from '../../root-path.ts';
 import { parsePlanConf } from './boot-files.ts';
 import { ENCRYPT_PATHS, LEFTOVERS, RECOVERY_SLOT, treeDevice, ZYMKEY_SLOT } from './layout.ts';
+import { readText } from '../../read-text.ts';
 
 export interface JourneyDeps {
   runner: Runner;
@@ -37,14 +38,6 @@ export interface JourneyResult {
   restored: string[];
   updateInitramfs: string[] | null;
   lines: string[];
-}
-
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
 }
 
 /** Whether the LUKS2 header says a reencryption (here: the in-place encryption) is unfinished. */
